@@ -1,0 +1,1 @@
+"""The HTTP edge of vpsctl: routes, authentication, schemas and error mapping only."""

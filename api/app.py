@@ -1,0 +1,55 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import health, hosts, images, jobs, vps
+from orchestrator import __version__
+from orchestrator.db import make_engine
+from orchestrator.hosts import Drivers
+from orchestrator.settings import Settings, get_settings
+from orchestrator.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Order, run and delete virtual private servers on libvirt hosts.
+
+Every route but `/healthz` and the docs needs `Authorization: Bearer <token>`
+(`vpsctl token create`). Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
+Errors are `application/problem+json` documents (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    with_worker = settings.run_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if with_worker:
+            worker = Worker(engine, settings, Drivers())
+            worker.start_thread()
+            app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+                worker.drivers.close()
+
+    app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    errors.install(app)
+    for module in (health, images, hosts, vps, jobs):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from api.deps import SessionDep
+from api.schemas import Health
+from orchestrator import __version__
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(session: SessionDep) -> Health:
+    """Liveness and database reachability; needs no token."""
+    session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+    return Health(status="ok", version=__version__)

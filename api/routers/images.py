@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlmodel import col, select
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.schemas import ImageOut
+from orchestrator.models import Image
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+
+@router.get("", response_model=list[ImageOut])
+def list_images(session: SessionDep, _principal: CurrentPrincipal) -> list[ImageOut]:
+    """The image catalog: what a VPS can be created from."""
+    images = session.exec(select(Image).order_by(col(Image.name))).all()
+    return [ImageOut.model_validate(image, from_attributes=True) for image in images]

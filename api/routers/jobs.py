@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import CurrentPrincipal, SessionDep
+from api.schemas import JobOut
+from api.views import job_out
+from orchestrator.access import visible_job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
+    """A job: queued, running, succeeded or failed, with its progress and timed events."""
+    return job_out(session, visible_job(session, principal, job_id))

@@ -1,0 +1,131 @@
+"""Request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# An RFC 1123 label: it becomes the guest's hostname, so it cannot carry markup or spaces.
+VpsName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"),
+]
+
+
+class VpsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: VpsName = Field(description="Hostname: lowercase letters, digits and '-', 1-63 characters")
+    image: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    vcpus: int = Field(ge=1, le=1024)
+    memory_mib: int = Field(ge=64, le=16 * 1024 * 1024)
+    disk_gib: int = Field(ge=1, le=1024 * 1024)
+    ssh_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=16384)]] = Field(
+        min_length=1, max_length=100, description="OpenSSH public keys for root"
+    )
+    customer: str | None = Field(
+        default=None, max_length=100, description="Owner, for staff tokens only (customers own what they create)"
+    )
+    site: str | None = Field(default=None, max_length=64, description="Data-centre site (R2-locations)")
+
+
+class HostKeyOut(BaseModel):
+    type: str
+    fingerprint: str
+    public_key: str
+
+
+class VpsOut(BaseModel):
+    id: str
+    name: str
+    customer: str
+    status: str
+    task: str | None
+    image: str
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    host: str | None
+    addresses: list[str]
+    ssh_host_keys: list[HostKeyOut]
+    error: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class EventOut(BaseModel):
+    at: datetime | None
+    step: str
+    status: str
+    message: str
+    actor: str
+
+
+class ProgressOut(BaseModel):
+    done: int
+    total: int
+    step: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    vps_id: str | None
+    kind: str
+    status: str
+    progress: ProgressOut
+    attempts: int
+    error: str | None
+    requested_by: str
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    events: list[EventOut]
+
+
+class VpsJobOut(BaseModel):
+    vps: VpsOut
+    job: JobOut
+
+
+class JobAccepted(BaseModel):
+    job: JobOut
+
+
+class ImageOut(BaseModel):
+    name: str
+    os: str
+    os_family: str
+    format: str
+    size_bytes: int
+    virtual_size_bytes: int
+    sha256: str
+    min_disk_gib: int
+    min_memory_mib: int
+    description: str
+    built_at: datetime | None
+
+
+class ResourcesOut(BaseModel):
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+class HostOut(BaseModel):
+    id: int
+    name: str
+    uri: str
+    site: str
+    state: str
+    domain_type: str
+    capacity: ResourcesOut
+    allocated: ResourcesOut
+    updated_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    details: dict[str, Any] = {}

@@ -1,0 +1,51 @@
+"""Records -> response bodies."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from api import schemas
+from orchestrator import jobs
+from orchestrator.models import Customer, Host, Job, Vps
+
+
+def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
+    customer = session.get(Customer, vps.customer_id)
+    host = session.get(Host, vps.host_id) if vps.host_id else None
+    return schemas.VpsOut(
+        id=vps.id,
+        name=vps.name,
+        customer=customer.name if customer else "",
+        status=vps.status.value,
+        task=vps.task,
+        image=vps.image,
+        vcpus=vps.vcpus,
+        memory_mib=vps.memory_mib,
+        disk_gib=vps.disk_gib,
+        host=host.name if host else None,
+        addresses=vps.addresses,
+        ssh_host_keys=[schemas.HostKeyOut(**k) for k in vps.ssh_host_keys],
+        error=vps.error,
+        created_at=vps.created_at,
+        updated_at=vps.updated_at,
+    )
+
+
+def job_out(session: Session, job: Job) -> schemas.JobOut:
+    return schemas.JobOut(
+        id=job.id,
+        vps_id=job.vps_id,
+        kind=job.kind,
+        status=job.status.value,
+        progress=schemas.ProgressOut(done=len(job.steps_done), total=job.steps_total, step=job.step),
+        attempts=job.attempts,
+        error=job.error,
+        requested_by=job.requested_by,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        events=[
+            schemas.EventOut(at=e.at, step=e.step, status=e.status, message=e.message, actor=e.actor)
+            for e in jobs.events(session, job.id)
+        ],
+    )

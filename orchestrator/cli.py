@@ -1,0 +1,143 @@
+"""``vpsctl``: run the control plane, a worker, make tokens, build images, add hosts."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlmodel import Session
+
+from orchestrator import images
+from orchestrator.auth import create_token
+from orchestrator.db import make_engine
+from orchestrator.errors import VpsctlError
+from orchestrator.hosts import Drivers, register_host
+from orchestrator.models import Role
+from orchestrator.settings import get_settings
+
+app = typer.Typer(help="VPS provisioning and lifecycle orchestrator.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+image_app = typer.Typer(help="Guest images.", no_args_is_help=True)
+host_app = typer.Typer(help="Hypervisor hosts.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(image_app, name="image")
+app.add_typer(host_app, name="host")
+err = Console(stderr=True)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process")] = True,
+) -> None:
+    """Run the HTTP API (and, by default, a worker) on the embedded defaults."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _logging()
+    settings = get_settings()
+    engine = make_engine(settings)
+    drivers = Drivers()
+    try:
+        with Session(engine) as session:
+            registered = register_host(session, settings, drivers, settings.host_name, settings.libvirt_uri,
+                                       settings.host_site)
+            err.print(f"host {registered.name}: {settings.libvirt_uri} ({registered.domain_type}, "
+                      f"{registered.vcpus} CPU, {registered.memory_mib} MiB, {registered.disk_gib} GiB pool)")
+    except VpsctlError as exc:
+        _fail(exc)
+    finally:
+        drivers.close()
+    listen_host = host or settings.api_host
+    listen_port = port or settings.api_port
+    err.print(f"vpsctl API on http://{listen_host}:{listen_port}  (docs: /docs)")
+    err.print("get a token with: vpsctl token create --role support   "
+              "(or --role customer --customer NAME)")
+    uvicorn.run(create_app(settings, run_worker=worker), host=listen_host, port=listen_port, log_level="info")
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run a worker alone (claims jobs from the shared database)."""
+    from orchestrator.worker import Worker
+
+    _logging()
+    settings = get_settings()
+    worker = Worker(make_engine(settings), settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        worker.stop()
+    finally:
+        worker.drivers.close()
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="support, customer or automation")],
+    customer: Annotated[str | None, typer.Option(help="The customer a customer token belongs to")] = None,
+    label: Annotated[str, typer.Option(help="What the token is for")] = "",
+) -> None:
+    """Print a new bearer token, alone on the last line (stored only as a hash)."""
+    settings = get_settings()
+    with Session(make_engine(settings)) as session:
+        try:
+            token = create_token(session, role, customer, label)
+        except VpsctlError as exc:
+            _fail(exc)
+    err.print(f"new {role.value} token{f' for {customer}' if customer else ''} (shown once):")
+    sys.stdout.write(token + "\n")
+
+
+@image_app.command("build")
+def image_build(
+    name: Annotated[str, typer.Argument(help="Image name from images/catalog.json")],
+    force: Annotated[bool, typer.Option(help="Rebuild even if cached")] = False,
+) -> None:
+    """Build an image from its recipe (cached) and register it in the catalog."""
+    settings = get_settings()
+    with Session(make_engine(settings)) as session:
+        try:
+            image = images.build(settings, session, name, force=force)
+        except VpsctlError as exc:
+            _fail(exc)
+    typer.echo(f"{image.name}: {image.path} {image.size_bytes} bytes sha256:{image.sha256}")
+
+
+@host_app.command("add")
+def host_add(
+    name: Annotated[str, typer.Argument()],
+    uri: Annotated[str, typer.Argument(help="libvirt URI, e.g. qemu+ssh://root@host/system")],
+    site: Annotated[str, typer.Option(help="Data-centre site")] = "Marseille",
+) -> None:
+    """Register a hypervisor host (prepares its storage pool and guest network)."""
+    settings = get_settings()
+    drivers = Drivers()
+    with Session(make_engine(settings)) as session:
+        try:
+            host = register_host(session, settings, drivers, name, uri, site)
+        except VpsctlError as exc:
+            _fail(exc)
+        finally:
+            drivers.close()
+    typer.echo(f"{host.name}: {host.uri} {host.domain_type} {host.vcpus} CPU {host.memory_mib} MiB")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""Every error the orchestrator raises on purpose, in one tree.
+
+The API maps each class to one HTTP status (api/errors.py); workers decide from the class whether
+a failed step is worth retrying (TransientError) or must roll back (everything else).
+
+    VpsctlError
+    ├── InvalidRequest          bad input: 422
+    ├── NotFound                unknown, or not yours: 404
+    ├── Forbidden               known role, not allowed: 403
+    ├── Unauthorized            no or bad token: 401
+    ├── Conflict                not allowed from the current state: 409
+    │   └── InvalidState        an operation refused from the VPS's status
+    ├── InsufficientCapacity    no host can hold it: 422
+    ├── ContractRefusal         a contract rule says no: 422, names the rule
+    ├── OperationFailed         a step failed for good; the job rolls back
+    ├── HypervisorError         libvirt said no
+    │   └── TransientError      worth retrying (connection lost, host busy)
+    └── ImageError              building or finding an image failed
+"""
+
+from __future__ import annotations
+
+
+class VpsctlError(Exception):
+    """Base of every error raised on purpose."""
+
+    title = "Error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequest(VpsctlError):
+    title = "Invalid request"
+
+
+class NotFound(VpsctlError):
+    title = "Not found"
+
+
+class Forbidden(VpsctlError):
+    title = "Forbidden"
+
+
+class Unauthorized(VpsctlError):
+    title = "Unauthorized"
+
+
+class Conflict(VpsctlError):
+    title = "Conflict"
+
+
+class InvalidState(Conflict):
+    title = "Operation not allowed in the current status"
+
+    def __init__(self, operation: str, status: str, allowed: frozenset[str] | set[str]) -> None:
+        super().__init__(
+            f"cannot {operation} a VPS whose status is '{status}' "
+            f"(allowed from: {', '.join(sorted(allowed))})"
+        )
+        self.status = status
+
+
+class InsufficientCapacity(VpsctlError):
+    title = "Insufficient capacity"
+
+
+class ContractRefusal(VpsctlError):
+    title = "Refused by the contract"
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+
+
+class OperationFailed(VpsctlError):
+    title = "Operation failed"
+
+
+class HypervisorError(VpsctlError):
+    title = "Hypervisor error"
+
+
+class TransientError(HypervisorError):
+    title = "Temporary hypervisor error"
+
+
+class ImageError(VpsctlError):
+    title = "Image error"

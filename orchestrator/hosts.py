@@ -1,0 +1,108 @@
+"""Hypervisor hosts: registration (pool + network prepared, capacity read) and the drivers that
+reach them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from orchestrator.clock import utcnow
+from orchestrator.contract.sites import check_site
+from orchestrator.hypervisor import HypervisorDriver, NetworkConfig, PoolConfig
+from orchestrator.models import Host, Vps, VpsStatus
+from orchestrator.placement import Candidate, Policy, Resources
+from orchestrator.settings import Settings
+
+DriverFactory = Callable[[str], HypervisorDriver]
+
+# A VPS in these statuses holds nothing on its host.
+NOT_ALLOCATED = (VpsStatus.deleted, VpsStatus.error)
+
+
+def default_driver_factory(uri: str) -> HypervisorDriver:
+    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver
+
+    return LibvirtDriver(uri)
+
+
+class Drivers:
+    """One driver (one connection) per host URI, shared by the threads of a process."""
+
+    def __init__(self, factory: DriverFactory = default_driver_factory) -> None:
+        self._factory = factory
+        self._drivers: dict[str, HypervisorDriver] = {}
+        self._lock = threading.Lock()
+
+    def for_uri(self, uri: str) -> HypervisorDriver:
+        with self._lock:
+            if uri not in self._drivers:
+                self._drivers[uri] = self._factory(uri)
+            return self._drivers[uri]
+
+    def close(self) -> None:
+        with self._lock:
+            for driver in self._drivers.values():
+                driver.close()
+            self._drivers.clear()
+
+
+def register_host(
+    session: Session, settings: Settings, drivers: Drivers, name: str, uri: str, site: str
+) -> Host:
+    """Add or refresh a host: prepare its storage pool and guest network, read its capacity."""
+    site = check_site(site)  # R2-locations: hosts stand only in the contract's sites
+    driver = drivers.for_uri(uri)
+    info = driver.host_info()
+    pool = driver.ensure_pool(PoolConfig(settings.storage_pool, str(settings.storage_pool_path)))
+    driver.ensure_network(NetworkConfig(settings.guest_network, settings.guest_bridge, settings.guest_subnet))
+    host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
+    host.uri = uri
+    host.site = site
+    host.state = "up"
+    host.domain_type = info.domain_type
+    host.vcpus = info.vcpus
+    host.memory_mib = info.memory_mib
+    host.disk_gib = pool.capacity_bytes >> 30
+    host.pool_name = settings.storage_pool
+    host.network_name = settings.guest_network
+    host.updated_at = utcnow()
+    session.add(host)
+    session.commit()
+    return host
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(
+        cpu_allocation_ratio=settings.cpu_allocation_ratio,
+        ram_allocation_ratio=settings.ram_allocation_ratio,
+        disk_allocation_ratio=settings.disk_allocation_ratio,
+        reserved_memory_mib=settings.reserved_host_memory_mib,
+        reserved_disk_gib=settings.reserved_host_disk_gib,
+    )
+
+
+def allocations(session: Session) -> dict[int, Resources]:
+    rows = session.exec(
+        select(Vps.host_id, func.sum(Vps.vcpus), func.sum(Vps.memory_mib), func.sum(Vps.disk_gib))
+        .where(col(Vps.host_id).is_not(None), col(Vps.status).not_in(NOT_ALLOCATED))
+        .group_by(col(Vps.host_id))
+    ).all()
+    return {int(h): Resources(int(c or 0), int(m or 0), int(d or 0)) for h, c, m, d in rows if h is not None}
+
+
+def candidates(session: Session) -> list[Candidate]:
+    used = allocations(session)
+    return [
+        Candidate(
+            host_id=host.id,
+            name=host.name,
+            site=host.site,
+            total=Resources(host.vcpus, host.memory_mib, host.disk_gib),
+            allocated=used.get(host.id, Resources(0, 0, 0)),
+        )
+        for host in session.exec(select(Host).where(Host.state == "up")).all()
+        if host.id is not None
+    ]

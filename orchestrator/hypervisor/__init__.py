@@ -1,0 +1,31 @@
+"""The one layer that talks to hypervisors.  Only ``libvirt_driver`` imports ``libvirt``."""
+
+from orchestrator.hypervisor.base import (
+    DomainInfo,
+    DomainState,
+    HostInfo,
+    HypervisorDriver,
+    PoolInfo,
+)
+from orchestrator.hypervisor.config import (
+    DiskConfig,
+    DomainConfig,
+    InterfaceConfig,
+    NetworkConfig,
+    PoolConfig,
+    VolumeConfig,
+)
+
+__all__ = [
+    "DiskConfig",
+    "DomainConfig",
+    "DomainInfo",
+    "DomainState",
+    "HostInfo",
+    "HypervisorDriver",
+    "InterfaceConfig",
+    "NetworkConfig",
+    "PoolConfig",
+    "PoolInfo",
+    "VolumeConfig",
+]

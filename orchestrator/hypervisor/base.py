@@ -1,0 +1,95 @@
+"""The promises every hypervisor driver keeps.
+
+Every mutating call is idempotent where it can be, so that an operation resumed after a crash
+can simply run its step again:
+- creating something that already exists with the same identity is not an error for
+  ``ensure_*``; ``create_*`` calls raise only when asked to create over a different object;
+- deleting, destroying or undefining something that does not exist succeeds;
+- errors come out as ``HypervisorError`` (or ``TransientError`` when a retry may succeed), never
+  as a library's own exception type.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.hypervisor.config import (
+    DomainConfig,
+    NetworkConfig,
+    PoolConfig,
+    VolumeConfig,
+)
+
+
+class DomainState(enum.StrEnum):
+    running = "running"
+    paused = "paused"
+    shutoff = "shutoff"
+    crashed = "crashed"
+    other = "other"
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    hostname: str
+    vcpus: int
+    memory_mib: int
+    domain_type: str  # best working type: kvm if the host can, else qemu
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    path: str
+    capacity_bytes: int
+    available_bytes: int
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    uuid: str
+    name: str
+    state: DomainState
+
+
+class HypervisorDriver(Protocol):
+    uri: str
+
+    def host_info(self) -> HostInfo: ...
+
+    def ensure_pool(self, config: PoolConfig) -> PoolInfo: ...
+
+    def ensure_network(self, config: NetworkConfig) -> None: ...
+
+    def volume_path(self, pool: str, name: str) -> str | None:
+        """The volume's path on the host, or None when it does not exist."""
+        ...
+
+    def upload_volume(self, pool: str, config: VolumeConfig, source: Path) -> str:
+        """Create the volume and fill it with the local file's bytes; returns its path."""
+        ...
+
+    def create_volume(self, pool: str, config: VolumeConfig, content: bytes | None = None) -> str: ...
+
+    def delete_volume(self, pool: str, name: str, wipe: bool = False) -> bool:
+        """Delete (after zeroing when ``wipe``); False when it did not exist."""
+        ...
+
+    def domain(self, uuid: str) -> DomainInfo | None: ...
+
+    def list_domains(self) -> list[DomainInfo]: ...
+
+    def define_domain(self, config: DomainConfig) -> None: ...
+
+    def start_domain(self, uuid: str) -> None: ...
+
+    def destroy_domain(self, uuid: str) -> None: ...
+
+    def undefine_domain(self, uuid: str) -> None: ...
+
+    def interface_addresses(self, uuid: str) -> list[str]: ...
+
+    def close(self) -> None: ...

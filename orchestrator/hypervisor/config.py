@@ -1,0 +1,184 @@
+"""libvirt XML documents as typed objects.
+
+These classes only convert to XML (ElementTree does every escape); what goes into them — sizes,
+devices, the domain type — is decided by callers (orchestrator/operations/designer.py), the way
+Nova keeps ``config.py`` apart from ``designer.py``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+METADATA_NS = "https://vpsctl.dev/xmlns/vps/1"
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _to_string(root: ET.Element) -> str:
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class DiskConfig:
+    """A disk backed by a volume of a storage pool (works the same on a remote host)."""
+
+    pool: str
+    volume: str
+    target: str  # vda, vdb, ...
+    format: str = "qcow2"
+    readonly: bool = False
+    serial: str | None = None
+
+    def to_element(self) -> ET.Element:
+        disk = ET.Element("disk", type="volume", device="disk")
+        driver = {"name": "qemu", "type": self.format}
+        if not self.readonly:
+            driver["discard"] = "unmap"
+        _sub(disk, "driver", **driver)
+        _sub(disk, "source", pool=self.pool, volume=self.volume)
+        _sub(disk, "target", dev=self.target, bus="virtio")
+        if self.readonly:
+            _sub(disk, "readonly")
+        if self.serial:
+            _sub(disk, "serial", self.serial)
+        return disk
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    network: str
+    mac: str
+    link_up: bool = True
+
+    def to_element(self) -> ET.Element:
+        interface = ET.Element("interface", type="network")
+        _sub(interface, "mac", address=self.mac)
+        _sub(interface, "source", network=self.network)
+        _sub(interface, "model", type="virtio")
+        _sub(interface, "link", state="up" if self.link_up else "down")
+        return interface
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    uuid: str
+    name: str
+    title: str
+    domain_type: str  # kvm | qemu
+    vcpus: int
+    max_vcpus: int
+    memory_mib: int
+    max_memory_mib: int
+    disks: tuple[DiskConfig, ...]
+    interfaces: tuple[InterfaceConfig, ...]
+    metadata: dict[str, str] = field(default_factory=dict)
+    machine: str = "pc"
+    serial_log: str | None = None
+
+    def to_xml(self) -> str:
+        root = ET.Element("domain", type=self.domain_type)
+        _sub(root, "name", self.name)
+        _sub(root, "uuid", self.uuid)
+        _sub(root, "title", self.title)
+        meta = _sub(root, "metadata")
+        vps = ET.SubElement(meta, f"{{{METADATA_NS}}}vps")
+        for key, value in sorted(self.metadata.items()):
+            ET.SubElement(vps, f"{{{METADATA_NS}}}{key}").text = value
+        _sub(root, "memory", str(self.max_memory_mib), unit="MiB")
+        _sub(root, "currentMemory", str(self.memory_mib), unit="MiB")
+        _sub(root, "vcpu", str(self.max_vcpus), placement="static", current=str(self.vcpus))
+        os_ = _sub(root, "os")
+        _sub(os_, "type", "hvm", arch="x86_64", machine=self.machine)
+        _sub(os_, "boot", dev="hd")
+        features = _sub(root, "features")
+        _sub(features, "acpi")
+        _sub(features, "apic")
+        if self.domain_type == "kvm":
+            _sub(root, "cpu", mode="host-passthrough")
+        _sub(root, "clock", offset="utc")
+        _sub(root, "on_poweroff", "destroy")
+        _sub(root, "on_reboot", "restart")
+        _sub(root, "on_crash", "destroy")
+        devices = _sub(root, "devices")
+        for disk in self.disks:
+            devices.append(disk.to_element())
+        for interface in self.interfaces:
+            devices.append(interface.to_element())
+        serial = _sub(devices, "serial", type="pty")
+        _sub(serial, "target", port="0")
+        if self.serial_log:
+            _sub(serial, "log", file=self.serial_log, append="on")
+        console = _sub(devices, "console", type="pty")
+        _sub(console, "target", type="serial", port="0")
+        _sub(devices, "memballoon", model="virtio")
+        rng = _sub(devices, "rng", model="virtio")
+        _sub(rng, "backend", "/dev/urandom", model="random")
+        return _to_string(root)
+
+
+@dataclass(frozen=True)
+class VolumeConfig:
+    name: str
+    capacity_bytes: int
+    format: str = "qcow2"
+    backing_path: str | None = None
+    backing_format: str = "qcow2"
+
+    def to_xml(self) -> str:
+        root = ET.Element("volume")
+        _sub(root, "name", self.name)
+        _sub(root, "capacity", str(self.capacity_bytes), unit="bytes")
+        _sub(root, "allocation", "0", unit="bytes")
+        target = _sub(root, "target")
+        _sub(target, "format", type=self.format)
+        perms = _sub(target, "permissions")
+        _sub(perms, "mode", "0600")
+        if self.backing_path:
+            backing = _sub(root, "backingStore")
+            _sub(backing, "path", self.backing_path)
+            _sub(backing, "format", type=self.backing_format)
+        return _to_string(root)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    name: str
+    path: str
+
+    def to_xml(self) -> str:
+        root = ET.Element("pool", type="dir")
+        _sub(root, "name", self.name)
+        target = _sub(root, "target")
+        _sub(target, "path", self.path)
+        perms = _sub(target, "permissions")
+        _sub(perms, "mode", "0711")
+        return _to_string(root)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A NAT network with DHCP: each host gives its guests private addresses behind its own."""
+
+    name: str
+    bridge: str
+    subnet: str
+
+    def to_xml(self) -> str:
+        net = ipaddress.ip_network(self.subnet)
+        hosts = list(net.hosts())
+        root = ET.Element("network")
+        _sub(root, "name", self.name)
+        _sub(root, "forward", mode="nat")
+        _sub(root, "bridge", name=self.bridge, stp="off", delay="0")
+        ip = _sub(root, "ip", address=str(hosts[0]), netmask=str(net.netmask))
+        dhcp = _sub(ip, "dhcp")
+        _sub(dhcp, "range", start=str(hosts[min(9, len(hosts) - 1)]), end=str(hosts[-1]))
+        return _to_string(root)

@@ -1,0 +1,317 @@
+"""The libvirt implementation of HypervisorDriver: the only module that imports ``libvirt``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import libvirt
+
+from orchestrator.errors import HypervisorError, TransientError
+from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
+from orchestrator.hypervisor.config import DomainConfig, NetworkConfig, PoolConfig, VolumeConfig
+
+log = logging.getLogger(__name__)
+
+# libvirt prints every error on stderr by default; we turn them into exceptions instead.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_TRANSIENT = {
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_OPERATION_TIMEOUT,
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+}
+_MISSING = {
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_NETWORK,
+}
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: DomainState.running,
+    libvirt.VIR_DOMAIN_BLOCKED: DomainState.running,
+    libvirt.VIR_DOMAIN_PAUSED: DomainState.paused,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.paused,
+    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.running,  # shutting down: still running
+    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.shutoff,
+    libvirt.VIR_DOMAIN_CRASHED: DomainState.crashed,
+}
+_CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+def _translate(exc: libvirt.libvirtError) -> HypervisorError:
+    code = exc.get_error_code()
+    message = exc.get_error_message() or str(exc)
+    if code in _TRANSIENT:
+        return TransientError(message)
+    return HypervisorError(message)
+
+
+def _is_missing(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in _MISSING
+
+
+class LibvirtDriver:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._conn: libvirt.virConnect | None = None
+        self._lock = threading.Lock()
+
+    # --- connection ------------------------------------------------------------------------
+    def _connection(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise TransientError(f"cannot connect to {self.uri}: {exc}") from exc
+            return self._conn
+
+    def _call(self, fn: Callable[[libvirt.virConnect], T]) -> T:
+        try:
+            return fn(self._connection())
+        except libvirt.libvirtError as exc:
+            raise _translate(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    # --- host ------------------------------------------------------------------------------
+    def host_info(self) -> HostInfo:
+        def query(conn: libvirt.virConnect) -> HostInfo:
+            _model, memory_mib, cpus, *_ = conn.getInfo()
+            return HostInfo(
+                hostname=conn.getHostname(),
+                vcpus=int(cpus),
+                memory_mib=int(memory_mib),
+                domain_type=self._best_domain_type(conn),
+            )
+
+        return self._call(query)
+
+    @staticmethod
+    def _best_domain_type(conn: libvirt.virConnect) -> str:
+        # Ask libvirt rather than look for /dev/kvm: the device can exist while KVM is unusable
+        # (the start-up script then hides it from libvirtd).
+        try:
+            conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
+            return "kvm"
+        except libvirt.libvirtError:
+            return "qemu"
+
+    # --- storage ---------------------------------------------------------------------------
+    def ensure_pool(self, config: PoolConfig) -> PoolInfo:
+        def ensure(conn: libvirt.virConnect) -> PoolInfo:
+            try:
+                pool = conn.storagePoolLookupByName(config.name)
+            except libvirt.libvirtError as exc:
+                if not _is_missing(exc):
+                    raise
+                pool = conn.storagePoolDefineXML(config.to_xml(), 0)
+                pool.build(0)
+            if not pool.isActive():
+                pool.create(0)
+            pool.setAutostart(1)
+            pool.refresh(0)
+            _state, capacity, _allocation, available = pool.info()
+            return PoolInfo(config.name, config.path, int(capacity), int(available))
+
+        return self._call(ensure)
+
+    def _pool(self, conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+        pool = conn.storagePoolLookupByName(name)
+        if not pool.isActive():
+            pool.create(0)
+        return pool
+
+    def volume_path(self, pool: str, name: str) -> str | None:
+        def lookup(conn: libvirt.virConnect) -> str | None:
+            try:
+                return str(self._pool(conn, pool).storageVolLookupByName(name).path())
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return None
+                raise
+
+        return self._call(lookup)
+
+    def create_volume(self, pool: str, config: VolumeConfig, content: bytes | None = None) -> str:
+        def create(conn: libvirt.virConnect) -> str:
+            vol = self._pool(conn, pool).createXML(config.to_xml(), 0)
+            if content is not None:
+                try:
+                    self._send(conn, vol, len(content), _bytes_reader(content))
+                except BaseException:
+                    vol.delete(0)
+                    raise
+            return str(vol.path())
+
+        return self._call(create)
+
+    def upload_volume(self, pool: str, config: VolumeConfig, source: Path) -> str:
+        size = source.stat().st_size
+
+        def upload(conn: libvirt.virConnect) -> str:
+            vol = self._pool(conn, pool).createXML(config.to_xml(), 0)
+            try:
+                with source.open("rb") as handle:
+                    self._send(conn, vol, size, lambda n: handle.read(n))
+            except BaseException:
+                vol.delete(0)
+                raise
+            return str(vol.path())
+
+        return self._call(upload)
+
+    @staticmethod
+    def _send(
+        conn: libvirt.virConnect, vol: libvirt.virStorageVol, size: int, read: Callable[[int], bytes]
+    ) -> None:
+        # A stream goes through the libvirt connection, so this works on a remote host too.
+        stream = conn.newStream(0)
+        vol.upload(stream, 0, size, 0)
+        try:
+            stream.sendAll(lambda _stream, nbytes, _opaque: read(min(nbytes, _CHUNK)), None)
+            stream.finish()
+        except BaseException:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            raise
+
+    def delete_volume(self, pool: str, name: str, wipe: bool = False) -> bool:
+        def delete(conn: libvirt.virConnect) -> bool:
+            try:
+                vol = self._pool(conn, pool).storageVolLookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return False
+                raise
+            if wipe:
+                vol.wipe(0)
+            vol.delete(0)
+            return True
+
+        return self._call(delete)
+
+    # --- networks --------------------------------------------------------------------------
+    def ensure_network(self, config: NetworkConfig) -> None:
+        def ensure(conn: libvirt.virConnect) -> None:
+            try:
+                net = conn.networkLookupByName(config.name)
+            except libvirt.libvirtError as exc:
+                if not _is_missing(exc):
+                    raise
+                net = conn.networkDefineXML(config.to_xml())
+            if not net.isActive():
+                net.create()
+            net.setAutostart(1)
+
+        self._call(ensure)
+
+    # --- domains ---------------------------------------------------------------------------
+    def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
+        try:
+            return conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    @staticmethod
+    def _info(dom: libvirt.virDomain) -> DomainInfo:
+        state, _reason = dom.state(0)
+        return DomainInfo(dom.UUIDString(), dom.name(), _STATES.get(state, DomainState.other))
+
+    def domain(self, uuid: str) -> DomainInfo | None:
+        def lookup(conn: libvirt.virConnect) -> DomainInfo | None:
+            dom = self._lookup(conn, uuid)
+            return None if dom is None else self._info(dom)
+
+        return self._call(lookup)
+
+    def list_domains(self) -> list[DomainInfo]:
+        return self._call(lambda conn: [self._info(d) for d in conn.listAllDomains(0)])
+
+    def define_domain(self, config: DomainConfig) -> None:
+        self._call(lambda conn: conn.defineXML(config.to_xml()))
+
+    def _with_domain(self, uuid: str, action: Callable[[libvirt.virDomain], Any]) -> None:
+        def run(conn: libvirt.virConnect) -> None:
+            dom = self._lookup(conn, uuid)
+            if dom is not None:
+                action(dom)
+
+        self._call(run)
+
+    def start_domain(self, uuid: str) -> None:
+        def start(dom: libvirt.virDomain) -> None:
+            if not dom.isActive():
+                dom.create()
+
+        def run(conn: libvirt.virConnect) -> None:
+            dom = self._lookup(conn, uuid)
+            if dom is None:
+                raise HypervisorError(f"domain {uuid} is not defined")
+            start(dom)
+
+        self._call(run)
+
+    def destroy_domain(self, uuid: str) -> None:
+        def destroy(dom: libvirt.virDomain) -> None:
+            if dom.isActive():
+                dom.destroy()
+
+        self._with_domain(uuid, destroy)
+
+    def undefine_domain(self, uuid: str) -> None:
+        flags = (
+            libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+            | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+        )
+        self._with_domain(uuid, lambda dom: dom.undefineFlags(flags))
+
+    def interface_addresses(self, uuid: str) -> list[str]:
+        def query(conn: libvirt.virConnect) -> list[str]:
+            dom = self._lookup(conn, uuid)
+            if dom is None or not dom.isActive():
+                return []
+            found = dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0)
+            return sorted(
+                {addr["addr"] for iface in (found or {}).values() for addr in iface.get("addrs") or []}
+            )
+
+        return self._call(query)
+
+
+def _bytes_reader(content: bytes) -> Callable[[int], bytes]:
+    offset = 0
+
+    def read(n: int) -> bytes:
+        nonlocal offset
+        chunk = content[offset : offset + n]
+        offset += len(chunk)
+        return chunk
+
+    return read

@@ -1,0 +1,148 @@
+"""Durable jobs: recorded by the API, claimed by workers under a lease kept alive by heartbeats.
+
+Rules the queries below keep:
+- at most one job of a VPS runs at a time, and a VPS's jobs run in the order they were asked;
+- a job whose worker stopped heartbeating (killed, host rebooted) is claimed again once its lease
+  expires, and resumes at its first step not recorded as done;
+- every change of a job is committed with the event that tells it.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, or_
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.models import Job, JobEvent, JobStatus, Vps
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+# Wakes this process's worker as soon as a job is committed (other processes find it by polling).
+_wake = threading.Event()
+
+
+def notify() -> None:
+    """Call after committing new jobs."""
+    _wake.set()
+
+
+def wait_for_work(timeout: float) -> None:
+    _wake.wait(timeout)
+    _wake.clear()
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    vps: Vps | None,
+    params: dict[str, Any],
+    requested_by: str,
+    steps_total: int,
+    max_attempts: int,
+    idempotency_key: str | None = None,
+) -> Job:
+    job = Job(
+        vps_id=vps.id if vps else None,
+        kind=kind,
+        params=params,
+        requested_by=requested_by,
+        steps_total=steps_total,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+    )
+    session.add(job)
+    session.flush()
+    session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="queued", status="info", actor=requested_by,
+                         message=f"{kind} requested"))
+    return job
+
+
+def find_idempotent(session: Session, requested_by: str, key: str) -> Job | None:
+    return session.exec(
+        select(Job).where(Job.requested_by == requested_by, Job.idempotency_key == key)
+    ).first()
+
+
+def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
+    """Take the next job that may run now, or None."""
+    now = utcnow()
+    other = aliased(Job)
+    blocked = exists().where(
+        col(other.vps_id) == col(Job.vps_id),
+        col(other.id) != col(Job.id),
+        or_(
+            # another job of this VPS holds a live lease
+            and_(col(other.status) == JobStatus.running, col(other.lease_expires_at) >= now),
+            # or was asked earlier and has not finished
+            and_(col(other.status).in_(ACTIVE), col(other.created_at) < col(Job.created_at)),
+        ),
+    )
+    runnable = or_(
+        and_(col(Job.status) == JobStatus.queued,
+             or_(col(Job.not_before).is_(None), col(Job.not_before) <= now)),
+        and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+    )
+    with session_scope(engine) as session:
+        query = select(Job).where(runnable, ~blocked).order_by(col(Job.created_at)).limit(1)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Job)
+        job = session.exec(query).first()
+        if job is None:
+            return None
+        resumed = job.status == JobStatus.running
+        job.status = JobStatus.running
+        job.lease_owner = worker_id
+        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        job.attempts += 1
+        job.started_at = job.started_at or now
+        session.add(job)
+        if job.vps_id:
+            vps = session.get(Vps, job.vps_id)
+            if vps is not None:
+                vps.task = job.kind
+                vps.updated_at = now
+                session.add(vps)
+        session.add(
+            JobEvent(
+                job_id=job.id,
+                vps_id=job.vps_id,
+                step="claimed",
+                status="info",
+                actor=worker_id,
+                message=(f"resumed after a lost lease (attempt {job.attempts})" if resumed
+                         else f"attempt {job.attempts}"),
+            )
+        )
+        session.flush()
+        session.expunge(job)
+        return job
+
+
+def heartbeat(engine: Engine, job_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend the lease; False when the job is no longer ours (it was taken over)."""
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.lease_owner != worker_id or job.status != JobStatus.running:
+            return False
+        job.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+        session.add(job)
+        return True
+
+
+def record_event(
+    engine: Engine, job: Job, step: str, status: str, message: str = "", actor: str = ""
+) -> None:
+    with session_scope(engine) as session:
+        session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status=status,
+                             message=message[:2000], actor=actor))
+
+
+def events(session: Session, job_id: str) -> list[JobEvent]:
+    return list(session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))).all())

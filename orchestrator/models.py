@@ -1,0 +1,201 @@
+"""Database tables.  Times are stored as UTC; JSON columns hold small structured values."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from orchestrator.clock import utcnow
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every engine (SQLite drops offsets)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _time(now: bool = False, index: bool = False) -> Any:
+    column: Column[datetime] = Column(UTCDateTime(), nullable=True, index=index)
+    if now:
+        return Field(default_factory=utcnow, sa_column=column)
+    return Field(default=None, sa_column=column)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Role(enum.StrEnum):
+    customer = "customer"
+    support = "support"
+    automation = "automation"
+
+
+class VpsStatus(enum.StrEnum):
+    building = "building"
+    running = "running"
+    stopped = "stopped"
+    suspended = "suspended"
+    cut_off = "cut_off"
+    error = "error"
+    deleting = "deleting"
+    deleted = "deleted"
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Customer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    email: str = Field(default="", max_length=254)
+    language: str = Field(default="fr", max_length=5)
+    created_at: datetime | None = _time(now=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token; only its SHA-256 is kept (tokens are 256 random bits, so no need for a slow
+    hash: there is nothing to brute-force)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    role: Role
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    label: str = Field(default="", max_length=100)
+    created_at: datetime | None = _time(now=True)
+    revoked_at: datetime | None = _time()
+
+
+class Host(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    uri: str = Field(max_length=500)
+    site: str = Field(default="", max_length=64)
+    state: str = Field(default="up", max_length=16)  # up | down | disabled
+    domain_type: str = Field(default="qemu", max_length=16)
+    vcpus: int = 0
+    memory_mib: int = 0
+    disk_gib: int = 0
+    pool_name: str = Field(default="vpsctl", max_length=64)
+    network_name: str = Field(default="vpsctl", max_length=64)
+    updated_at: datetime | None = _time(now=True)
+
+
+class Image(SQLModel, table=True):
+    name: str = Field(primary_key=True, max_length=64)
+    os: str = Field(max_length=100)
+    os_family: str = Field(default="linux", max_length=32)
+    format: str = Field(default="qcow2", max_length=16)
+    size_bytes: int = 0  # file size of the built image
+    virtual_size_bytes: int = 0  # disk size the image describes
+    sha256: str = Field(max_length=64)
+    path: str = Field(max_length=1000)
+    min_disk_gib: int = 1
+    min_memory_mib: int = 128
+    description: str = Field(default="", max_length=500)
+    built_at: datetime | None = _time()
+
+
+class Vps(SQLModel, table=True):
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    name: str = Field(index=True, max_length=63)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    host_id: int | None = Field(default=None, foreign_key="host.id", index=True)
+    image: str = Field(max_length=64)
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    status: VpsStatus = Field(default=VpsStatus.building, index=True)
+    task: str | None = Field(default=None, max_length=32)
+    mac: str = Field(default="", max_length=17)
+    ssh_authorized_keys: list[str] = _json(list)  # public keys only
+    ssh_host_keys: list[dict[str, str]] = _json(list)  # public keys + fingerprints only
+    addresses: list[str] = _json(list)
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime | None = _time(now=True)
+    updated_at: datetime | None = _time(now=True)
+    deleted_at: datetime | None = _time()
+
+    @property
+    def domain_name(self) -> str:
+        # Derived from the UUID, never from user input (names reach libvirt only as escaped text).
+        return f"vps-{self.id}"
+
+    @property
+    def root_volume(self) -> str:
+        return f"vps-{self.id}-root.qcow2"
+
+    @property
+    def seed_volume(self) -> str:
+        return f"vps-{self.id}-seed.iso"
+
+
+class Job(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str | None = Field(default=None, foreign_key="vps.id", index=True)
+    kind: str = Field(max_length=32)
+    params: dict[str, Any] = _json(dict)
+    status: JobStatus = Field(default=JobStatus.queued, index=True)
+    step: str | None = Field(default=None, max_length=64)
+    steps_done: list[str] = _json(list)
+    steps_total: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = _time()
+    error: str | None = Field(default=None, max_length=4000)
+    requested_by: str = Field(default="", max_length=100)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime | None = _time(now=True, index=True)
+    not_before: datetime | None = _time()
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+
+
+class JobEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=36)
+    vps_id: str | None = Field(default=None, index=True, max_length=36)
+    at: datetime | None = _time(now=True)
+    step: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # started | done | skipped | failed | info | retry
+    message: str = Field(default="", max_length=2000)
+    actor: str = Field(default="", max_length=100)
+
+
+class HostImage(SQLModel, table=True):
+    """An image's base volume, fully uploaded to a host's pool (recorded only after the upload
+    finished, so a volume left half-written by a crash is never used as a backing file)."""
+
+    host_id: int = Field(foreign_key="host.id", primary_key=True)
+    image_name: str = Field(primary_key=True, max_length=64)
+    sha256: str = Field(primary_key=True, max_length=64)
+    volume: str = Field(max_length=200)
+    path: str = Field(max_length=1000)
+    uploaded_at: datetime | None = _time(now=True)

@@ -1,0 +1,121 @@
+"""What every operation is made of.
+
+An operation is data (a Job row of its ``kind``) mapped by name to one class here, with a fixed
+life: ``request`` checks the arguments and the VPS's status and records the job (API side);
+``steps`` are executed by a worker in order, each one idempotent: it looks at the actual state
+(is the volume there? the domain defined? running?) before acting, so a job resumed after a crash
+just runs its first unfinished step again.  ``rollback`` undoes a job that failed for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.engine import Engine
+
+from orchestrator.clock import utcnow
+from orchestrator.db import session_scope
+from orchestrator.errors import InvalidState, OperationFailed
+from orchestrator.hypervisor import HypervisorDriver
+from orchestrator.models import Host, Job, Vps, VpsStatus
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from orchestrator.hosts import Drivers
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over; this one must stop touching it."""
+
+
+@dataclass
+class Context:
+    """What a step may use: the job, its VPS, the VPS's host and driver, settings."""
+
+    engine: Engine
+    settings: Settings
+    drivers: Drivers
+    job: Job
+    worker_id: str
+    check_lease: Callable[[], None]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    def vps(self) -> Vps:
+        with session_scope(self.engine) as session:
+            vps = session.get(Vps, self.job.vps_id)
+            if vps is None:
+                raise OperationFailed(f"VPS {self.job.vps_id} is not recorded")
+            session.expunge(vps)
+            return vps
+
+    def host(self) -> Host:
+        vps = self.vps()
+        with session_scope(self.engine) as session:
+            host = session.get(Host, vps.host_id)
+            if host is None:
+                raise OperationFailed(f"VPS {vps.id} has no host")
+            session.expunge(host)
+            return host
+
+    @property
+    def driver(self) -> HypervisorDriver:
+        return self.drivers.for_uri(self.host().uri)
+
+    def update_vps(self, **changes: Any) -> Vps:
+        with session_scope(self.engine) as session:
+            vps = session.get(Vps, self.job.vps_id)
+            if vps is None:
+                raise OperationFailed(f"VPS {self.job.vps_id} is not recorded")
+            for key, value in changes.items():
+                setattr(vps, key, value)
+            vps.updated_at = utcnow()
+            session.add(vps)
+            session.flush()
+            session.expunge(vps)
+            return vps
+
+
+StepFn = Callable[[Context], str | None]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: StepFn
+
+
+class Operation:
+    kind: ClassVar[str]
+    # Statuses the VPS may be in when the job starts (checked at request and again at start).
+    allowed_from: ClassVar[frozenset[VpsStatus]]
+    steps: ClassVar[tuple[Step, ...]]
+
+    @classmethod
+    def check_status(cls, vps: Vps) -> None:
+        if vps.status not in cls.allowed_from:
+            raise InvalidState(cls.kind, vps.status.value, {s.value for s in cls.allowed_from})
+
+    @classmethod
+    def begin(cls, ctx: Context) -> None:
+        """Runs before the first step of every attempt (re-checks the status)."""
+
+    @classmethod
+    def succeed(cls, ctx: Context) -> None:
+        """Runs after the last step."""
+
+    @classmethod
+    def rollback(cls, ctx: Context, error: Exception) -> None:
+        """Undo what the steps did, after a failure for good.  Must itself be idempotent."""
+
+
+OPERATIONS: dict[str, type[Operation]] = {}
+
+
+def register(cls: type[Operation]) -> type[Operation]:
+    OPERATIONS[cls.kind] = cls
+    return cls

@@ -1,0 +1,75 @@
+"""All settings, read once from the environment (prefix ``VPSCTL_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VPSCTL_", env_file=".env", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------
+    state_dir: Path = Path("/var/lib/vpsctl")
+    database_url: str = ""  # default: sqlite file in state_dir
+    images_dir: Path = REPO_ROOT / "images"  # recipes and catalog.json
+    image_cache_dir: Path | None = None  # built images; default state_dir/images
+
+    # --- the first hypervisor host, registered at start-up ------------------------------------
+    libvirt_uri: str = "qemu:///system"
+    host_name: str = "local"
+    host_site: str = "Marseille"
+    storage_pool: str = "vpsctl"
+    storage_pool_path: Path = Path("/var/lib/libvirt/vpsctl")
+    guest_network: str = "vpsctl"
+    guest_bridge: str = "vpsbr0"
+    guest_subnet: str = "192.168.150.0/24"
+
+    # --- capacity policy (placement) ----------------------------------------------------------
+    cpu_allocation_ratio: float = Field(4.0, gt=0)
+    ram_allocation_ratio: float = Field(1.0, gt=0)
+    disk_allocation_ratio: float = Field(1.0, gt=0)
+    reserved_host_memory_mib: int = Field(512, ge=0)
+    reserved_host_disk_gib: int = Field(2, ge=0)
+
+    # --- VPS size limits (anything outside is refused as bad input) ---------------------------
+    max_vcpus: int = 32
+    max_memory_mib: int = 262_144
+    max_disk_gib: int = 4_096
+    max_ssh_keys: int = 20
+
+    # --- jobs and worker ----------------------------------------------------------------------
+    run_worker: bool = True  # `vpsctl serve` runs a worker in-process
+    job_lease_seconds: float = 30.0
+    job_heartbeat_seconds: float = 5.0
+    job_poll_seconds: float = 0.2
+    job_max_attempts: int = 3
+    address_timeout_seconds: float = 180.0
+    verify_guest_ssh: bool = True
+    ssh_ready_timeout_seconds: float = 180.0
+    # How the orchestrator reaches a guest's port, when the guests' network is not routed to it:
+    # an OpenSSH-style ProxyCommand with %h/%p, e.g. "ssh -W %h:%p jump" or a netns exec.
+    guest_proxy_command: str = ""
+    wipe_volumes_on_delete: bool = False  # discard (delete) is the default; wipe writes zeros first
+
+    # --- API ----------------------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'vpsctl.db'}"
+
+    @property
+    def images_cache(self) -> Path:
+        return self.image_cache_dir or self.state_dir / "images"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

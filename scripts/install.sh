@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what vpsctl needs on Debian 12: libvirt + QEMU, image-building tools, a virtualenv.
+#   scripts/install.sh          runtime only
+#   scripts/install.sh --test   plus the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test,postgres]"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run as root (or with sudo): it installs Debian packages and starts libvirtd" >&2
+    exit 1
+fi
+
+packages=(
+    # hypervisor
+    libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables iproute2
+    # building libvirt-python
+    libvirt-dev pkg-config gcc python3-dev python3-venv
+    # guest images, built from Debian packages (images/)
+    linux-image-cloud-amd64 busybox-static dropbear-bin syslinux syslinux-common extlinux mtools
+    dosfstools e2fsprogs fdisk cpio kmod debootstrap genisoimage cloud-image-utils
+    # reaching guests inside a network namespace; ssh client for checks
+    netcat-openbsd openssh-client procps
+)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -U pip wheel setuptools 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import libvirt, fastapi, sqlmodel, paramiko, ansible_runner" 
+echo "installed: .venv/bin/vpsctl"

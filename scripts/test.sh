@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: lint, types, unit, API and integration tests against a
+# real libvirtd + QEMU.  libvirtd runs inside its own network namespace so that guests reach
+# nothing but each other and the test run; everything started here is stopped on exit.
+#   scripts/test.sh [pytest args]        e.g. scripts/test.sh -k create
+#   VPSCTL_TEST_DEBIAN=1 scripts/test.sh also boots the debian-12 image (slow; see README)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VPSCTL_TEST_NETNS=${VPSCTL_TEST_NETNS:-vpsctl-test}
+export VPSCTL_TEST_REQUIRE_LIBVIRT=1
+export VPSCTL_IMAGE_CACHE_DIR=${VPSCTL_IMAGE_CACHE_DIR:-/var/cache/vpsctl/images}
+
+scripts/install.sh --test
+.venv/bin/ruff check orchestrator api tests bench
+.venv/bin/mypy orchestrator
+
+started=0
+cleanup() {
+    [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+if ! timeout 5 virsh -c qemu:///system version >/dev/null 2>&1; then
+    scripts/libvirt-host.sh start "$VPSCTL_TEST_NETNS"
+    started=1
+fi
+
+images="tiny"
+[ "${VPSCTL_TEST_DEBIAN:-0}" = 1 ] && images="tiny debian-12"
+for image in $images; do
+    VPSCTL_STATE_DIR=$(mktemp -d) .venv/bin/vpsctl image build "$image" >/dev/null
+done
+
+markers="not slow"
+[ "${VPSCTL_TEST_DEBIAN:-0}" = 1 ] && markers=""
+.venv/bin/pytest -m "$markers" "$@"

@@ -1,0 +1,213 @@
+"""Shared fixtures.  Integration tests use the real libvirtd that scripts/test.sh starts in the
+network namespace $VPSCTL_TEST_NETNS; guests are reached through that namespace only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from base64 import b64decode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from api.app import create_app
+from orchestrator.auth import create_token, ensure_customer
+from orchestrator.db import make_engine
+from orchestrator.models import Host, Image, Role
+from orchestrator.settings import Settings
+
+NETNS = os.environ.get("VPSCTL_TEST_NETNS", "vpsctl-test")
+URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
+IMAGE_CACHE = Path(os.environ.get("VPSCTL_IMAGE_CACHE_DIR", "/var/cache/vpsctl/images"))
+TEST_POOL = "vpsctl-test"
+
+
+def netns_exists() -> bool:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return any(line.split()[0] == NETNS for line in out.splitlines() if line.strip())
+
+
+def proxy_command() -> str:
+    """How the test process reaches a guest: through the namespace libvirtd runs in."""
+    return f"ip netns exec {NETNS} nc -w 10 %h %p" if netns_exists() else ""
+
+
+def libvirt_available() -> bool:
+    try:
+        import libvirt
+
+        conn = libvirt.open(URI)
+        conn.close()
+        return True
+    except Exception:
+        return False
+
+
+def base_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "state_dir": tmp,
+        "libvirt_uri": URI,
+        "storage_pool": TEST_POOL,
+        "storage_pool_path": Path("/var/lib/libvirt") / TEST_POOL,
+        "guest_network": "vpsctl-test",
+        "guest_bridge": "vpstest0",
+        "guest_subnet": "192.168.150.0/24",
+        "image_cache_dir": IMAGE_CACHE,
+        "job_lease_seconds": 6.0,
+        "job_heartbeat_seconds": 1.0,
+        "job_poll_seconds": 0.1,
+        "address_timeout_seconds": 120.0,
+        "ssh_ready_timeout_seconds": 120.0,
+        "guest_proxy_command": proxy_command(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return base_settings(tmp_path)
+
+
+@pytest.fixture
+def requires_libvirt() -> None:
+    if not libvirt_available():
+        if os.environ.get("VPSCTL_TEST_REQUIRE_LIBVIRT") == "1":
+            pytest.fail(f"libvirtd is not reachable at {URI}")
+        pytest.skip(f"libvirtd is not reachable at {URI} (scripts/test.sh starts one)")
+
+
+class Api:
+    """A TestClient plus the tokens of a small world: staff, alice and bob."""
+
+    def __init__(self, client: TestClient, engine: Any, settings: Settings) -> None:
+        self.client = client
+        self.engine = engine
+        self.settings = settings
+        with Session(engine) as session:
+            self.support = create_token(session, Role.support)
+            self.alice = create_token(session, Role.customer, "alice")
+            self.bob = create_token(session, Role.customer, "bob")
+            ensure_customer(session, "carol")
+            session.commit()
+
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def wait_job(self, job_id: str, token: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.call("GET", f"/v1/jobs/{job_id}", token).json()
+            if job["status"] in ("succeeded", "failed"):
+                return dict(job)
+            time.sleep(0.25)
+        raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def register_image(engine: Any, settings: Settings, name: str = "tiny") -> Image:
+    from orchestrator import images
+
+    recipe = images.catalog(settings)[name]
+    path = settings.images_cache / f"{name}.qcow2"
+    if not path.exists():
+        pytest.fail(f"image {name} is not built in {path} (scripts/test.sh builds it)")
+    with Session(engine) as session:
+        return images.register(session, recipe, path)
+
+
+@pytest.fixture
+def offline_api(tmp_path: Path) -> Iterator[Api]:
+    """The API with a recorded host and image but no worker and no hypervisor behind it: for
+    checks that must be decided before anything reaches a host."""
+    settings = base_settings(tmp_path)
+    app = create_app(settings, run_worker=False)
+    engine = app.state.engine
+    with Session(engine) as session:
+        session.add(Host(name="h1", uri="test:///default", site="Marseille", vcpus=4, memory_mib=8192,
+                         disk_gib=100))
+        session.add(Image(name="tiny", os="Tiny Linux", sha256="0" * 64, path="/nonexistent",
+                          min_disk_gib=1, min_memory_mib=128))
+        session.commit()
+    with TestClient(app) as client:
+        yield Api(client, engine, settings)
+
+
+@pytest.fixture
+def live_api(tmp_path: Path, requires_libvirt: None) -> Iterator[Api]:
+    """The API with an in-process worker driving the real libvirtd."""
+    from orchestrator.hosts import Drivers, register_host
+
+    settings = base_settings(tmp_path)
+    engine = make_engine(settings)
+    drivers = Drivers()
+    with Session(engine) as session:
+        register_host(session, settings, drivers, "local", settings.libvirt_uri, "Marseille")
+    drivers.close()
+    register_image(engine, settings)
+    app = create_app(settings, run_worker=True)
+    with TestClient(app) as client:
+        yield Api(client, app.state.engine, settings)
+    cleanup_host(settings)
+
+
+def cleanup_host(settings: Settings) -> None:
+    """Leave the test host as found: no test domain, no test volume."""
+    import libvirt
+
+    conn = libvirt.open(settings.libvirt_uri)
+    try:
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith("vps-"):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+        try:
+            pool = conn.storagePoolLookupByName(settings.storage_pool)
+            pool.refresh(0)
+            for vol in pool.listAllVolumes(0):
+                if vol.name().startswith("vps-"):
+                    vol.delete(0)
+        except libvirt.libvirtError:
+            pass
+    finally:
+        conn.close()
+
+
+def client_key(tmp_path: Path) -> tuple[paramiko.Ed25519Key, str]:
+    """A customer's key pair, made with ssh-keygen as a customer would."""
+    path = tmp_path / f"id_ed25519_{time.monotonic_ns()}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@client", "-f", str(path)],
+                   check=True)
+    public = path.with_suffix(".pub").read_text().strip()
+    return paramiko.Ed25519Key.from_private_key_file(str(path)), public
+
+
+def ssh_run(address: str, host_public_key: str, key: paramiko.PKey, command: str, timeout: float = 60) -> str:
+    """Log in as root, verifying the host key the orchestrator reported (no trust on first use)."""
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    key_type, blob = host_public_key.split()[:2]
+    client.get_host_keys().add(address, key_type, paramiko.PKey.from_type_string(key_type, b64decode(blob)))
+    proxy = proxy_command()
+    sock = paramiko.ProxyCommand(proxy.replace("%h", address).replace("%p", "22")) if proxy else None
+    try:
+        client.connect(address, username="root", pkey=key, sock=sock, timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, allow_agent=False, look_for_keys=False)
+        _stdin, stdout, _stderr = client.exec_command(command, timeout=timeout)
+        return str(stdout.read().decode())
+    finally:
+        client.close()
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None

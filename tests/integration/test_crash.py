@@ -1,0 +1,180 @@
+"""A worker killed (SIGKILL) in the middle of a create or a delete: once a worker runs again the
+job resumes, and the host ends holding exactly what the recorded status says."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+from sqlmodel import Session, col, select
+
+from orchestrator.auth import Principal, ensure_customer
+from orchestrator.db import make_engine
+from orchestrator.hosts import Drivers, register_host
+from orchestrator.models import Job, JobEvent, Role, Vps
+from orchestrator.operations import create, delete
+from orchestrator.settings import Settings
+from tests.conftest import TEST_POOL, URI, base_settings, cleanup_host, client_key, register_image
+
+pytestmark = pytest.mark.libvirt
+STAFF = Principal(Role.support, None, "crash-test")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"VPSCTL_{name.upper()}"] = str(value)
+    return env
+
+
+class Workers:
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "worker"],
+                                     env=settings_env(self.settings), stdout=handle, stderr=handle)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def world(tmp_path: Path, requires_libvirt: None) -> Any:
+    settings = base_settings(tmp_path)
+    engine = make_engine(settings)
+    drivers = Drivers()
+    with Session(engine) as session:
+        register_host(session, settings, drivers, "local", URI, "Marseille")
+        customer = ensure_customer(session, "alice")
+        session.commit()
+        customer_id = customer.id
+    drivers.close()
+    register_image(engine, settings)
+    workers = Workers(settings, tmp_path / "worker.log")
+    yield settings, engine, customer_id, workers
+    workers.stop()
+    cleanup_host(settings)
+
+
+def wait_for(engine: Any, job_id: str, predicate: Any, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            if predicate(session):
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id}: condition not met in {timeout} s")
+
+
+def step_started(job_id: str, step: str) -> Any:
+    return lambda s: s.exec(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.step == step,
+                                                   JobEvent.status == "started")).first() is not None
+
+
+def finished(job_id: str) -> Any:
+    return lambda s: s.get(Job, job_id).status in ("succeeded", "failed")
+
+
+def on_host(vps_id: str) -> dict[str, Any]:
+    conn = libvirt.open(URI)
+    try:
+        try:
+            dom = conn.lookupByUUIDString(vps_id)
+            domain = "running" if dom.isActive() else "defined"
+        except libvirt.libvirtError:
+            domain = None
+        pool = conn.storagePoolLookupByName(TEST_POOL)
+        pool.refresh(0)
+        volumes = sorted(v.split("-")[-1] for v in pool.listVolumes() if vps_id in v)
+        return {"domain": domain, "volumes": volumes,
+                "domains_total": len([d for d in conn.listAllDomains(0) if d.name().startswith("vps-")])}
+    finally:
+        conn.close()
+
+
+def order(settings: Settings, engine: Any, customer_id: int, tmp_path: Path) -> tuple[str, str]:
+    _key, public = client_key(tmp_path)
+    with Session(engine) as session:
+        vps, job = create.request(session, settings, STAFF, create.CreateRequest(
+            name="crash", image="tiny", vcpus=1, memory_mib=192, disk_gib=1, ssh_keys=(public,),
+            customer_id=customer_id))
+        return vps.id, job.id
+
+
+@pytest.mark.parametrize("kill_at", ["upload_image", "create_seed", "start_domain", "wait_for_address"])
+def test_create_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    settings, engine, customer_id, workers = world
+    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
+    workers.start()
+    wait_for(engine, job_id, step_started(job_id, kill_at))
+    workers.kill()
+    with Session(engine) as session:
+        assert session.get(Job, job_id).status == "running"  # the lease still holds it
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
+        resumed = session.exec(select(JobEvent).where(JobEvent.job_id == job_id,
+                                                      col(JobEvent.message).contains("lost lease"))).all()
+        assert job.status == "succeeded", job.error
+        assert resumed, "the second worker resumed the job after the lease expired"
+        assert job.attempts == 2
+        assert vps.status == "running" and vps.addresses
+    assert on_host(vps_id) == {"domain": "running", "volumes": ["root.qcow2", "seed.iso"], "domains_total": 1}
+
+
+@pytest.mark.parametrize("kill_at", ["destroy_domain", "undefine_domain", "discard_volumes"])
+def test_delete_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    settings, engine, customer_id, workers = world
+    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        assert session.get(Job, job_id).status == "succeeded"
+        vps = session.get(Vps, vps_id)
+        delete_job = delete.request(session, settings, STAFF, vps).id
+    wait_for(engine, delete_job, step_started(delete_job, kill_at))
+    workers.kill()
+    workers.start()
+    wait_for(engine, delete_job, finished(delete_job))
+    with Session(engine) as session:
+        assert session.get(Job, delete_job).status == "succeeded"
+        assert session.get(Vps, vps_id).status == "deleted"
+    assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
+
+
+def test_create_that_cannot_finish_rolls_back(world: Any, tmp_path: Path) -> None:
+    """A guest that never answers SSH in time: the job fails and removes everything it made."""
+    settings, engine, customer_id, workers = world
+    workers.settings = settings.model_copy(update={"ssh_ready_timeout_seconds": 0.5,
+                                                   "guest_proxy_command": "false"})
+    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
+        assert job.status == "failed" and "SSH" in (job.error or "")
+        assert vps.status == "error" and vps.error
+    assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}

@@ -1,0 +1,94 @@
+"""A tiny VPS, ordered through the API, built on the real libvirtd, logged into over SSH with
+the customer's key while verifying the host key the orchestrator generated, then deleted with
+nothing of it left on the host."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import libvirt
+import paramiko
+import pytest
+
+from tests.conftest import TEST_POOL, URI, Api, client_key, ssh_run
+
+pytestmark = pytest.mark.libvirt
+
+
+def host_holds(vps_id: str) -> list[str]:
+    """Everything of this VPS the host still has: domain, volumes, files."""
+    found = []
+    conn = libvirt.open(URI)
+    try:
+        try:
+            conn.lookupByUUIDString(vps_id)
+            found.append("domain")
+        except libvirt.libvirtError:
+            pass
+        pool = conn.storagePoolLookupByName(TEST_POOL)
+        pool.refresh(0)
+        found += [v for v in pool.listVolumes() if vps_id in v]
+        pool_dir = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
+        found += [str(p) for p in pool_dir.glob(f"*{vps_id}*")]
+    finally:
+        conn.close()
+    return found
+
+
+def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
+    key, public = client_key(tmp_path)
+    started = time.monotonic()
+    response = live_api.call("POST", "/v1/vps", live_api.alice, json={
+        "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [public]})
+    assert response.status_code == 202, response.text
+    vps_id, job_id = response.json()["vps"]["id"], response.json()["job"]["id"]
+
+    job = live_api.wait_job(job_id, live_api.alice)
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["done"] == job["progress"]["total"] == 7
+    steps = [e["step"] for e in job["events"] if e["status"] == "done"]
+    assert steps == ["upload_image", "create_root_disk", "create_seed", "define_domain", "start_domain",
+                     "wait_for_address", "verify_ssh"]
+    assert all(e["at"] for e in job["events"])
+    print(f"create job took {time.monotonic() - started:.1f} s")
+
+    vps = live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()
+    assert vps["status"] == "running" and vps["task"] is None
+    assert vps["addresses"] and vps["addresses"][0].startswith("192.168.150.")
+    host_key = vps["ssh_host_keys"][0]
+    assert host_key["type"] == "ssh-ed25519" and host_key["fingerprint"].startswith("SHA256:")
+
+    # libvirt agrees: the domain's UUID is the VPS id, it runs, its disk is the ordered size
+    conn = libvirt.open(URI)
+    try:
+        dom = conn.lookupByUUIDString(vps_id)
+        assert dom.isActive() and dom.name() == f"vps-{vps_id}"
+        assert dom.blockInfo("vda")[0] == 2 << 30
+    finally:
+        conn.close()
+
+    # log in with the customer's key, the host key checked against what the API reported
+    out = ssh_run(vps["addresses"][0], host_key["public_key"], key,
+                  "hostname; cat /sys/block/vda/size; grep -c ^processor /proc/cpuinfo")
+    hostname, sectors, cpus = out.split()
+    assert hostname == "web1" and int(sectors) * 512 == 2 << 30 and cpus == "1"
+
+    # a host key other than the generated one is refused before any login
+    wrong = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    if wrong is None:
+        other, _ = client_key(tmp_path)
+        wrong_public = f"{other.get_name()} {other.get_base64()}"
+    else:
+        wrong_public = f"{wrong.get_name()} {wrong.get_base64()}"
+    with pytest.raises(paramiko.SSHException):
+        ssh_run(vps["addresses"][0], wrong_public, key, "true")
+
+    # delete: explicit confirmation, then nothing left on the host
+    deleted = live_api.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true", live_api.alice)
+    assert deleted.status_code == 202
+    job = live_api.wait_job(deleted.json()["job"]["id"], live_api.alice)
+    assert job["status"] == "succeeded", job
+    assert any("discarded" in e["message"] for e in job["events"])
+    assert live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()["status"] == "deleted"
+    assert host_holds(vps_id) == []
