@@ -133,7 +133,7 @@ boot_time=$(elapsed "$start" "$(now)")
 out=$(ssh "${ssh_opts[@]}" root@127.0.0.1 \
     'hostname; cat /proc/meminfo | head -1; cat /sys/block/vda/size; ls /data' </dev/null) ||
     fail "ssh command failed"
-echo "$out" | sed 's/^/  guest: /'
+printf "  guest: %s\n" "${out//$'\n'/$'\n  guest: '}"
 [[ $(echo "$out" | head -n1) = "$name" ]] || fail "hostname is not $name"
 [[ $(echo "$out" | sed -n 3p) = $((size / 512)) ]] || fail "vda is not $size bytes"
 echo "selftest: boot to ssh: ${boot_time}s"

@@ -29,7 +29,18 @@ start)
     fi
     hide_kvm=""
     if ! "$here/kvm-probe.sh"; then
-        hide_kvm="mount --bind /dev/null /dev/kvm 2>/dev/null || true;"
+        # Cover /dev/kvm with a file that the QEMU user (libvirt-qemu) may not open.  libvirt
+        # then finds KVM unusable, caches capabilities without it and keeps that cache; with
+        # /dev/null over it instead, KVM looks usable but never probes as such, and libvirt
+        # re-probes QEMU (15-50 s) on every define and start.
+        # QEMU's per-domain /dev namespace would try to copy that mount into each guest's
+        # /dev and fail, so this daemon (only) runs guests without it: qemu.conf is overlaid
+        # inside the daemon's private mount namespace, the host's file is untouched.
+        hide_kvm="touch /run/vpsctl-no-kvm; chmod 000 /run/vpsctl-no-kvm;
+                  mount --bind /run/vpsctl-no-kvm /dev/kvm 2>/dev/null || true;
+                  cp /etc/libvirt/qemu.conf /run/vpsctl-qemu.conf;
+                  echo 'namespaces = [ ]' >> /run/vpsctl-qemu.conf;
+                  mount --bind /run/vpsctl-qemu.conf /etc/libvirt/qemu.conf;"
         echo "KVM does not run guests here: hiding /dev/kvm from libvirtd (TCG emulation)"
     fi
     mkdir -p /run/libvirt /var/log/libvirt

@@ -22,7 +22,7 @@ usage() { echo "usage: $0 OUT_FILE.qcow2" >&2; exit 2; }
 out=$1
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../lib/mkdisk.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/mkdisk.sh
 . "$here/../lib/mkdisk.sh"
 
 # Partition sizes (MiB).  The FAT partition holds ~8 MiB of kernel and ~3 MiB
