@@ -27,10 +27,10 @@ import libvirt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.designer import domain_config  # noqa: E402
-from orchestrator.hypervisor.config import VolumeConfig  # noqa: E402
-from orchestrator.models import Host, Vps  # noqa: E402
-from tests.conftest import base_settings  # noqa: E402
+from orchestrator.designer import domain_config
+from orchestrator.hypervisor.config import VolumeConfig
+from orchestrator.models import Host, Vps
+from tests.conftest import base_settings
 
 URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "20"))
@@ -115,7 +115,7 @@ def vpsctl_samples(tmp: Path) -> list[float]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers,
                                          method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(request, timeout=30) as response:
             return dict(json.loads(response.read() or b"{}"))
 
     try:

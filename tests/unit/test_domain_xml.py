@@ -32,7 +32,8 @@ def test_sizes_devices_and_link() -> None:
     assert root.find("vcpu").get("current") == "2"
     disks = root.findall("devices/disk")
     assert [d.find("target").get("dev") for d in disks] == ["vda", "vdb"]
-    assert disks[0].find("source").attrib == {"pool": "p", "volume": "vps-6f1c1a52-6b43-4a5c-9a3e-3a0d7c2f9a11-root.qcow2"}
+    root_volume = "vps-6f1c1a52-6b43-4a5c-9a3e-3a0d7c2f9a11-root.qcow2"
+    assert disks[0].find("source").attrib == {"pool": "p", "volume": root_volume}
     assert disks[1].find("readonly") is not None and disks[1].find("driver").get("type") == "raw"
     iface = root.find("devices/interface")
     assert iface.find("source").get("network") == "n"
