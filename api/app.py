@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import health, hosts, images, jobs, vps
+from api.routers import health, hosts, images, jobs, operations, vps
 from orchestrator import __version__
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
@@ -50,6 +50,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.settings = settings
     app.state.engine = engine
     errors.install(app)
-    for module in (health, images, hosts, vps, jobs):
+    for module in (health, images, hosts, vps, operations, jobs):
         app.include_router(module.router)
     return app

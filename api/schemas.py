@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -50,6 +50,9 @@ class VpsOut(BaseModel):
     host: str | None
     addresses: list[str]
     ssh_host_keys: list[HostKeyOut]
+    cut_off: bool
+    cut_off_reason: str | None
+    suspend_reason: str | None
     error: str | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -89,8 +92,61 @@ class VpsJobOut(BaseModel):
     job: JobOut
 
 
+class ResizePlanOut(BaseModel):
+    mode: str = Field(description="live: applied to the running guest; cold: stop, change, start")
+    reboot: bool = Field(description="whether the VPS will be restarted")
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+
+
 class JobAccepted(BaseModel):
     job: JobOut
+    plan: ResizePlanOut | None = None
+
+
+class StopBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = Field(default=False, description="Skip the graceful shutdown and power off at once")
+
+
+class RebootBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hard: bool = Field(default=False, description="Reset instead of asking the guest to reboot")
+
+
+class SuspendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["customer", "billing", "abuse", "security"] | None = None
+
+
+class ResizeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vcpus: int | None = Field(default=None, ge=1, le=1024)
+    memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
+    disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
+    reason: str | None = Field(default=None, max_length=500, description="Why staff resize (recorded)")
+
+
+class CutOffBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["hacked", "security_update_missing", "dangerous_application", "abuse"]
+
+
+class ReconnectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    corrective_measures: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class VpsEventOut(BaseModel):
+    at: datetime | None
+    job_id: str
+    operation: str
+    requested_by: str
+    step: str
+    status: str
+    message: str
+    actor: str
 
 
 class ImageOut(BaseModel):

@@ -54,7 +54,7 @@ def serve(
     engine = make_engine(settings)
     drivers = Drivers()
     try:
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             registered = register_host(session, settings, drivers, settings.host_name, settings.libvirt_uri,
                                        settings.host_site)
             err.print(f"host {registered.name}: {settings.libvirt_uri} ({registered.domain_type}, "
@@ -96,7 +96,7 @@ def token_create(
 ) -> None:
     """Print a new bearer token, alone on the last line (stored only as a hash)."""
     settings = get_settings()
-    with Session(make_engine(settings)) as session:
+    with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
             token = create_token(session, role, customer, label)
         except VpsctlError as exc:
@@ -112,7 +112,7 @@ def image_build(
 ) -> None:
     """Build an image from its recipe (cached) and register it in the catalog."""
     settings = get_settings()
-    with Session(make_engine(settings)) as session:
+    with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
             image = images.build(settings, session, name, force=force)
         except VpsctlError as exc:
@@ -129,7 +129,7 @@ def host_add(
     """Register a hypervisor host (prepares its storage pool and guest network)."""
     settings = get_settings()
     drivers = Drivers()
-    with Session(make_engine(settings)) as session:
+    with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
             host = register_host(session, settings, drivers, name, uri, site)
         except VpsctlError as exc:

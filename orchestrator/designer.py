@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 from orchestrator.hypervisor import DiskConfig, DomainConfig, InterfaceConfig
 from orchestrator.models import Host, Vps
+from orchestrator.settings import Settings
 
 
 def mac_for(vps_id: str) -> str:
@@ -14,21 +16,37 @@ def mac_for(vps_id: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def domain_config(vps: Vps, host: Host, customer_name: str) -> DomainConfig:
+def live_ceilings(vcpus: int, memory_mib: int, settings: Settings) -> tuple[int, int]:
+    """The maximum vCPUs and memory a VPS is defined with, so that it can grow without a reboot."""
+    headroom = settings.live_resize_headroom
+    return (
+        max(vcpus, min(settings.max_vcpus, math.ceil(vcpus * headroom))),
+        max(memory_mib, min(settings.max_memory_mib, math.ceil(memory_mib * headroom))),
+    )
+
+
+def interface_config(vps: Vps, host: Host) -> InterfaceConfig:
+    # R5.5-cutoff: a cut-off VPS has its link down in every definition until reconnected.
+    return InterfaceConfig(network=host.network_name, mac=vps.mac or mac_for(vps.id), link_up=not vps.cut_off)
+
+
+def domain_config(vps: Vps, host: Host, customer_name: str, settings: Settings | None = None) -> DomainConfig:
+    serial_log = f"{settings.serial_log_dir}/{vps.domain_name}-serial.log" if settings else None
     return DomainConfig(
         uuid=vps.id,
         name=vps.domain_name,
         title=vps.name,
         domain_type=host.domain_type,
         vcpus=vps.vcpus,
-        max_vcpus=vps.vcpus,
+        max_vcpus=max(vps.max_vcpus, vps.vcpus),
         memory_mib=vps.memory_mib,
-        max_memory_mib=vps.memory_mib,
+        max_memory_mib=max(vps.max_memory_mib, vps.memory_mib),
         disks=(
             DiskConfig(pool=host.pool_name, volume=vps.root_volume, target="vda", serial="root"),
             DiskConfig(pool=host.pool_name, volume=vps.seed_volume, target="vdb", format="raw",
                        readonly=True, serial="seed"),
         ),
-        interfaces=(InterfaceConfig(network=host.network_name, mac=vps.mac or mac_for(vps.id)),),
+        interfaces=(interface_config(vps, host),),
         metadata={"name": vps.name, "customer": customer_name, "image": vps.image},
+        serial_log=serial_log,
     )

@@ -129,7 +129,15 @@ class Vps(SQLModel, table=True):
     vcpus: int
     memory_mib: int
     disk_gib: int
+    # Live-resize ceilings, fixed in the definition; beyond them a resize needs a cold restart.
+    max_vcpus: int = 0
+    max_memory_mib: int = 0
     status: VpsStatus = Field(default=VpsStatus.building, index=True)
+    # R5.5-cutoff: the network link is down, live and in the definition, until reconnected.
+    cut_off: bool = False
+    cut_off_reason: str | None = Field(default=None, max_length=64)
+    suspend_reason: str | None = Field(default=None, max_length=32)
+    suspended_by: str | None = Field(default=None, max_length=16)  # role that suspended it
     task: str | None = Field(default=None, max_length=32)
     mac: str = Field(default="", max_length=17)
     ssh_authorized_keys: list[str] = _json(list)  # public keys only

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     max_disk_gib: int = 4_096
     max_ssh_keys: int = 20
 
+    # --- lifecycle ------------------------------------------------------------------------------
+    # A VPS is defined with room to grow live: max vCPUs and max memory = ordered x headroom.
+    live_resize_headroom: float = Field(2.0, ge=1.0)
+    stop_timeout_seconds: float = 60.0  # graceful stop: ACPI, then forced off after this
+    serial_log_dir: str = "/var/log/libvirt/qemu"  # on the host
+
     # --- jobs and worker ----------------------------------------------------------------------
     run_worker: bool = True  # `vpsctl serve` runs a worker in-process
     job_lease_seconds: float = 30.0

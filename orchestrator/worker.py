@@ -127,7 +127,7 @@ class Worker:
                 self._retry(job, exc)
             else:
                 self._fail(ctx, operation, exc)
-        except Exception as exc:
+        except Exception as exc:  # any failure ends in a rollback: never a half-made VPS
             if not isinstance(exc, VpsctlError):
                 log.exception("job %s step %s failed", job.id, job.step)
             self._fail(ctx, operation, exc)

@@ -23,6 +23,10 @@ in_ns() {
 case "$action" in
 start)
     if answering; then echo "libvirtd already running"; exit 0; fi
+    if [ -n "$netns" ] && ip netns list | grep -qw "$netns" && [ -z "$(ip netns pids "$netns")" ]; then
+        # Left over by a daemon that was killed: its bridges and rules would be in the way.
+        ip netns delete "$netns"
+    fi
     if [ -n "$netns" ] && ! ip netns list | grep -qw "$netns"; then
         ip netns add "$netns"
         ip -n "$netns" link set lo up
@@ -65,8 +69,12 @@ stop)
     pkill -x libvirtd 2>/dev/null || true
     pkill -x virtlogd 2>/dev/null || true
     for _ in $(seq 1 20); do pgrep -x libvirtd >/dev/null || break; sleep 0.5; done
-    pkill -x dnsmasq -f 2>/dev/null || true
-    if [ -n "$netns" ] && ip netns list | grep -qw "$netns"; then ip netns delete "$netns"; fi
+    pkill -f 'dnsmasq --conf-file=/var/lib/libvirt/dnsmasq/' 2>/dev/null || true
+    if [ -n "$netns" ] && ip netns list | grep -qw "$netns"; then
+        ip netns pids "$netns" | xargs -r kill 2>/dev/null || true
+        sleep 0.5
+        ip netns delete "$netns"
+    fi
     echo "libvirtd stopped"
     ;;
 *)

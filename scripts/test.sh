@@ -12,7 +12,7 @@ export VPSCTL_IMAGE_CACHE_DIR=${VPSCTL_IMAGE_CACHE_DIR:-/var/cache/vpsctl/images
 
 scripts/install.sh --test
 .venv/bin/ruff check orchestrator api tests bench
-.venv/bin/mypy orchestrator
+.venv/bin/mypy orchestrator api
 
 started=0
 cleanup() {

@@ -49,6 +49,7 @@ PACKAGES=(
     ifupdown isc-dhcp-client netbase iproute2   # network (cloud-init renders ENI)
     e2fsprogs systemd-timesyncd qemu-guest-agent sudo
     ca-certificates less nano procps iputils-ping
+    zstd                                        # initramfs-tools' default compressor
 )
 
 # --- find the Debian mirror from the host's apt configuration ----------------
@@ -176,9 +177,19 @@ auto lo
 iface lo inet loopback
 EOF
 
+# C.UTF-8 is built into libc: no locales package, and cloud-init finds the
+# locale it is configured with already set (nothing to generate at boot).
+echo LANG=C.UTF-8 >"$root/etc/default/locale"
+
+# Servers boot to multi-user; e2scrub only matters with LVM snapshots and
+# costs seconds at every boot.
+in_root systemctl set-default multi-user.target >/dev/null 2>&1
+in_root systemctl disable e2scrub_reap.service e2scrub_all.timer >/dev/null 2>&1
+
 install -D -m 0644 "$here/files/90-vps.cfg" "$root/etc/cloud/cloud.cfg.d/90-vps.cfg"
 install -D -m 0644 "$here/files/ssh-hostkey-fallback.conf" \
     "$root/etc/systemd/system/ssh.service.d/hostkey-fallback.conf"
+install -D -m 0644 "$here/files/80-vps-hotplug.rules" "$root/etc/udev/rules.d/80-vps-hotplug.rules"
 install -D -m 0755 "$here/files/syslinux-kernel-hook" "$root/etc/kernel/postinst.d/zz-syslinux"
 install -D -m 0755 "$here/files/syslinux-kernel-hook" "$root/etc/initramfs/post-update.d/zz-syslinux"
 

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from orchestrator.hypervisor.config import (
     DomainConfig,
+    InterfaceConfig,
     NetworkConfig,
     PoolConfig,
     VolumeConfig,
@@ -91,5 +92,41 @@ class HypervisorDriver(Protocol):
     def undefine_domain(self, uuid: str) -> None: ...
 
     def interface_addresses(self, uuid: str) -> list[str]: ...
+
+    # --- power ---------------------------------------------------------------------------
+    def shutdown_domain(self, uuid: str) -> None:
+        """Ask the guest to power off (ACPI); returns at once."""
+        ...
+
+    def reboot_domain(self, uuid: str, hard: bool) -> None:
+        """Soft: ACPI reboot request to the guest.  Hard: reset the virtual machine."""
+        ...
+
+    def suspend_domain(self, uuid: str) -> None: ...
+
+    def resume_domain(self, uuid: str) -> None: ...
+
+    # --- live changes (the persistent definition is changed by define_domain) -------------
+    def set_vcpus_live(self, uuid: str, count: int) -> None: ...
+
+    def set_memory_live(self, uuid: str, mib: int) -> None: ...
+
+    def memory_stats(self, uuid: str) -> dict[str, int]: ...
+
+    def block_resize_live(self, uuid: str, target: str, size_bytes: int) -> None: ...
+
+    def resize_volume(self, pool: str, name: str, size_bytes: int) -> None:
+        """Grow a volume of a stopped domain; never shrinks (refused)."""
+        ...
+
+    def volume_capacity(self, pool: str, name: str) -> int | None: ...
+
+    def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
+        """Apply the interface's link state to the running domain (carrier up or down)."""
+        ...
+
+    def live_link_up(self, uuid: str, mac: str) -> bool | None:
+        """The running domain's link state for that MAC (None when not running)."""
+        ...
 
     def close(self) -> None: ...

@@ -67,6 +67,21 @@ class InterfaceConfig:
         return interface
 
 
+    def to_xml(self) -> str:
+        return _to_string(self.to_element())
+
+
+def parse_link_state(domain_xml: str, mac: str) -> bool | None:
+    """Whether the interface with that MAC has its link up in a domain's XML (None: no such NIC)."""
+    root = ET.fromstring(domain_xml)  # noqa: S314  (XML from libvirt, not from users)
+    for interface in root.iter("interface"):
+        mac_element = interface.find("mac")
+        if mac_element is not None and mac_element.get("address", "").lower() == mac.lower():
+            link = interface.find("link")
+            return link is None or link.get("state", "up") == "up"
+    return None
+
+
 @dataclass(frozen=True)
 class DomainConfig:
     uuid: str

@@ -12,7 +12,14 @@ import libvirt
 
 from orchestrator.errors import HypervisorError, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
-from orchestrator.hypervisor.config import DomainConfig, NetworkConfig, PoolConfig, VolumeConfig
+from orchestrator.hypervisor.config import (
+    DomainConfig,
+    InterfaceConfig,
+    NetworkConfig,
+    PoolConfig,
+    VolumeConfig,
+    parse_link_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +308,108 @@ class LibvirtDriver:
             return sorted(
                 {addr["addr"] for iface in (found or {}).values() for addr in iface.get("addrs") or []}
             )
+
+        return self._call(query)
+
+
+    # --- power ---------------------------------------------------------------------------
+    def _running(self, uuid: str, action: Callable[[libvirt.virDomain], Any]) -> None:
+        def run(conn: libvirt.virConnect) -> None:
+            dom = self._lookup(conn, uuid)
+            if dom is None:
+                raise HypervisorError(f"domain {uuid} is not defined")
+            action(dom)
+
+        self._call(run)
+
+    def shutdown_domain(self, uuid: str) -> None:
+        def shutdown(dom: libvirt.virDomain) -> None:
+            if dom.isActive():
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+
+        self._running(uuid, shutdown)
+
+    def reboot_domain(self, uuid: str, hard: bool) -> None:
+        def reboot(dom: libvirt.virDomain) -> None:
+            if hard:
+                dom.reset(0)
+            else:
+                dom.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+
+        self._running(uuid, reboot)
+
+    def suspend_domain(self, uuid: str) -> None:
+        def suspend(dom: libvirt.virDomain) -> None:
+            if dom.state(0)[0] != libvirt.VIR_DOMAIN_PAUSED:
+                dom.suspend()
+
+        self._running(uuid, suspend)
+
+    def resume_domain(self, uuid: str) -> None:
+        def resume(dom: libvirt.virDomain) -> None:
+            if dom.state(0)[0] == libvirt.VIR_DOMAIN_PAUSED:
+                dom.resume()
+
+        self._running(uuid, resume)
+
+    # --- live changes --------------------------------------------------------------------
+    def set_vcpus_live(self, uuid: str, count: int) -> None:
+        def set_vcpus(dom: libvirt.virDomain) -> None:
+            if dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) != count:
+                dom.setVcpusFlags(count, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+        self._running(uuid, set_vcpus)
+
+    def set_memory_live(self, uuid: str, mib: int) -> None:
+        self._running(uuid, lambda dom: dom.setMemoryFlags(mib * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+
+    def memory_stats(self, uuid: str) -> dict[str, int]:
+        stats: dict[str, int] = {}
+        self._running(uuid, lambda dom: stats.update(dom.memoryStats()))
+        return stats
+
+    def block_resize_live(self, uuid: str, target: str, size_bytes: int) -> None:
+        def grow(dom: libvirt.virDomain) -> None:
+            if dom.blockInfo(target, 0)[0] < size_bytes:
+                dom.blockResize(target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
+        self._running(uuid, grow)
+
+    def volume_capacity(self, pool: str, name: str) -> int | None:
+        def capacity(conn: libvirt.virConnect) -> int | None:
+            try:
+                return int(self._pool(conn, pool).storageVolLookupByName(name).info()[1])
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return None
+                raise
+
+        return self._call(capacity)
+
+    def resize_volume(self, pool: str, name: str, size_bytes: int) -> None:
+        def resize(conn: libvirt.virConnect) -> None:
+            vol = self._pool(conn, pool).storageVolLookupByName(name)
+            current = int(vol.info()[1])
+            if size_bytes < current:
+                raise HypervisorError(f"refusing to shrink {name} from {current} to {size_bytes} bytes")
+            if size_bytes > current:
+                vol.resize(size_bytes, 0)
+
+        self._call(resize)
+
+    def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
+        def update(dom: libvirt.virDomain) -> None:
+            if dom.isActive():
+                dom.updateDeviceFlags(interface.to_xml(), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+        self._running(uuid, update)
+
+    def live_link_up(self, uuid: str, mac: str) -> bool | None:
+        def query(conn: libvirt.virConnect) -> bool | None:
+            dom = self._lookup(conn, uuid)
+            if dom is None or not dom.isActive():
+                return None
+            return parse_link_state(dom.XMLDesc(0), mac)
 
         return self._call(query)
 

@@ -1,6 +1,31 @@
 """One module per operation; importing this package registers them all."""
 
-from orchestrator.operations import create, delete
+from orchestrator.operations import (
+    create,
+    cutoff,
+    delete,
+    reboot,
+    reconnect,
+    resize,
+    resume,
+    start,
+    stop,
+    suspend,
+)
 from orchestrator.operations.base import OPERATIONS, Context, Operation
 
-__all__ = ["OPERATIONS", "Context", "Operation", "create", "delete"]
+__all__ = [
+    "OPERATIONS",
+    "Context",
+    "Operation",
+    "create",
+    "cutoff",
+    "delete",
+    "reboot",
+    "reconnect",
+    "resize",
+    "resume",
+    "start",
+    "stop",
+    "suspend",
+]

@@ -9,17 +9,22 @@ just runs its first unfinished step again.  ``rollback`` undoes a job that faile
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from orchestrator import jobs
+from orchestrator.auth import Principal
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
+from orchestrator.designer import domain_config
 from orchestrator.errors import InvalidState, OperationFailed
 from orchestrator.hypervisor import HypervisorDriver
-from orchestrator.models import Host, Job, Vps, VpsStatus
+from orchestrator.models import Customer, Host, Job, Vps, VpsStatus
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,6 +85,17 @@ class Context:
             return vps
 
 
+    def define(self) -> str:
+        """(Re)define the domain from the VPS record: the persistent definition always follows
+        the record (sizes, link state), whatever happened to it on the host."""
+        vps, host = self.vps(), self.host()
+        with session_scope(self.engine) as session:
+            customer = session.get(Customer, vps.customer_id)
+            customer_name = customer.name if customer else ""
+        self.driver.define_domain(domain_config(vps, host, customer_name, self.settings))
+        return f"defined {vps.domain_name} ({host.domain_type}, {vps.vcpus} vCPU, {vps.memory_mib} MiB)"
+
+
 StepFn = Callable[[Context], str | None]
 
 
@@ -94,6 +110,10 @@ class Operation:
     # Statuses the VPS may be in when the job starts (checked at request and again at start).
     allowed_from: ClassVar[frozenset[VpsStatus]]
     steps: ClassVar[tuple[Step, ...]]
+
+    @classmethod
+    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
+        """API-side checks beyond the status (roles, arguments); raise to refuse."""
 
     @classmethod
     def check_status(cls, vps: Vps) -> None:
@@ -111,6 +131,35 @@ class Operation:
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:
         """Undo what the steps did, after a failure for good.  Must itself be idempotent."""
+
+
+def request(
+    session: Session, settings: Settings, principal: Principal, vps: Vps, operation: type[Operation],
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """Check an operation on a VPS and record its job (the API side of every operation)."""
+    params = dict(params or {})
+    operation.check_status(vps)
+    operation.check_request(principal, vps, params)
+    params.setdefault("requested_role", principal.role.value)
+    job = jobs.enqueue(session, operation.kind, vps, params, str(principal), len(operation.steps),
+                       settings.job_max_attempts)
+    session.commit()
+    jobs.notify()
+    return job
+
+
+def wait_until(ctx: Context, timeout: float, what: str, probe: Callable[[], str | None]) -> str:
+    """Poll ``probe`` until it returns a message; OperationFailed after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ctx.check_lease()
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(0.25)
 
 
 OPERATIONS: dict[str, type[Operation]] = {}

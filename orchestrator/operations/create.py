@@ -15,8 +15,6 @@ Rollback: remove the domain and both volumes; the VPS ends ``error`` holding not
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +24,14 @@ from orchestrator import jobs
 from orchestrator.auth import Principal
 from orchestrator.contract.sites import check_site
 from orchestrator.db import session_scope
-from orchestrator.designer import domain_config, mac_for
+from orchestrator.designer import live_ceilings, mac_for
 from orchestrator.errors import InvalidRequest, NotFound, OperationFailed
 from orchestrator.hosts import candidates, policy
 from orchestrator.hypervisor import VolumeConfig
 from orchestrator.images import volume_name
 from orchestrator.keys import generate_host_key, normalise_authorized_key
 from orchestrator.models import Customer, Host, HostImage, Image, Job, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
+from orchestrator.operations.base import Context, Operation, Step, register, wait_until
 from orchestrator.placement import Resources, choose_host
 from orchestrator.seed import Seed
 from orchestrator.settings import Settings
@@ -83,8 +81,11 @@ def request(
     site = check_site(spec.site) if spec.site else None  # R2-locations
     want = Resources(spec.vcpus, spec.memory_mib, spec.disk_gib)
     chosen = choose_host(candidates(session), want, policy(settings), site=site)
+    max_vcpus, max_memory_mib = live_ceilings(spec.vcpus, spec.memory_mib, settings)
     vps = Vps(
         name=spec.name,
+        max_vcpus=max_vcpus,
+        max_memory_mib=max_memory_mib,
         customer_id=spec.customer_id,
         host_id=chosen.host_id,
         image=image.name,
@@ -190,31 +191,13 @@ def create_seed(ctx: Context) -> str:
 
 
 def define_domain(ctx: Context) -> str:
-    vps, host = ctx.vps(), ctx.host()
-    with session_scope(ctx.engine) as session:
-        customer = session.get(Customer, vps.customer_id)
-        customer_name = customer.name if customer else ""
-    ctx.driver.define_domain(domain_config(vps, host, customer_name))
-    return f"defined {vps.domain_name} ({host.domain_type})"
+    return ctx.define()
 
 
 def start_domain(ctx: Context) -> str:
     vps = ctx.vps()
     ctx.driver.start_domain(vps.id)
     return "running"
-
-
-def _wait(ctx: Context, timeout: float, probe: str, attempt: Callable[[], str | None]) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        ctx.check_lease()
-        found = attempt()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise OperationFailed(f"{probe} did not happen within {timeout:.0f} s")
-        time.sleep(0.5)
-
 
 
 def wait_for_address(ctx: Context) -> str:
@@ -227,7 +210,7 @@ def wait_for_address(ctx: Context) -> str:
             return ", ".join(addresses)
         return None
 
-    return _wait(ctx, ctx.settings.address_timeout_seconds, "a DHCP lease", lease)
+    return wait_until(ctx, ctx.settings.address_timeout_seconds, "a DHCP lease", lease)
 
 
 def verify_ssh(ctx: Context) -> str:
@@ -242,11 +225,11 @@ def verify_ssh(ctx: Context) -> str:
             if matches_host_key(address, expected, proxy_command=ctx.settings.guest_proxy_command,
                                 timeout=5.0):
                 return f"{address}:22 presents {vps.ssh_host_keys[0]['fingerprint']}"
-        except Exception:
+        except Exception:  # not up yet: refused, reset, timed out
             return None
         raise OperationFailed(f"{address}:22 presents a host key that is not the one generated for it")
 
-    return _wait(ctx, ctx.settings.ssh_ready_timeout_seconds, "SSH answering", answer)
+    return wait_until(ctx, ctx.settings.ssh_ready_timeout_seconds, "SSH answering", answer)
 
 
 @register

@@ -56,6 +56,7 @@ def test_every_route_needs_a_valid_token(offline_api: Api, path: str, header: st
 
 
 def test_tokens_are_stored_hashed(offline_api: Api) -> None:
+    """R6.1-root / security defaults: no usable secret is kept in clear."""
     with Session(offline_api.engine) as session:
         stored = [t.token_hash for t in session.exec(select(ApiToken)).all()]
     for token in (offline_api.support, offline_api.alice, offline_api.bob):
@@ -136,6 +137,7 @@ def test_staff_must_name_an_existing_customer(offline_api: Api, pubkey: str) -> 
 
 
 def test_accepted_create_and_isolation_between_customers(offline_api: Api, pubkey: str) -> None:
+    """R7-confidential: a customer sees only their own resources; the rest is a 404."""
     response = offline_api.call("POST", "/v1/vps", offline_api.alice, json=body(pubkey))
     assert response.status_code == 202, response.text
     vps, job = response.json()["vps"], response.json()["job"]

@@ -37,6 +37,8 @@ def host_holds(vps_id: str) -> list[str]:
 
 
 def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
+    """R6.1-root (root login with the customer's key only), R9-delivery (host key fingerprint known
+    before the first login), R10-after (volumes discarded, recorded, nothing left)."""
     key, public = client_key(tmp_path)
     started = time.monotonic()
     response = live_api.call("POST", "/v1/vps", live_api.alice, json={

@@ -1,0 +1,114 @@
+"""``POST /v1/vps/{id}/<operation>``: each answers 202 with the job, or 409 naming the status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from api.schemas import (
+    CutOffBody,
+    JobAccepted,
+    RebootBody,
+    ReconnectBody,
+    ResizeBody,
+    ResizePlanOut,
+    StopBody,
+    SuspendBody,
+    VpsEventOut,
+)
+from api.views import job_out
+from orchestrator.access import visible_vps
+from orchestrator.auth import Principal
+from orchestrator.models import Job, JobEvent
+from orchestrator.operations import cutoff, reboot, reconnect, resize, resume, start, stop, suspend
+from orchestrator.operations.base import Operation, request
+
+router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"])
+
+
+def _run(
+    session: SessionDep, settings: SettingsDep, principal: Principal, vps_id: str,
+    operation: type[Operation], body: BaseModel | None = None, params: dict[str, Any] | None = None,
+) -> JobAccepted:
+    vps = visible_vps(session, principal, vps_id)
+    values = params if params is not None else (body.model_dump(exclude_none=True) if body else {})
+    job = request(session, settings, principal, vps, operation, values)
+    return JobAccepted(job=job_out(session, job))
+
+
+@router.post("/start", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def start_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> JobAccepted:
+    """Power on a stopped VPS."""
+    return _run(session, settings, principal, vps_id, start.StartVps)
+
+
+@router.post("/stop", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def stop_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+             body: StopBody | None = None) -> JobAccepted:
+    """Graceful shutdown, forced after a timeout; `force` skips the wait."""
+    return _run(session, settings, principal, vps_id, stop.StopVps, body or StopBody())
+
+
+@router.post("/reboot", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def reboot_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+               body: RebootBody | None = None) -> JobAccepted:
+    """Soft (ACPI) or hard (reset) reboot."""
+    return _run(session, settings, principal, vps_id, reboot.RebootVps, body or RebootBody())
+
+
+@router.post("/suspend", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def suspend_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+                body: SuspendBody | None = None) -> JobAccepted:
+    """Pause the guest in memory, with a recorded reason."""
+    return _run(session, settings, principal, vps_id, suspend.SuspendVps, body or SuspendBody())
+
+
+@router.post("/resume", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def resume_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> JobAccepted:
+    """Resume a suspended VPS (a customer cannot resume what staff suspended)."""
+    return _run(session, settings, principal, vps_id, resume.ResumeVps)
+
+
+@router.post("/resize", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def resize_vps(vps_id: str, body: ResizeBody, session: SessionDep, settings: SettingsDep,
+               principal: CurrentPrincipal) -> JobAccepted:
+    """Change vCPUs, memory and/or disk size.  `plan` in the answer says live or cold, and whether the
+    VPS will reboot, before anything runs.  Disks never shrink."""
+    vps = visible_vps(session, principal, vps_id)
+    params = resize.request_params(session, settings, vps, body.model_dump(exclude_none=True))
+    accepted = _run(session, settings, principal, vps_id, resize.ResizeVps, params=params)
+    accepted.plan = ResizePlanOut(**params["plan"])
+    return accepted
+
+
+@router.post("/cutoff", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def cut_off_vps(vps_id: str, body: CutOffBody, session: SessionDep, settings: SettingsDep,
+                principal: CurrentPrincipal) -> JobAccepted:
+    """R5.5-cutoff (staff): cut the network, live and persistently, until reconnect."""
+    return _run(session, settings, principal, vps_id, cutoff.CutOffVps, body)
+
+
+@router.post("/reconnect", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def reconnect_vps(vps_id: str, body: ReconnectBody, session: SessionDep, settings: SettingsDep,
+                  principal: CurrentPrincipal) -> JobAccepted:
+    """R5.5-reconnect (staff): restore the network once corrective measures are recorded."""
+    return _run(session, settings, principal, vps_id, reconnect.ReconnectVps, body)
+
+
+@router.get("/events", response_model=list[VpsEventOut])
+def vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[VpsEventOut]:
+    """The VPS's action log: who asked what, when, each step and its result."""
+    vps = visible_vps(session, principal, vps_id)
+    rows = session.exec(
+        select(JobEvent, Job).join(Job, col(Job.id) == col(JobEvent.job_id))
+        .where(JobEvent.vps_id == vps.id).order_by(col(JobEvent.id))
+    ).all()
+    return [
+        VpsEventOut(at=e.at, job_id=j.id, operation=j.kind, requested_by=j.requested_by, step=e.step,
+                    status=e.status, message=e.message, actor=e.actor)
+        for e, j in rows
+    ]

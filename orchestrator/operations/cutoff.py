@@ -1,0 +1,53 @@
+"""R5.5-cutoff: cut a VPS's network (staff only, with a reason).  The link goes down in the
+running domain and in its definition, and stays down across stop, start, reboot and reinstall
+until ``reconnect``: the record's ``cut_off`` flag drives every later definition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.auth import Principal
+from orchestrator.designer import interface_config
+from orchestrator.errors import Conflict, Forbidden, InvalidRequest
+from orchestrator.hypervisor import DomainState
+from orchestrator.models import Vps, VpsStatus
+from orchestrator.operations.base import Context, Operation, Step, register
+
+REASONS = ("hacked", "security_update_missing", "dangerous_application", "abuse")
+
+
+def record_cut_off(ctx: Context) -> str:
+    ctx.update_vps(cut_off=True, cut_off_reason=ctx.params["reason"])
+    return f"reason: {ctx.params['reason']}"
+
+
+def apply_link_state(ctx: Context) -> str:
+    """Definition first (so a restart cannot bring the link back), then the running domain."""
+    ctx.define()
+    vps, host = ctx.vps(), ctx.host()
+    info = ctx.driver.domain(vps.id)
+    if info is not None and info.state != DomainState.shutoff:
+        ctx.driver.set_link_live(vps.id, interface_config(vps, host))
+        return f"link {'down' if vps.cut_off else 'up'} (live and persistent)"
+    return f"link {'down' if vps.cut_off else 'up'} (persistent; the domain is off)"
+
+
+@register
+class CutOffVps(Operation):
+    kind = "cutoff"
+    allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended})
+    steps = (Step("record_cut_off", record_cut_off), Step("link_down", apply_link_state))
+
+    @classmethod
+    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
+        if not principal.is_staff:
+            raise Forbidden("only staff cut a VPS off (R5.5-cutoff)")
+        if params.get("reason") not in REASONS:
+            raise InvalidRequest(f"R5.5-cutoff: reason must be one of {', '.join(REASONS)}")
+        if vps.cut_off:
+            raise Conflict("the VPS is already cut off")
+
+    @classmethod
+    def succeed(cls, ctx: Context) -> None:
+        if ctx.vps().status == VpsStatus.running:
+            ctx.update_vps(status=VpsStatus.cut_off)

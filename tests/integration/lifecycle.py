@@ -1,0 +1,66 @@
+"""Helpers for lifecycle tests: order a tiny VPS and run commands in it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import paramiko
+
+from tests.conftest import URI, Api, client_key, ssh_run
+
+
+class Guest:
+    def __init__(self, api: Api, token: str, vps: dict[str, Any], key: paramiko.PKey) -> None:
+        self.api, self.token, self.key = api, token, key
+        self.id: str = vps["id"]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return dict(self.api.call("GET", f"/v1/vps/{self.id}", self.token).json())
+
+    def ssh(self, command: str, timeout: float = 30) -> str:
+        vps = self.record
+        return ssh_run(vps["addresses"][0], vps["ssh_host_keys"][0]["public_key"], self.key, command, timeout)
+
+    def ssh_eventually(self, command: str, within: float = 90) -> str:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return self.ssh(command, timeout=10)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def do(self, operation: str, body: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
+        """Ask for an operation, wait for its job, return the job."""
+        response = self.api.call("POST", f"/v1/vps/{self.id}/{operation}", token or self.token, json=body or {})
+        assert response.status_code == 202, response.text
+        return self.api.wait_job(response.json()["job"]["id"], token or self.token)
+
+    def domain(self) -> libvirt.virDomain:
+        conn = libvirt.open(URI)
+        return conn.lookupByUUIDString(self.id)
+
+    def serial_log(self) -> str:
+        path = Path(f"/var/log/libvirt/qemu/vps-{self.id}-serial.log")
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def order(api: Api, tmp_path: Path, token: str | None = None, **sizes: int) -> Guest:
+    key, public = client_key(tmp_path)
+    body = {"name": "life", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [public]}
+    body.update(sizes)
+    token = token or api.alice
+    response = api.call("POST", "/v1/vps", token, json=body)
+    assert response.status_code == 202, response.text
+    job = api.wait_job(response.json()["job"]["id"], token)
+    assert job["status"] == "succeeded", job
+    return Guest(api, token, response.json()["vps"], key)
+
+
+def mem_total_mib(guest: Guest) -> int:
+    return int(guest.ssh("grep MemTotal /proc/meminfo").split()[1]) // 1024

@@ -1,0 +1,176 @@
+"""Power, suspend, resize and network cut-off on a real libvirtd + QEMU, each checked from
+inside the tiny guest where there is something to see."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from tests.conftest import Api
+from tests.integration.lifecycle import Guest, mem_total_mib, order
+
+pytestmark = pytest.mark.libvirt
+
+
+def wait_until(check: object, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.5)
+
+
+def test_stop_start_reboot(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path)
+    boot_id = guest.ssh("cat /proc/sys/kernel/random/boot_id").strip()
+
+    job = guest.do("stop")  # graceful: tiny powers off on the ACPI button
+    assert job["status"] == "succeeded", job
+    assert "shut down by the guest" in " ".join(e["message"] for e in job["events"])
+    assert guest.record["status"] == "stopped"
+    assert guest.domain().state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+
+    assert guest.do("start")["status"] == "succeeded"
+    assert guest.record["status"] == "running"
+    second_boot = guest.ssh_eventually("cat /proc/sys/kernel/random/boot_id").strip()
+    assert second_boot != boot_id
+
+    assert guest.do("reboot", {"hard": True})["status"] == "succeeded"
+    third_boot = guest.ssh_eventually("cat /proc/sys/kernel/random/boot_id").strip()
+    assert third_boot != second_boot
+
+    forced = guest.do("stop", {"force": True})
+    assert forced["status"] == "succeeded" and "forced off" in forced["events"][-2]["message"]
+
+
+def test_suspend_resume_and_who_may_resume(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path)
+    assert guest.do("suspend")["status"] == "succeeded"
+    record = guest.record
+    assert record["status"] == "suspended" and record["suspend_reason"] == "customer"
+    assert guest.domain().state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    with pytest.raises(Exception):  # noqa: B017  (a paused guest answers nothing)
+        guest.ssh("true", timeout=5)
+    assert guest.do("resume")["status"] == "succeeded"
+    assert guest.ssh_eventually("echo back").strip() == "back"
+
+    # staff suspend for billing: the customer may not resume, staff may
+    assert guest.do("suspend", {"reason": "billing"}, token=live_api.support)["status"] == "succeeded"
+    refused = live_api.call("POST", f"/v1/vps/{guest.id}/resume", live_api.alice)
+    assert refused.status_code == 403 and "staff" in refused.json()["detail"]
+    # a customer cannot claim a staff reason either
+    assert guest.do("resume", token=live_api.support)["status"] == "succeeded"
+    denied = live_api.call("POST", f"/v1/vps/{guest.id}/suspend", live_api.alice, json={"reason": "abuse"})
+    assert denied.status_code == 403
+
+
+def test_live_resize_seen_by_the_guest(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path, vcpus=1, memory_mib=256, disk_gib=2)
+    before = mem_total_mib(guest)
+    assert before <= 256
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice,
+                             json={"vcpus": 2, "memory_mib": 448, "disk_gib": 3})
+    assert response.status_code == 202, response.text
+    assert response.json()["plan"] == {"mode": "live", "reboot": False, "vcpus": 2, "memory_mib": 448,
+                                       "disk_gib": 3}
+    boot_id = guest.ssh("cat /proc/sys/kernel/random/boot_id")
+    job = live_api.wait_job(response.json()["job"]["id"], live_api.alice)
+    assert job["status"] == "succeeded", job
+    assert guest.ssh("cat /proc/sys/kernel/random/boot_id") == boot_id  # no reboot
+    wait_until(lambda: guest.ssh("grep -c ^processor /proc/cpuinfo").strip() == "2")
+    wait_until(lambda: mem_total_mib(guest) > before + 150)
+    assert mem_total_mib(guest) <= 448
+    assert int(guest.ssh("cat /sys/block/vda/size")) * 512 == 3 << 30
+    record = guest.record
+    assert (record["vcpus"], record["memory_mib"], record["disk_gib"]) == (2, 448, 3)
+    # the persistent definition follows, so the next cold start keeps the sizes
+    xml = guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert "<currentMemory unit='KiB'>458752</currentMemory>" in xml and "current='2'" in xml
+
+
+def test_cold_resize_and_refusals(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path, vcpus=1, memory_mib=256, disk_gib=2)
+    shrink = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"disk_gib": 1})
+    assert shrink.status_code == 422 and "never shrink" in shrink.json()["detail"]
+    huge = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"memory_mib": 200_000})
+    assert huge.status_code == 422 and "cannot hold" in huge.json()["detail"]
+    nothing = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={})
+    assert nothing.status_code == 422
+
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"memory_mib": 768})
+    assert response.status_code == 202 and response.json()["plan"]["reboot"] is True
+    job = live_api.wait_job(response.json()["job"]["id"], live_api.alice)
+    assert job["status"] == "succeeded", job
+    assert guest.record["status"] == "running"
+    wait_until(lambda: 600 < mem_total_mib_eventually(guest) <= 768, within=90)
+
+
+def mem_total_mib_eventually(guest: Guest) -> int:
+    guest.ssh_eventually("true")
+    return mem_total_mib(guest)
+
+
+def test_cutoff_survives_stop_start_reboot_until_reconnect(live_api: Api, tmp_path: Path) -> None:
+    """R5.5-cutoff and R5.5-reconnect, seen from inside the guest (carrier) and from outside (SSH)."""
+    guest = order(live_api, tmp_path)
+    assert guest.ssh("cat /sys/class/net/eth0/carrier").strip() == "1"
+    denied = live_api.call("POST", f"/v1/vps/{guest.id}/cutoff", live_api.alice, json={"reason": "hacked"})
+    assert denied.status_code == 403
+    assert guest.do("cutoff", {"reason": "hacked"}, token=live_api.support)["status"] == "succeeded"
+    record = guest.record
+    assert record["status"] == "cut_off" and record["cut_off"] and record["cut_off_reason"] == "hacked"
+    wait_until(lambda: "tiny: carrier eth0=0" in guest.serial_log())
+    with pytest.raises(Exception):  # noqa: B017
+        guest.ssh("true", timeout=8)
+    assert "<link state='down'/>" in guest.domain().XMLDesc(0)
+    assert "<link state='down'/>" in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+    for operation, body in (("reboot", {"hard": True}), ("stop", {"force": True}), ("start", {})):
+        marker = len(guest.serial_log())
+        assert guest.do(operation, body, token=live_api.support)["status"] == "succeeded"
+        if operation != "stop":
+            wait_until(lambda m=marker: "tiny: carrier eth0=0" in guest.serial_log()[m:], within=90)
+            assert "tiny: carrier eth0=1" not in guest.serial_log()[marker:]
+            assert "<link state='down'/>" in guest.domain().XMLDesc(0)
+    assert guest.record["status"] == "cut_off"
+
+    refused = live_api.call("POST", f"/v1/vps/{guest.id}/reconnect", live_api.support, json={})
+    assert refused.status_code == 422
+    job = guest.do("reconnect", {"corrective_measures": "CMS patched, passwords changed"}, token=live_api.support)
+    assert job["status"] == "succeeded"
+    assert guest.record["status"] == "running" and not guest.record["cut_off"]
+    assert guest.ssh_eventually("cat /sys/class/net/eth0/carrier").strip() == "1"
+    assert "carrier=0" in guest.ssh("cat /run/carrier.log")
+
+
+def test_refused_from_wrong_status_changes_nothing(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path)
+    cases = [("start", {}, "running"), ("resume", {}, "running")]
+    for operation, body, status in cases:
+        response = live_api.call("POST", f"/v1/vps/{guest.id}/{operation}", live_api.alice, json=body)
+        assert response.status_code == 409, response.text
+        assert response.json()["current_status"] == status and f"'{status}'" in response.json()["detail"]
+    assert guest.do("stop", {"force": True})["status"] == "succeeded"
+    for operation, body in (("stop", {}), ("reboot", {}), ("suspend", {}), ("resume", {})):
+        response = live_api.call("POST", f"/v1/vps/{guest.id}/{operation}", live_api.alice, json=body)
+        assert response.status_code == 409, (operation, response.text)
+        assert response.json()["current_status"] == "stopped"
+    events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.alice).json()
+    assert [e["operation"] for e in events if e["step"] == "queued"] == ["create", "stop"]
+    assert all(e["requested_by"] for e in events)
+    assert guest.domain().state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+
+
+def test_two_operations_at_once_run_one_after_the_other(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path)
+    first = live_api.call("POST", f"/v1/vps/{guest.id}/stop", live_api.alice, json={"force": True}).json()["job"]
+    second = live_api.call("POST", f"/v1/vps/{guest.id}/reboot", live_api.alice, json={}).json()["job"]
+    first = live_api.wait_job(first["id"], live_api.alice)
+    second = live_api.wait_job(second["id"], live_api.alice)
+    assert first["status"] == "succeeded"
+    # the reboot waited its turn, then found the VPS stopped and refused, changing nothing
+    assert second["status"] == "failed" and "stopped" in second["error"]
+    assert second["started_at"] >= first["finished_at"]
+    assert guest.record["status"] == "stopped"
