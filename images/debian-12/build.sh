@@ -86,7 +86,10 @@ in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
 
 # --- root filesystem: debootstrap (or the cache) -------------------------------
-cache_key=$(printf '%s\n' "$SUITE" "$mirror" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
+# Bump CACHE_VERSION when the cached part of the recipe changes.
+CACHE_VERSION=2
+cache_key=$(printf '%s\n' "$CACHE_VERSION" "$SUITE" "$mirror" "${PACKAGES[@]}" |
+            sha256sum | cut -c1-16)
 cache_file=${DEBIAN12_CACHE:+$DEBIAN12_CACHE/debian-12-rootfs-$cache_key.tar}
 mkdir -p "$root"
 if [[ -n $cache_file && -f $cache_file ]]; then
@@ -122,6 +125,14 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
     rm -f "$root/etc/apt/sources.list"
+    # No docs/translations: for what the next apt runs install, and for what
+    # debootstrap already installed.
+    install -D -m 0644 "$here/files/01-vps-nodoc" "$root/etc/dpkg/dpkg.cfg.d/01-vps-nodoc"
+    find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+    find "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian" \
+        -mindepth 1 -delete 2>/dev/null || true
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias \
+        -exec rm -rf {} +
     # Package scripts must not start services inside the build chroot.
     printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
     chmod 755 "$root/usr/sbin/policy-rc.d"
@@ -129,7 +140,7 @@ EOF
         in_root apt-get -q update
         in_root apt-get -q -y -o Dpkg::Options::=--force-confold dist-upgrade
         in_root apt-get -q -y --no-install-recommends install "${PACKAGES[@]}"
-    } >"$tmp/apt.log" 2>&1 || { tail -n 30 "$tmp/apt.log" >&2; echo "debian-12: apt upgrade failed" >&2; exit 1; }
+    } >"$tmp/apt.log" 2>&1 || { tail -n 30 "$tmp/apt.log" >&2; echo "debian-12: apt failed" >&2; exit 1; }
     in_root apt-get -q clean
     if [[ -n $cache_file ]]; then
         mkdir -p "$DEBIAN12_CACHE"
