@@ -128,6 +128,16 @@ class ResizeBody(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="Why staff resize (recorded)")
 
 
+class ReinstallBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str | None = Field(default=None, max_length=64, description="Default: the OS the VPS was ordered with")
+    ssh_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=16384)]] = Field(
+        min_length=1, max_length=100, description="New root credentials: OpenSSH public keys"
+    )
+    confirm_data_loss: bool = Field(description="Must be true: the VPS's disk is erased")
+    keep_old_disk: bool = Field(default=False, description="Keep the old root disk as a backup")
+
+
 class CutOffBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Literal["hacked", "security_update_missing", "dangerous_application", "abuse"]

@@ -133,6 +133,9 @@ class Vps(SQLModel, table=True):
     max_vcpus: int = 0
     max_memory_mib: int = 0
     status: VpsStatus = Field(default=VpsStatus.building, index=True)
+    # Bumped by each reinstall: the new root disk and seed live beside the old ones until the new
+    # system is up, so a failed reinstall can go back.
+    root_generation: int = 0
     # R5.5-cutoff: the network link is down, live and in the definition, until reconnected.
     cut_off: bool = False
     cut_off_reason: str | None = Field(default=None, max_length=64)
@@ -154,12 +157,23 @@ class Vps(SQLModel, table=True):
         return f"vps-{self.id}"
 
     @property
+    def volume_prefix(self) -> str:
+        """Every volume of this VPS, in any pool, starts with this."""
+        return f"vps-{self.id}-"
+
+    def root_volume_for(self, generation: int) -> str:
+        return f"vps-{self.id}-root.qcow2" if generation == 0 else f"vps-{self.id}-root-{generation}.qcow2"
+
+    def seed_volume_for(self, generation: int) -> str:
+        return f"vps-{self.id}-seed.iso" if generation == 0 else f"vps-{self.id}-seed-{generation}.iso"
+
+    @property
     def root_volume(self) -> str:
-        return f"vps-{self.id}-root.qcow2"
+        return self.root_volume_for(self.root_generation)
 
     @property
     def seed_volume(self) -> str:
-        return f"vps-{self.id}-seed.iso"
+        return self.seed_volume_for(self.root_generation)
 
 
 class Job(SQLModel, table=True):
@@ -197,6 +211,20 @@ class JobEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=100)
 
 
+class Backup(SQLModel, table=True):
+    """A copy of a VPS's disk(s) kept in a storage pool of its host."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
+    kind: str = Field(max_length=32)  # manual | before_reinstall
+    pool: str = Field(max_length=64)
+    volume: str = Field(max_length=200)
+    size_bytes: int = 0
+    status: str = Field(default="available", max_length=16)  # creating | available | failed | deleted
+    note: str = Field(default="", max_length=500)
+    created_at: datetime | None = _time(now=True)
+
+
 class HostImage(SQLModel, table=True):
     """An image's base volume, fully uploaded to a host's pool (recorded only after the upload
     finished, so a volume left half-written by a crash is never used as a backing file)."""
@@ -207,3 +235,31 @@ class HostImage(SQLModel, table=True):
     volume: str = Field(max_length=200)
     path: str = Field(max_length=1000)
     uploaded_at: datetime | None = _time(now=True)
+
+
+class Outbox(SQLModel, table=True):
+    """An email waiting to be sent, or sent (orchestrator/notify).  Rendered when queued, so a
+    missing value fails in the caller's request; rendered again when sent, from the same context,
+    so deadlines that count from the sending (R6.2-notice, R8.7-default) are computed then.
+
+    R6.5-contact: with a customer, the address is the one on file when the message is sent;
+    ``to_address`` records the address queued, then the address actually used.  ``sent_at`` is the
+    instant the SMTP server accepted the message: the deadlines count from it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    to_address: str = Field(default="", max_length=254)
+    language: str = Field(default="fr", max_length=5)
+    template: str = Field(max_length=64)
+    subject: str = Field(default="", max_length=500)
+    body_text: str = ""
+    context: dict[str, Any] = _json(dict)
+    vps_id: str | None = Field(default=None, index=True, max_length=36)
+    job_id: str | None = Field(default=None, index=True, max_length=36)
+    status: str = Field(default="pending", index=True, max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = _time(now=True, index=True)
+    last_error: str | None = Field(default=None, max_length=2000)
+    message_id: str | None = Field(default=None, max_length=300)
+    created_at: datetime | None = _time(now=True)
+    sent_at: datetime | None = _time()

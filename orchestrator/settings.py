@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,23 @@ class Settings(BaseSettings):
     # --- API ----------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+
+    # --- email (orchestrator/notify: the outbox and its SMTP sender) ---------------------------
+    # R6.5-contact: notices go to the address on file when they are sent; R9-delivery, R6.2-notice,
+    # R8.7-default: deadlines count from the actual sending time (Outbox.sent_at).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, gt=0, lt=65536)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None  # never logged (SecretStr hides it in repr and dumps)
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    mail_from: str = "vpsctl <noreply@localhost>"
+    company_name: str = "vpsctl hosting"
+    outbox_retry_seconds: float = Field(60.0, ge=0)  # first retry delay; doubles on each failure
+    outbox_max_backoff_seconds: float = Field(3600.0, ge=0)  # ceiling of the retry delay
+    outbox_max_attempts: int = Field(20, ge=1)  # then the message is marked failed (kept, never lost)
+    outbox_poll_seconds: float = Field(5.0, gt=0)  # run_outbox_forever's idle wait
+    # --- end of email ---------------------------------------------------------------------------
 
     @property
     def database(self) -> str:

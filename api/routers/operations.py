@@ -14,6 +14,7 @@ from api.schemas import (
     JobAccepted,
     RebootBody,
     ReconnectBody,
+    ReinstallBody,
     ResizeBody,
     ResizePlanOut,
     StopBody,
@@ -24,7 +25,7 @@ from api.views import job_out
 from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
 from orchestrator.models import Job, JobEvent
-from orchestrator.operations import cutoff, reboot, reconnect, resize, resume, start, stop, suspend
+from orchestrator.operations import cutoff, reboot, reconnect, reinstall, resize, resume, start, stop, suspend
 from orchestrator.operations.base import Operation, request
 
 router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"])
@@ -83,6 +84,16 @@ def resize_vps(vps_id: str, body: ResizeBody, session: SessionDep, settings: Set
     accepted = _run(session, settings, principal, vps_id, resize.ResizeVps, params=params)
     accepted.plan = ResizePlanOut(**params["plan"])
     return accepted
+
+
+@router.post("/reinstall", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def reinstall_vps(vps_id: str, body: ReinstallBody, session: SessionDep, settings: SettingsDep,
+                  principal: CurrentPrincipal) -> JobAccepted:
+    """R6.2-reinstall: a new root disk from the ordered OS (or `image`), new host keys, new root keys.
+    Refused without `confirm_data_loss: true`.  The old disk goes only once the new system is up."""
+    vps = visible_vps(session, principal, vps_id)
+    params = reinstall.request_params(session, settings, vps, body.model_dump())
+    return _run(session, settings, principal, vps_id, reinstall.ReinstallVps, params=params)
 
 
 @router.post("/cutoff", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

@@ -205,6 +205,14 @@ class LibvirtDriver:
                 pass
             raise
 
+    def list_volumes(self, pool: str) -> list[str]:
+        def names(conn: libvirt.virConnect) -> list[str]:
+            handle = self._pool(conn, pool)
+            handle.refresh(0)
+            return sorted(str(n) for n in handle.listVolumes())
+
+        return self._call(names)
+
     def delete_volume(self, pool: str, name: str, wipe: bool = False) -> bool:
         def delete(conn: libvirt.virConnect) -> bool:
             try:

@@ -85,6 +85,16 @@ class Context:
             return vps
 
 
+    def update_params(self, **changes: Any) -> None:
+        """Remember something in the job itself (it survives a crash; the next attempt reads it)."""
+        with session_scope(self.engine) as session:
+            job = session.get(Job, self.job.id)
+            if job is None:
+                raise OperationFailed(f"job {self.job.id} is not recorded")
+            job.params = {**job.params, **changes}
+            session.add(job)
+            self.job.params = dict(job.params)
+
     def define(self) -> str:
         """(Re)define the domain from the VPS record: the persistent definition always follows
         the record (sizes, link state), whatever happened to it on the host."""

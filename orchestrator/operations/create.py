@@ -16,26 +16,21 @@ Rollback: remove the domain and both volumes; the VPS ends ``error`` holding not
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlmodel import Session, select
 
 from orchestrator import jobs
 from orchestrator.auth import Principal
 from orchestrator.contract.sites import check_site
-from orchestrator.db import session_scope
 from orchestrator.designer import live_ceilings, mac_for
-from orchestrator.errors import InvalidRequest, NotFound, OperationFailed
+from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.hosts import candidates, policy
-from orchestrator.hypervisor import VolumeConfig
-from orchestrator.images import volume_name
-from orchestrator.keys import generate_host_key, normalise_authorized_key
-from orchestrator.models import Customer, Host, HostImage, Image, Job, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register, wait_until
+from orchestrator.keys import normalise_authorized_key
+from orchestrator.models import Customer, Image, Job, Vps, VpsStatus
+from orchestrator.operations import provision
+from orchestrator.operations.base import Context, Operation, Step, register
 from orchestrator.placement import Resources, choose_host
-from orchestrator.seed import Seed
 from orchestrator.settings import Settings
-from orchestrator.ssh import matches_host_key
 
 GIB = 1 << 30
 
@@ -123,71 +118,20 @@ def _check_limits(settings: Settings, spec: CreateRequest) -> None:
 # --- plan ------------------------------------------------------------------------------------
 
 def upload_image(ctx: Context) -> str:
-    vps, host = ctx.vps(), ctx.host()
-    with session_scope(ctx.engine) as session:
-        image = session.get(Image, vps.image)
-        if image is None:
-            raise OperationFailed(f"image {vps.image} is no longer registered")
-        session.expunge(image)
-        done = session.exec(
-            select(HostImage).where(HostImage.host_id == host.id, HostImage.image_name == image.name,
-                                    HostImage.sha256 == image.sha256)
-        ).first()
-    name = volume_name(image)
-    if done is not None and ctx.driver.volume_path(host.pool_name, name) == done.path:
-        return f"{name} already on {host.name}"
-    # Not recorded as complete: whatever is there may be a half-written upload.
-    ctx.driver.delete_volume(host.pool_name, name)
-    path = ctx.driver.upload_volume(
-        host.pool_name,
-        VolumeConfig(name=name, capacity_bytes=image.virtual_size_bytes or image.size_bytes),
-        Path(image.path),
-    )
-    with session_scope(ctx.engine) as session:
-        session.merge(HostImage(host_id=host.id or 0, image_name=image.name, sha256=image.sha256,
-                                volume=name, path=path))
-    return f"uploaded {image.size_bytes} bytes as {name}"
-
-
-def _base_path(ctx: Context, vps: Vps, host: Host) -> str:
-    with session_scope(ctx.engine) as session:
-        image = session.get(Image, vps.image)
-        record = image and session.exec(
-            select(HostImage).where(HostImage.host_id == host.id, HostImage.image_name == image.name,
-                                    HostImage.sha256 == image.sha256)
-        ).first()
-        if record is None:
-            raise OperationFailed(f"image {vps.image} is not on host {host.name}")
-        return record.path
+    return provision.ensure_image(ctx, ctx.vps().image)
 
 
 def create_root_disk(ctx: Context) -> str:
-    vps, host = ctx.vps(), ctx.host()
-    if ctx.driver.volume_path(host.pool_name, vps.root_volume):
-        return "root disk already exists"
-    ctx.driver.create_volume(
-        host.pool_name,
-        VolumeConfig(name=vps.root_volume, capacity_bytes=vps.disk_gib * GIB,
-                     backing_path=_base_path(ctx, vps, host)),
-    )
-    return f"{vps.disk_gib} GiB qcow2 overlay of {vps.image}"
+    vps = ctx.vps()
+    return provision.create_root(ctx, vps.root_volume, vps.image, vps.disk_gib)
 
 
 def create_seed(ctx: Context) -> str:
-    # New host keys on every run of this step: the private half exists only in the seed, so if
-    # a crash left us unsure which seed is on the host, we make both anew.
-    vps, host = ctx.vps(), ctx.host()
-    key = generate_host_key()
-    seed = Seed(instance_id=vps.id, hostname=vps.name, authorized_keys=tuple(vps.ssh_authorized_keys),
-                host_key=key)
-    content = seed.to_iso()
-    ctx.driver.delete_volume(host.pool_name, vps.seed_volume)
-    ctx.driver.create_volume(
-        host.pool_name, VolumeConfig(name=vps.seed_volume, capacity_bytes=len(content), format="raw"), content
-    )
-    ctx.update_vps(ssh_host_keys=[{"type": key.key_type, "public_key": key.public_openssh,
-                                   "fingerprint": key.fingerprint}])
-    return f"seed with host key {key.fingerprint}"
+    vps = ctx.vps()
+    key = provision.write_seed(ctx, vps.seed_volume, vps.id, vps.ssh_authorized_keys)
+    # Recorded after the seed is written, so the fingerprint shown always matches the seed.
+    ctx.update_vps(ssh_host_keys=[key])
+    return f"seed with host key {key['fingerprint']}"
 
 
 def define_domain(ctx: Context) -> str:
@@ -195,41 +139,8 @@ def define_domain(ctx: Context) -> str:
 
 
 def start_domain(ctx: Context) -> str:
-    vps = ctx.vps()
-    ctx.driver.start_domain(vps.id)
+    ctx.driver.start_domain(ctx.vps().id)
     return "running"
-
-
-def wait_for_address(ctx: Context) -> str:
-    vps = ctx.vps()
-
-    def lease() -> str | None:
-        addresses = ctx.driver.interface_addresses(vps.id)
-        if addresses:
-            ctx.update_vps(addresses=addresses)
-            return ", ".join(addresses)
-        return None
-
-    return wait_until(ctx, ctx.settings.address_timeout_seconds, "a DHCP lease", lease)
-
-
-def verify_ssh(ctx: Context) -> str:
-    if not ctx.settings.verify_guest_ssh:
-        return "skipped (VPSCTL_VERIFY_GUEST_SSH=false)"
-    vps = ctx.vps()
-    expected = vps.ssh_host_keys[0]["public_key"]
-    address = next((a for a in vps.addresses if ":" not in a), vps.addresses[0])
-
-    def answer() -> str | None:
-        try:
-            if matches_host_key(address, expected, proxy_command=ctx.settings.guest_proxy_command,
-                                timeout=5.0):
-                return f"{address}:22 presents {vps.ssh_host_keys[0]['fingerprint']}"
-        except Exception:  # not up yet: refused, reset, timed out
-            return None
-        raise OperationFailed(f"{address}:22 presents a host key that is not the one generated for it")
-
-    return wait_until(ctx, ctx.settings.ssh_ready_timeout_seconds, "SSH answering", answer)
 
 
 @register
@@ -242,8 +153,8 @@ class CreateVps(Operation):
         Step("create_seed", create_seed),
         Step("define_domain", define_domain),
         Step("start_domain", start_domain),
-        Step("wait_for_address", wait_for_address),
-        Step("verify_ssh", verify_ssh),
+        Step("wait_for_address", provision.wait_for_address),
+        Step("verify_ssh", provision.verify_ssh),
     )
 
     @classmethod

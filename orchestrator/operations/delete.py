@@ -58,12 +58,11 @@ def discard_volumes(ctx: Context) -> str:
     host = ctx.host()
     wipe = ctx.settings.wipe_volumes_on_delete
     done = []
-    for volume in (vps.root_volume, vps.seed_volume):
-        if ctx.driver.delete_volume(host.pool_name, volume, wipe=wipe):
+    # Every volume of the VPS: root disks of every generation, seeds, kept disks, extra disks.
+    for volume in ctx.driver.list_volumes(host.pool_name):
+        if volume.startswith(vps.volume_prefix) and ctx.driver.delete_volume(host.pool_name, volume, wipe=wipe):
             done.append(f"{volume} {'wiped and deleted' if wipe else 'discarded'}")
-        else:
-            done.append(f"{volume} absent")
-    return "; ".join(done)
+    return "; ".join(done) or "no volumes left"
 
 
 @register

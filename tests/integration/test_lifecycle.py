@@ -177,3 +177,34 @@ def test_two_operations_at_once_run_one_after_the_other(live_api: Api, tmp_path:
     assert second["status"] == "failed" and "stopped" in second["error"]
     assert second["started_at"] >= first["finished_at"]
     assert guest.record["status"] == "stopped"
+
+
+def test_reinstall_new_keys_old_key_refused(live_api: Api, tmp_path: Path) -> None:
+    """R6.2-reinstall: new disk from the ordered OS, new host key, new root key; the old key is refused."""
+    from tests.conftest import client_key
+
+    guest = order(live_api, tmp_path)
+    guest.ssh("echo precious > /data/file; sync")
+    old_fingerprint = guest.record["ssh_host_keys"][0]["fingerprint"]
+    new_key, new_public = client_key(tmp_path)
+    unconfirmed = live_api.call("POST", f"/v1/vps/{guest.id}/reinstall", live_api.alice,
+                                json={"ssh_keys": [new_public], "confirm_data_loss": False})
+    assert unconfirmed.status_code == 422 and "confirm_data_loss" in unconfirmed.json()["detail"]
+
+    job = guest.do("reinstall", {"ssh_keys": [new_public], "confirm_data_loss": True})
+    assert job["status"] == "succeeded", job
+    record = guest.record
+    assert record["status"] == "running" and record["image"] == "tiny"
+    assert record["ssh_host_keys"][0]["fingerprint"] != old_fingerprint
+    old_key = guest.key
+    guest.key = new_key
+    assert guest.ssh("ls /data").split() == ["lost+found"]  # a fresh disk
+    guest.key = old_key
+    with pytest.raises(Exception):  # noqa: B017  (the old root key no longer opens the door)
+        guest.ssh("true")
+    # only the new generation's volumes remain
+    conn = libvirt.open("qemu:///system")
+    pool = conn.storagePoolLookupByName("vpsctl-test")
+    pool.refresh(0)
+    volumes = sorted(v for v in pool.listVolumes() if guest.id in v)
+    assert volumes == [f"vps-{guest.id}-root-1.qcow2", f"vps-{guest.id}-seed-1.iso"]
