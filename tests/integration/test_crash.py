@@ -178,3 +178,80 @@ def test_create_that_cannot_finish_rolls_back(world: Any, tmp_path: Path) -> Non
         assert job.status == "failed" and "SSH" in (job.error or "")
         assert vps.status == "error" and vps.error
     assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
+
+
+def created(world: Any, tmp_path: Path) -> tuple[str, Any]:
+    settings, engine, customer_id, workers = world
+    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        assert session.get(Job, job_id).status == "succeeded"
+        return vps_id, session.get(Vps, vps_id)
+
+
+def truthful(engine: Any, vps_id: str) -> str:
+    """The recorded status and what libvirt reports agree; returns the status."""
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
+        status, task = vps.status, vps.task
+    domain = on_host(vps_id)["domain"]
+    assert task is None
+    assert (status in ("running", "cut_off")) == (domain == "running"), (status, domain)
+    return str(status)
+
+
+@pytest.mark.parametrize("kill_at", ["stop_if_cold", "grow_disk", "redefine", "start_if_cold"])
+def test_cold_resize_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    from orchestrator.operations import resize
+    from orchestrator.operations.base import request
+
+    settings, engine, _customer_id, workers = world
+    vps_id, vps = created(world, tmp_path)
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
+        params = resize.request_params(session, settings, vps, {"memory_mib": 512, "disk_gib": 2})
+        assert params["plan"]["reboot"] is True
+        job_id = request(session, settings, STAFF, vps, resize.ResizeVps, params).id
+    wait_for(engine, job_id, step_started(job_id, kill_at))
+    workers.kill()
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        assert session.get(Job, job_id).status == "succeeded", session.get(Job, job_id).error
+        vps = session.get(Vps, vps_id)
+        assert (vps.memory_mib, vps.disk_gib) == (512, 2)
+    assert truthful(engine, vps_id) == "running"
+    conn = libvirt.open(URI)
+    try:
+        dom = conn.lookupByUUIDString(vps_id)
+        # the definition carries the new size (the balloon reaches it once the guest's driver loads)
+        assert f"<currentMemory unit='KiB'>{512 * 1024}</currentMemory>" in dom.XMLDesc(
+            libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert dom.blockInfo("vda")[0] == 2 << 30
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("kill_at", ["create_new_seed", "stop_old_system", "start_new_system", "retire_old_disk"])
+def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    from orchestrator.operations import reinstall
+    from orchestrator.operations.base import request
+
+    settings, engine, _customer_id, workers = world
+    vps_id, _ = created(world, tmp_path)
+    _key, public = client_key(tmp_path)
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
+        params = reinstall.request_params(session, settings, vps, {"ssh_keys": [public], "confirm_data_loss": True})
+        job_id = request(session, settings, STAFF, vps, reinstall.ReinstallVps, params).id
+    wait_for(engine, job_id, step_started(job_id, kill_at))
+    workers.kill()
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
+        assert job.status == "succeeded", job.error
+        assert vps.root_generation == 1 and vps.ssh_authorized_keys == [public]
+    assert truthful(engine, vps_id) == "running"
+    assert on_host(vps_id)["volumes"] == ["1.iso", "1.qcow2"]

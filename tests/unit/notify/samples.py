@@ -1,0 +1,104 @@
+"""Realistic contexts for every email template, and small helpers shared by the notify tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from orchestrator.db import make_engine
+from orchestrator.models import Customer
+from orchestrator.settings import Settings
+
+VPS_ID = "3f2c9a57-1b1e-4c5e-9a0e-0d3b8f6a2c11"
+FINGERPRINT = "SHA256:q2rGk8v5mJ1x0dC3oE7yH9tP4sW6uN2bV8zL1aK5fQ0"
+FINGERPRINT_RSA = "SHA256:Zk3d9TqX0bW2nY6cR1vF8eJ4hL7mP5sA3gU0iO9kE2w"
+
+
+def contexts() -> dict[str, dict[str, Any]]:
+    """One realistic context per template (fresh lists each call)."""
+    return {
+        "delivery_report": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "image": "debian-12",
+            "os": "Debian 12 (bookworm)",
+            "vcpus": 2,
+            "memory_mib": 4096,
+            "disk_gib": 40,
+            "addresses": ["192.0.2.45", "2001:db8:150::45"],
+            "host_keys": [
+                {"type": "ssh-ed25519", "fingerprint": FINGERPRINT},
+                {"type": "ssh-rsa", "fingerprint": FINGERPRINT_RSA},
+            ],
+            "delivered_at": datetime(2026, 5, 13, 7, 58, 12, tzinfo=UTC),
+            "site": "Marseille",
+        },
+        "compromise_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "os": "Debian 12 (bookworm)",
+            "details": "Outbound SSH brute-force towards 2 400 addresses;\nunknown binary /tmp/.x/kswapd0 running as root.",
+            "detected_at": datetime(2026, 5, 13, 7, 30, tzinfo=UTC),
+            "cut_off": True,
+            "backup_price_eur": "49.00",
+            "transfer_price_eur": 120,
+        },
+        "cutoff_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "reason": "security_update_missing",
+            "cut_off_at": datetime(2026, 5, 13, 8, 5, tzinfo=UTC),
+            "details": "OpenSSH update DSA-5732-1, requested on 2 May 2026.",
+        },
+        "reconnect_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "reconnected_at": datetime(2026, 5, 15, 13, 20, tzinfo=UTC),
+            "corrective_measures": "OpenSSH updated to 1:9.2p1-2+deb12u3, checked by support.",
+        },
+        "payment_formal_notice": {
+            "invoice_ref": "F-2026-00042",
+            "amount_due_eur": "1234.5",
+            "due_date": date(2026, 4, 1),
+            "vps_names": ["web-prod-1", "db-prod-1"],
+            "rejected_payment": True,
+            "service_interrupted": True,
+            "incident_fee_eur": 35,
+        },
+        "interruption_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "starts_at": datetime(2026, 5, 20, 0, 0, tzinfo=UTC),
+            "ends_at": datetime(2026, 5, 20, 3, 30, tzinfo=UTC),
+            "reason": "replacement of the host's storage controller",
+        },
+        "maintenance_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "starts_at": datetime(2026, 5, 20, 2, 0, tzinfo=UTC),
+            "duration_minutes": 45,
+            "description": "Hypervisor kernel security update.",
+        },
+    }
+
+
+def engine_for(tmp_path: Path, **overrides: Any) -> tuple[Engine, Settings]:
+    values: dict[str, Any] = {"state_dir": tmp_path, "outbox_retry_seconds": 60.0,
+                              "company_name": "Hébergement Provençal"}
+    values.update(overrides)
+    settings = Settings(**values)
+    return make_engine(settings), settings
+
+
+def add_customer(engine: Engine, name: str = "acme", email: str = "ops@acme.example",
+                 language: str = "fr") -> int:
+    with Session(engine) as session:
+        customer = Customer(name=name, email=email, language=language)
+        session.add(customer)
+        session.commit()
+        assert customer.id is not None
+        return customer.id
