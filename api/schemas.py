@@ -138,6 +138,27 @@ class ReinstallBody(BaseModel):
     keep_old_disk: bool = Field(default=False, description="Keep the old root disk as a backup")
 
 
+class BackupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=500)
+
+
+class RestoreBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_id: str = Field(max_length=64)
+    confirm_data_loss: bool = Field(description="Must be true: the current disk is replaced")
+
+
+class BackupOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    size_bytes: int
+    created_at: datetime | None
+    note: str
+    download: str | None = Field(default=None, description="Where to download an export (qcow2)")
+
+
 class CutOffBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Literal["hacked", "security_update_missing", "dangerous_application", "abuse"]

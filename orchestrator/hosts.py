@@ -57,6 +57,7 @@ def register_host(
     driver = drivers.for_uri(uri)
     info = driver.host_info()
     pool = driver.ensure_pool(PoolConfig(settings.storage_pool, str(settings.storage_pool_path)))
+    driver.ensure_pool(PoolConfig(settings.backup_pool, str(settings.backup_pool_path)))
     driver.ensure_network(NetworkConfig(settings.guest_network, settings.guest_bridge, settings.guest_subnet))
     host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
     host.uri = uri

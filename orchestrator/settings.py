@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     host_site: str = "Marseille"
     storage_pool: str = "vpsctl"
     storage_pool_path: Path = Path("/var/lib/libvirt/vpsctl")
+    backup_pool: str = "vpsctl-backup"
+    backup_pool_path: Path = Path("/var/lib/libvirt/vpsctl-backup")
+    backup_timeout_seconds: float = 3600.0
     guest_network: str = "vpsctl"
     guest_bridge: str = "vpsbr0"
     guest_subnet: str = "192.168.150.0/24"

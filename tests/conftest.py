@@ -56,6 +56,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "libvirt_uri": URI,
         "storage_pool": TEST_POOL,
         "storage_pool_path": Path("/var/lib/libvirt") / TEST_POOL,
+        "backup_pool": TEST_POOL + "-backup",
+        "backup_pool_path": Path("/var/lib/libvirt") / (TEST_POOL + "-backup"),
         "guest_network": "vpsctl-test",
         "guest_bridge": "vpstest0",
         "guest_subnet": "192.168.150.0/24",
@@ -171,14 +173,15 @@ def cleanup_host(settings: Settings) -> None:
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
-        try:
-            pool = conn.storagePoolLookupByName(settings.storage_pool)
-            pool.refresh(0)
-            for vol in pool.listAllVolumes(0):
-                if vol.name().startswith("vps-"):
-                    vol.delete(0)
-        except libvirt.libvirtError:
-            pass
+        for name in (settings.storage_pool, settings.backup_pool):
+            try:
+                pool = conn.storagePoolLookupByName(name)
+                pool.refresh(0)
+                for vol in pool.listAllVolumes(0):
+                    if vol.name().startswith("vps-"):
+                        vol.delete(0)
+            except libvirt.libvirtError:
+                pass
     finally:
         conn.close()
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.schemas import (
+    BackupBody,
+    BackupOut,
     CutOffBody,
     JobAccepted,
     RebootBody,
@@ -17,6 +20,7 @@ from api.schemas import (
     ReinstallBody,
     ResizeBody,
     ResizePlanOut,
+    RestoreBody,
     StopBody,
     SuspendBody,
     VpsEventOut,
@@ -24,8 +28,21 @@ from api.schemas import (
 from api.views import job_out
 from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
-from orchestrator.models import Job, JobEvent
-from orchestrator.operations import cutoff, reboot, reconnect, reinstall, resize, resume, start, stop, suspend
+from orchestrator.errors import NotFound
+from orchestrator.models import Backup, Job, JobEvent
+from orchestrator.operations import (
+    backup,
+    cutoff,
+    reboot,
+    reconnect,
+    reinstall,
+    resize,
+    restore,
+    resume,
+    start,
+    stop,
+    suspend,
+)
 from orchestrator.operations.base import Operation, request
 
 router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"])
@@ -94,6 +111,57 @@ def reinstall_vps(vps_id: str, body: ReinstallBody, session: SessionDep, setting
     vps = visible_vps(session, principal, vps_id)
     params = reinstall.request_params(session, settings, vps, body.model_dump())
     return _run(session, settings, principal, vps_id, reinstall.ReinstallVps, params=params)
+
+
+@router.post("/backup", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def backup_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+               body: BackupBody | None = None) -> JobAccepted:
+    """A consistent copy of the root disk into the backup pool (a running guest keeps running)."""
+    note = (body or BackupBody()).note
+    return _run(session, settings, principal, vps_id, backup.BackupVps, params={"kind": "manual", "note": note})
+
+
+@router.post("/export", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def export_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> JobAccepted:
+    """R13-reversibility: a qcow2 image of the root disk to download from `/backups/{id}/download`."""
+    return _run(session, settings, principal, vps_id, backup.BackupVps, params={"kind": "export"})
+
+
+@router.get("/backups", response_model=list[BackupOut])
+def list_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[BackupOut]:
+    """Backups and exports of the VPS, with their size and time."""
+    vps = visible_vps(session, principal, vps_id)
+    rows = session.exec(select(Backup).where(Backup.vps_id == vps.id, Backup.status != "deleted")
+                        .order_by(col(Backup.created_at))).all()
+    return [
+        BackupOut(id=b.id, kind=b.kind, status=b.status, size_bytes=b.size_bytes, created_at=b.created_at,
+                  note=b.note,
+                  download=(f"/v1/vps/{vps.id}/backups/{b.id}/download"
+                            if b.kind == "export" and b.status == "available" else None))
+        for b in rows
+    ]
+
+
+@router.get("/backups/{backup_id}/download", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_export(vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep,
+                    principal: CurrentPrincipal) -> FileResponse:
+    """Download an export: the VPS's disk as a standalone qcow2 image (R13-reversibility)."""
+    vps = visible_vps(session, principal, vps_id)
+    record = session.get(Backup, backup_id)
+    path = backup.export_path(settings, backup_id)
+    if record is None or record.vps_id != vps.id or record.kind != "export" or not path.is_file():
+        raise NotFound("no such export of this VPS")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{vps.name}-{backup_id}.qcow2")
+
+
+@router.post("/restore", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def restore_vps(vps_id: str, body: RestoreBody, session: SessionDep, settings: SettingsDep,
+                principal: CurrentPrincipal) -> JobAccepted:
+    """Replace the root disk with a backup's copy (needs `confirm_data_loss: true`)."""
+    vps = visible_vps(session, principal, vps_id)
+    params = restore.request_params(session, settings, vps, body.model_dump())
+    return _run(session, settings, principal, vps_id, restore.RestoreVps, params=params)
 
 
 @router.post("/cutoff", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

@@ -27,7 +27,8 @@ out=$(realpath -m "$1")
 
 # Re-run inside a private mount namespace (see above).
 if [[ -z ${DEBIAN12_IN_NS:-} ]]; then
-    DEBIAN12_IN_NS=1 exec unshare --mount --propagation private -- "$0" "$@"
+    # bash "$0": the orchestrator runs recipes as `bash build.sh OUT`.
+    DEBIAN12_IN_NS=1 exec unshare --mount --propagation private -- bash "$0" "$@"
 fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

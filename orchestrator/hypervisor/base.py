@@ -12,6 +12,7 @@ can simply run its step again:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -129,6 +130,20 @@ class HypervisorDriver(Protocol):
 
     def live_link_up(self, uuid: str, mac: str) -> bool | None:
         """The running domain's link state for that MAC (None when not running)."""
+        ...
+
+    # --- copies ----------------------------------------------------------------------------
+    def copy_volume(self, src_pool: str, src: str, dst_pool: str, dst: str) -> int:
+        """A standalone qcow2 copy (backing chain flattened) of a volume not in use; returns bytes."""
+        ...
+
+    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float) -> int:
+        """A point-in-time copy of a running domain's disk (libvirt push-mode backup, the guest keeps
+        running); returns the copy's size in bytes."""
+        ...
+
+    def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
+        """The volume's bytes, streamed through the libvirt connection."""
         ...
 
     def close(self) -> None: ...

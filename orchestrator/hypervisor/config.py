@@ -197,3 +197,19 @@ class NetworkConfig:
         dhcp = _sub(ip, "dhcp")
         _sub(dhcp, "range", start=str(hosts[min(9, len(hosts) - 1)]), end=str(hosts[-1]))
         return _to_string(root)
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """A push-mode backup of one disk into a qcow2 file."""
+
+    target: str  # the domain's disk, e.g. vda
+    path: str
+
+    def to_xml(self) -> str:
+        root = ET.Element("domainbackup", mode="push")
+        disks = _sub(root, "disks")
+        disk = _sub(disks, "disk", name=self.target, backup="yes", type="file")
+        _sub(disk, "target", file=self.path)
+        _sub(disk, "driver", type="qcow2")
+        return _to_string(root)

@@ -1,6 +1,7 @@
 """One module per operation; importing this package registers them all."""
 
 from orchestrator.operations import (
+    backup,
     create,
     cutoff,
     delete,
@@ -8,6 +9,7 @@ from orchestrator.operations import (
     reconnect,
     reinstall,
     resize,
+    restore,
     resume,
     start,
     stop,
@@ -19,6 +21,7 @@ __all__ = [
     "OPERATIONS",
     "Context",
     "Operation",
+    "backup",
     "create",
     "cutoff",
     "delete",
@@ -26,6 +29,7 @@ __all__ = [
     "reconnect",
     "reinstall",
     "resize",
+    "restore",
     "resume",
     "start",
     "stop",

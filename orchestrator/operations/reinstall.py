@@ -10,7 +10,7 @@ always built from the record.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlmodel import Session
 
@@ -112,7 +112,7 @@ def retire_old_disk(ctx: Context) -> str:
 class ReinstallVps(Operation):
     kind = "reinstall"
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off})
-    steps = (
+    steps: ClassVar[tuple[Step, ...]] = (
         Step("upload_image", upload_image),
         Step("create_new_root", create_new_root),
         Step("create_new_seed", create_new_seed),

@@ -208,3 +208,44 @@ def test_reinstall_new_keys_old_key_refused(live_api: Api, tmp_path: Path) -> No
     pool.refresh(0)
     volumes = sorted(v for v in pool.listVolumes() if guest.id in v)
     assert volumes == [f"vps-{guest.id}-root-1.qcow2", f"vps-{guest.id}-seed-1.iso"]
+
+
+def test_backup_restore_export(live_api: Api, tmp_path: Path) -> None:
+    """Backup of a running guest, files back after a restore, and a downloadable qcow2 export
+    (R13-reversibility)."""
+    import subprocess
+
+    guest = order(live_api, tmp_path)
+    guest.ssh("echo before-backup > /data/file; sync")
+    job = guest.do("backup", {"note": "before the upgrade"})
+    assert job["status"] == "succeeded", job
+    assert "guest kept running" in " ".join(e["message"] for e in job["events"])
+    backups = live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+    assert len(backups) == 1 and backups[0]["status"] == "available" and backups[0]["size_bytes"] > 0
+    assert backups[0]["created_at"] and backups[0]["note"] == "before the upgrade"
+
+    guest.ssh("echo after-backup > /data/file; rm -f /data/other; sync")
+    unconfirmed = live_api.call("POST", f"/v1/vps/{guest.id}/restore", live_api.alice,
+                                json={"backup_id": backups[0]["id"], "confirm_data_loss": False})
+    assert unconfirmed.status_code == 422
+    foreign = live_api.call("POST", f"/v1/vps/{guest.id}/restore", live_api.bob,
+                            json={"backup_id": backups[0]["id"], "confirm_data_loss": True})
+    assert foreign.status_code == 404
+    job = guest.do("restore", {"backup_id": backups[0]["id"], "confirm_data_loss": True})
+    assert job["status"] == "succeeded", job
+    assert guest.ssh_eventually("cat /data/file").strip() == "before-backup"
+
+    job = guest.do("export")
+    assert job["status"] == "succeeded", job
+    export = next(b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+              if b["kind"] == "export")
+    assert export["download"]
+    assert live_api.call("GET", export["download"], live_api.bob).status_code == 404
+    response = live_api.call("GET", export["download"], live_api.alice)
+    assert response.status_code == 200
+    image = tmp_path / "export.qcow2"
+    image.write_bytes(response.content)
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(image)], capture_output=True, text=True,
+                          check=True).stdout
+    assert '"format": "qcow2"' in info and "backing-filename" not in info  # standalone
+    assert '"virtual-size": 2147483648' in info

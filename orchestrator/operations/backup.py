@@ -1,0 +1,98 @@
+"""Back up a VPS's root disk into the host's backup pool: a consistent, standalone qcow2 copy.
+
+A running guest keeps running: libvirt's push-mode backup copies the disk as it was when the
+backup began. A stopped or suspended VPS is copied directly (the disk is not changing).
+``export`` is the same copy, kept for the customer to download (R13-reversibility).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from orchestrator.auth import Principal
+from orchestrator.db import session_scope
+from orchestrator.errors import InvalidRequest
+from orchestrator.hypervisor import DomainState
+from orchestrator.models import Backup, Vps, VpsStatus
+from orchestrator.operations.base import Context, Operation, Step, register
+from orchestrator.settings import Settings
+
+KINDS = ("manual", "export")
+
+
+def backup_volume(vps: Vps, backup_id: str) -> str:
+    return f"{vps.volume_prefix}backup-{backup_id}.qcow2"
+
+
+def copy_root_disk(ctx: Context) -> str:
+    vps, host = ctx.vps(), ctx.host()
+    backup_id = ctx.job.id
+    volume = backup_volume(vps, backup_id)
+    pool = ctx.settings.backup_pool
+    with session_scope(ctx.engine) as session:
+        session.merge(Backup(id=backup_id, vps_id=vps.id, kind=ctx.params["kind"], pool=pool, volume=volume,
+                             status="creating", note=ctx.params.get("note", "")))
+    info = ctx.driver.domain(vps.id)
+    if info is not None and info.state == DomainState.running:
+        size = ctx.driver.backup_disk_live(vps.id, "vda", pool, volume, ctx.settings.backup_timeout_seconds)
+        how = "live (push-mode backup, guest kept running)"
+    else:
+        size = ctx.driver.copy_volume(host.pool_name, vps.root_volume, pool, volume)
+        how = "from the stopped disk"
+    with session_scope(ctx.engine) as session:
+        record = session.get(Backup, backup_id)
+        if record is not None:
+            record.status, record.size_bytes = "available", size
+            session.add(record)
+    return f"{volume}: {size} bytes, {how}"
+
+
+def export_path(settings: Settings, backup_id: str) -> Path:
+    return settings.state_dir / "exports" / f"{backup_id}.qcow2"
+
+
+def fetch_export(ctx: Context) -> str:
+    """An export is brought to the control plane, where the API serves it (the API itself never
+    talks to a hypervisor)."""
+    if ctx.params["kind"] != "export":
+        return "skipped: not an export"
+    vps = ctx.vps()
+    target = export_path(ctx.settings, ctx.job.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    digest = hashlib.sha256()
+    with partial.open("wb") as handle:
+        for chunk in ctx.driver.download_volume(ctx.settings.backup_pool, backup_volume(vps, ctx.job.id)):
+            handle.write(chunk)
+            digest.update(chunk)
+    partial.chmod(0o600)
+    partial.replace(target)
+    ctx.update_params(sha256=digest.hexdigest())
+    return f"export ready: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}"
+
+
+@register
+class BackupVps(Operation):
+    kind = "backup"
+    allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
+    steps = (Step("copy_root_disk", copy_root_disk), Step("fetch_export", fetch_export))
+
+    @classmethod
+    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
+        params.setdefault("kind", "manual")
+        if params["kind"] not in KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
+
+    @classmethod
+    def rollback(cls, ctx: Context, error: Exception) -> None:
+        vps = ctx.vps()
+        export_path(ctx.settings, ctx.job.id).unlink(missing_ok=True)
+        ctx.driver.delete_volume(ctx.settings.backup_pool, backup_volume(vps, ctx.job.id))
+        with session_scope(ctx.engine) as session:
+            record = session.get(Backup, ctx.job.id)
+            if record is not None:
+                record.status = "failed"
+                record.note = str(error)[:500]
+                session.add(record)

@@ -1,0 +1,193 @@
+"""The outbox through a real SMTP server on loopback (aiosmtpd): headers, UTF-8 French text and
+SSH fingerprints arrive intact (R9-delivery); while the server is down the message stays pending
+with its error, and is delivered once the server is back, ``sent_at`` being the actual sending
+time (R6.2-notice, R8.7-default count their deadlines from it)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlmodel import Session
+
+from orchestrator.clock import utcnow
+from orchestrator.models import Customer, Outbox
+from orchestrator.notify import PENDING, SENT, SmtpSender, deliver_due, enqueue
+from tests.unit.notify.samples import FINGERPRINT, FINGERPRINT_RSA, add_customer, contexts, engine_for
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+class Collector:
+    """An aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        parsed = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """Start/stop an SMTP server on one loopback port."""
+
+    def __init__(self, port: int, **smtp_kwargs: Any) -> None:
+        self.port = port
+        self.collector = Collector()
+        self.smtp_kwargs = smtp_kwargs
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port, **self.smtp_kwargs)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Server]:
+    server = Server(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def queue(engine: Any, customer_id: int, template: str, settings: Any) -> int:
+    with Session(engine) as session:
+        message = enqueue(session, customer_id, template, contexts()[template], settings=settings)
+        outbox_id = message.id
+        session.commit()
+    assert outbox_id is not None
+    return outbox_id
+
+
+def load(engine: Any, outbox_id: int) -> Outbox:
+    with Session(engine) as session:
+        message = session.get(Outbox, outbox_id)
+        assert message is not None
+        return message
+
+
+def test_delivery_report_through_smtp(tmp_path: Path, smtp_server: Server) -> None:
+    """R9-delivery, R6.5-contact: the procès-verbal reaches the address on file, in French, with the
+    fingerprints."""
+    engine, settings = engine_for(tmp_path, smtp_port=smtp_server.port, mail_from="Hébergement Provençal "
+                                  "<noreply@hosting.example>", smtp_timeout_seconds=5)
+    customer_id = add_customer(engine, "acme", "old@acme.example")
+    outbox_id = queue(engine, customer_id, "delivery_report", settings)
+    with Session(engine) as session:
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        customer.email = "ops@acme.example"
+        session.add(customer)
+        session.commit()
+
+    before = utcnow()
+    assert deliver_due(engine, settings, SmtpSender.from_settings(settings)) == 1
+    after = utcnow()
+
+    [got] = smtp_server.collector.received
+    assert got.mail_from == "noreply@hosting.example"
+    assert got.rcpt_tos == ["ops@acme.example"]
+    message = got.message
+    assert message["From"] == "Hébergement Provençal <noreply@hosting.example>"
+    assert message["To"] == "ops@acme.example"
+    assert message["Subject"] == "Procès-verbal de mise à disposition de votre VPS web-prod-1"
+    date = parsedate_to_datetime(message["Date"])
+    assert before.replace(microsecond=0) <= date <= after
+    body = message.get_content()
+    assert "Le présent message vaut procès-verbal de mise à disposition." in body
+    assert "Mémoire               : 4 Gio" in body
+    assert "ssh root@192.0.2.45" in body
+    assert FINGERPRINT in body and FINGERPRINT_RSA in body
+    assert "« yes »" in body
+    assert body.endswith("Hébergement Provençal\n")
+
+    sent = load(engine, outbox_id)
+    assert sent.status == SENT and sent.to_address == "ops@acme.example"
+    assert sent.message_id == message["Message-ID"]
+    assert sent.sent_at is not None and date <= sent.sent_at and before <= sent.sent_at <= after
+
+
+def test_smtp_down_then_back(tmp_path: Path, smtp_server: Server) -> None:
+    """Nothing is lost while the server is down; once it is back the message is delivered and
+    ``sent_at`` is when it was accepted, not when it was queued."""
+    engine, settings = engine_for(tmp_path, smtp_port=smtp_server.port, outbox_retry_seconds=0,
+                                  smtp_timeout_seconds=5)
+    customer_id = add_customer(engine, "globex", "it@globex.example", language="en")
+    smtp_server.stop()
+    outbox_id = queue(engine, customer_id, "compromise_notice", settings)
+    queued_at = load(engine, outbox_id).created_at
+    assert queued_at is not None
+
+    sender = SmtpSender.from_settings(settings)
+    assert deliver_due(engine, settings, sender) == 0
+    waiting = load(engine, outbox_id)
+    assert waiting.status == PENDING and waiting.attempts == 1 and waiting.sent_at is None
+    assert waiting.last_error is not None and "Connection refused" in waiting.last_error
+
+    smtp_server.start()
+    before = utcnow()
+    assert deliver_due(engine, settings, sender) == 1
+    after = utcnow()
+    sent = load(engine, outbox_id)
+    assert sent.status == SENT and sent.attempts == 2 and sent.last_error is None
+    assert sent.sent_at is not None and before <= sent.sent_at <= after and sent.sent_at > queued_at
+    [got] = smtp_server.collector.received
+    assert got.message["Subject"] == "Your VPS web-prod-1 has been hacked: reinstallation planned"
+    assert got.message["To"] == "it@globex.example"
+    assert parsedate_to_datetime(got.message["Date"]) <= sent.sent_at
+    assert "(Paris time, UTC+0" in got.message.get_content()
+
+
+def test_login_without_leaking_the_password(tmp_path: Path) -> None:
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data == LoginPassword(b"mailer", b"s3cret-pw")
+        return AuthResult(success=ok)
+
+    server = Server(free_port(), authenticator=authenticator, auth_require_tls=False)
+    server.start()
+    try:
+        engine, settings = engine_for(tmp_path, smtp_port=server.port, smtp_user="mailer",
+                                      smtp_password="wrong-pw-123", outbox_retry_seconds=0, smtp_timeout_seconds=5)
+        customer_id = add_customer(engine)
+        outbox_id = queue(engine, customer_id, "reconnect_notice", settings)
+        assert deliver_due(engine, settings, SmtpSender.from_settings(settings)) == 0
+        waiting = load(engine, outbox_id)
+        assert waiting.status == PENDING and waiting.last_error is not None
+        assert "login as 'mailer' refused" in waiting.last_error and "wrong-pw" not in waiting.last_error
+        good = settings.model_copy(update={"smtp_password": type(settings.smtp_password)("s3cret-pw")})
+        assert deliver_due(engine, good, SmtpSender.from_settings(good)) == 1
+        assert load(engine, outbox_id).status == SENT
+        assert server.collector.received[0].message["Subject"].startswith("Connexion réseau rétablie")
+    finally:
+        server.stop()
+    assert timedelta(0) >= timedelta(0)
