@@ -52,6 +52,7 @@ class VpsOut(BaseModel):
     ssh_host_keys: list[HostKeyOut]
     cut_off: bool
     cut_off_reason: str | None
+    mail_blocked: bool
     suspend_reason: str | None
     error: str | None
     created_at: datetime | None
@@ -157,6 +158,11 @@ class BackupOut(BaseModel):
     created_at: datetime | None
     note: str
     download: str | None = Field(default=None, description="Where to download an export (qcow2)")
+
+
+class MailBlockBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    complaint: str = Field(default="", max_length=500, description="The spam complaint behind it (R6.4-spam)")
 
 
 class CutOffBody(BaseModel):

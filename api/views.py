@@ -27,6 +27,7 @@ def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
         ssh_host_keys=[schemas.HostKeyOut(**k) for k in vps.ssh_host_keys],
         cut_off=vps.cut_off,
         cut_off_reason=vps.cut_off_reason,
+        mail_blocked=vps.mail_blocked,
         suspend_reason=vps.suspend_reason,
         error=vps.error,
         created_at=vps.created_at,

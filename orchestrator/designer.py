@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 
-from orchestrator.hypervisor import DiskConfig, DomainConfig, InterfaceConfig
+from orchestrator.hypervisor import DiskConfig, DomainConfig, InterfaceConfig, PortBlockFilter
 from orchestrator.models import Host, Vps
 from orchestrator.settings import Settings
 
@@ -25,9 +25,14 @@ def live_ceilings(vcpus: int, memory_mib: int, settings: Settings) -> tuple[int,
     )
 
 
+# R6.4-spam: the partial interruption: outgoing SMTP, SMTPS and submission are dropped.
+MAIL_BLOCK = PortBlockFilter(name="vpsctl-block-mail", tcp_ports=(25, 465, 587))
+
+
 def interface_config(vps: Vps, host: Host) -> InterfaceConfig:
     # R5.5-cutoff: a cut-off VPS has its link down in every definition until reconnected.
-    return InterfaceConfig(network=host.network_name, mac=vps.mac or mac_for(vps.id), link_up=not vps.cut_off)
+    return InterfaceConfig(network=host.network_name, mac=vps.mac or mac_for(vps.id), link_up=not vps.cut_off,
+                           filter=MAIL_BLOCK.name if vps.mail_blocked else None)
 
 
 def domain_config(vps: Vps, host: Host, customer_name: str, settings: Settings | None = None) -> DomainConfig:

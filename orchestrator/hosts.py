@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.clock import utcnow
 from orchestrator.contract.sites import check_site
+from orchestrator.designer import MAIL_BLOCK
 from orchestrator.hypervisor import HypervisorDriver, NetworkConfig, PoolConfig
 from orchestrator.models import Host, Vps, VpsStatus
 from orchestrator.placement import Candidate, Policy, Resources
@@ -59,6 +60,7 @@ def register_host(
     pool = driver.ensure_pool(PoolConfig(settings.storage_pool, str(settings.storage_pool_path)))
     driver.ensure_pool(PoolConfig(settings.backup_pool, str(settings.backup_pool_path)))
     driver.ensure_network(NetworkConfig(settings.guest_network, settings.guest_bridge, settings.guest_subnet))
+    driver.ensure_filter(MAIL_BLOCK)
     host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
     host.uri = uri
     host.site = site

@@ -139,6 +139,8 @@ class Vps(SQLModel, table=True):
     # R5.5-cutoff: the network link is down, live and in the definition, until reconnected.
     cut_off: bool = False
     cut_off_reason: str | None = Field(default=None, max_length=64)
+    # R6.4-spam: outbound mail (TCP 25, 465, 587) dropped by a filter; everything else flows.
+    mail_blocked: bool = False
     suspend_reason: str | None = Field(default=None, max_length=32)
     suspended_by: str | None = Field(default=None, max_length=16)  # role that suspended it
     task: str | None = Field(default=None, max_length=32)

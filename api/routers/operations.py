@@ -15,6 +15,7 @@ from api.schemas import (
     BackupOut,
     CutOffBody,
     JobAccepted,
+    MailBlockBody,
     RebootBody,
     ReconnectBody,
     ReinstallBody,
@@ -33,6 +34,7 @@ from orchestrator.models import Backup, Job, JobEvent
 from orchestrator.operations import (
     backup,
     cutoff,
+    mail_block,
     reboot,
     reconnect,
     reinstall,
@@ -176,6 +178,20 @@ def reconnect_vps(vps_id: str, body: ReconnectBody, session: SessionDep, setting
                   principal: CurrentPrincipal) -> JobAccepted:
     """R5.5-reconnect (staff): restore the network once corrective measures are recorded."""
     return _run(session, settings, principal, vps_id, reconnect.ReconnectVps, body)
+
+
+@router.post("/mail-block", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def mail_block_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+                   body: MailBlockBody | None = None) -> JobAccepted:
+    """R6.4-spam (staff): block outgoing mail (TCP 25, 465, 587); everything else still flows."""
+    return _run(session, settings, principal, vps_id, mail_block.MailBlockVps, body or MailBlockBody())
+
+
+@router.post("/mail-unblock", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def mail_unblock_vps(vps_id: str, session: SessionDep, settings: SettingsDep,
+                     principal: CurrentPrincipal) -> JobAccepted:
+    """Lift the outgoing-mail block (staff)."""
+    return _run(session, settings, principal, vps_id, mail_block.MailUnblockVps)
 
 
 @router.get("/events", response_model=list[VpsEventOut])

@@ -13,6 +13,7 @@ from orchestrator.hypervisor.config import (
     InterfaceConfig,
     NetworkConfig,
     PoolConfig,
+    PortBlockFilter,
     VolumeConfig,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "NetworkConfig",
     "PoolConfig",
     "PoolInfo",
+    "PortBlockFilter",
     "VolumeConfig",
 ]

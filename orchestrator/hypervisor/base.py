@@ -22,6 +22,7 @@ from orchestrator.hypervisor.config import (
     InterfaceConfig,
     NetworkConfig,
     PoolConfig,
+    PortBlockFilter,
     VolumeConfig,
 )
 
@@ -65,6 +66,8 @@ class HypervisorDriver(Protocol):
     def ensure_pool(self, config: PoolConfig) -> PoolInfo: ...
 
     def ensure_network(self, config: NetworkConfig) -> None: ...
+
+    def ensure_filter(self, config: PortBlockFilter) -> None: ...
 
     def volume_path(self, pool: str, name: str) -> str | None:
         """The volume's path on the host, or None when it does not exist."""

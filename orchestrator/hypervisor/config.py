@@ -57,12 +57,15 @@ class InterfaceConfig:
     network: str
     mac: str
     link_up: bool = True
+    filter: str | None = None  # an nwfilter applied to the guest's traffic
 
     def to_element(self) -> ET.Element:
         interface = ET.Element("interface", type="network")
         _sub(interface, "mac", address=self.mac)
         _sub(interface, "source", network=self.network)
         _sub(interface, "model", type="virtio")
+        if self.filter:
+            _sub(interface, "filterref", filter=self.filter)
         _sub(interface, "link", state="up" if self.link_up else "down")
         return interface
 
@@ -212,4 +215,19 @@ class BackupConfig:
         disk = _sub(disks, "disk", name=self.target, backup="yes", type="file")
         _sub(disk, "target", file=self.path)
         _sub(disk, "driver", type="qcow2")
+        return _to_string(root)
+
+
+@dataclass(frozen=True)
+class PortBlockFilter:
+    """An nwfilter dropping the guest's outgoing TCP to some ports (everything else flows)."""
+
+    name: str
+    tcp_ports: tuple[int, ...]
+
+    def to_xml(self) -> str:
+        root = ET.Element("filter", name=self.name, chain="ipv4", priority="-700")
+        for port in self.tcp_ports:
+            rule = _sub(root, "rule", action="drop", direction="out", priority="500")
+            _sub(rule, "tcp", dstportstart=str(port))
         return _to_string(root)

@@ -20,6 +20,7 @@ from orchestrator.hypervisor.config import (
     InterfaceConfig,
     NetworkConfig,
     PoolConfig,
+    PortBlockFilter,
     VolumeConfig,
     parse_link_state,
 )
@@ -245,6 +246,10 @@ class LibvirtDriver:
             net.setAutostart(1)
 
         self._call(ensure)
+
+    def ensure_filter(self, config: PortBlockFilter) -> None:
+        # Defining again with the same name updates the rules; libvirt re-applies them to users.
+        self._call(lambda conn: conn.nwfilterDefineXML(config.to_xml()))
 
     # --- domains ---------------------------------------------------------------------------
     def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:

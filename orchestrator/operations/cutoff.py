@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.auth import Principal
-from orchestrator.designer import interface_config
 from orchestrator.errors import Conflict, Forbidden, InvalidRequest
-from orchestrator.hypervisor import DomainState
 from orchestrator.models import Vps, VpsStatus
 from orchestrator.operations.base import Context, Operation, Step, register
+from orchestrator.operations.network import apply_interface
 
 REASONS = ("hacked", "security_update_missing", "dangerous_application", "abuse")
 
@@ -21,22 +20,11 @@ def record_cut_off(ctx: Context) -> str:
     return f"reason: {ctx.params['reason']}"
 
 
-def apply_link_state(ctx: Context) -> str:
-    """Definition first (so a restart cannot bring the link back), then the running domain."""
-    ctx.define()
-    vps, host = ctx.vps(), ctx.host()
-    info = ctx.driver.domain(vps.id)
-    if info is not None and info.state != DomainState.shutoff:
-        ctx.driver.set_link_live(vps.id, interface_config(vps, host))
-        return f"link {'down' if vps.cut_off else 'up'} (live and persistent)"
-    return f"link {'down' if vps.cut_off else 'up'} (persistent; the domain is off)"
-
-
 @register
 class CutOffVps(Operation):
     kind = "cutoff"
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended})
-    steps = (Step("record_cut_off", record_cut_off), Step("link_down", apply_link_state))
+    steps = (Step("record_cut_off", record_cut_off), Step("link_down", apply_interface))
 
     @classmethod
     def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:

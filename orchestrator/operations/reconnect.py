@@ -8,7 +8,7 @@ from orchestrator.auth import Principal
 from orchestrator.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.models import Vps, VpsStatus
 from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.cutoff import apply_link_state
+from orchestrator.operations.network import apply_interface
 
 
 def record_reconnect(ctx: Context) -> str:
@@ -20,7 +20,7 @@ def record_reconnect(ctx: Context) -> str:
 class ReconnectVps(Operation):
     kind = "reconnect"
     allowed_from = frozenset({VpsStatus.cut_off, VpsStatus.stopped, VpsStatus.suspended})
-    steps = (Step("record_reconnect", record_reconnect), Step("link_up", apply_link_state))
+    steps = (Step("record_reconnect", record_reconnect), Step("link_up", apply_interface))
 
     @classmethod
     def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:

@@ -249,3 +249,34 @@ def test_backup_restore_export(live_api: Api, tmp_path: Path) -> None:
                           check=True).stdout
     assert '"format": "qcow2"' in info and "backing-filename" not in info  # standalone
     assert '"virtual-size": 2147483648' in info
+
+
+def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -> None:
+    """R6.4-spam: outgoing 25/465/587 dropped by the nwfilter; SSH and other ports still flow."""
+    import subprocess
+
+    from tests.conftest import NETNS, netns_exists
+
+    if not netns_exists():
+        pytest.skip("needs the test network namespace to host the listeners")
+    gateway = "192.168.150.1"
+    listeners = [subprocess.Popen(["ip", "netns", "exec", NETNS, "nc", "-lk", gateway, str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in (25, 587, 8025)]
+    try:
+        guest = order(live_api, tmp_path)
+        probe = (f"for p in 25 587 8025; do if echo hi | nc -w 3 {gateway} $p >/dev/null 2>&1; then echo $p:open; "
+                 "else echo $p:closed; fi; done")
+        assert guest.ssh(probe).split() == ["25:open", "587:open", "8025:open"]
+        denied = live_api.call("POST", f"/v1/vps/{guest.id}/mail-block", live_api.alice, json={})
+        assert denied.status_code == 403
+        job = guest.do("mail-block", {"complaint": "spamcop #123"}, token=live_api.support)
+        assert job["status"] == "succeeded", job
+        assert guest.record["mail_blocked"] is True
+        assert guest.ssh(probe).split() == ["25:closed", "587:closed", "8025:open"]  # SSH works too
+        assert "vpsctl-block-mail" in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert guest.do("mail-unblock", token=live_api.support)["status"] == "succeeded"
+        assert guest.ssh(probe).split() == ["25:open", "587:open", "8025:open"]
+    finally:
+        for listener in listeners:
+            listener.terminate()
+            listener.wait(timeout=10)
