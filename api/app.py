@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import health, hosts, images, jobs, operations, vps
+from api.routers import console, health, hosts, images, jobs, operations, vps
 from orchestrator import __version__
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
@@ -45,11 +45,13 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
             if worker is not None:
                 worker.stop()
                 worker.drivers.close()
+            app.state.drivers.close()
 
     app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    for module in (health, images, hosts, vps, operations, jobs):
+    for module in (health, images, hosts, vps, operations, console, jobs):
         app.include_router(module.router)
     return app

@@ -177,7 +177,7 @@ class ReconnectBody(BaseModel):
 
 class VpsEventOut(BaseModel):
     at: datetime | None
-    job_id: str
+    job_id: str | None
     operation: str
     requested_by: str
     step: str

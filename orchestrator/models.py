@@ -213,6 +213,18 @@ class JobEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=100)
 
 
+class Audit(SQLModel, table=True):
+    """Access that changes nothing but must be traceable (R7-confidential: staff access is logged),
+    e.g. opening a VPS's console."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime | None = _time(now=True)
+    vps_id: str | None = Field(default=None, index=True, max_length=36)
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    detail: str = Field(default="", max_length=500)
+
+
 class Backup(SQLModel, table=True):
     """A copy of a VPS's disk(s) kept in a storage pool of its host."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, status
@@ -30,7 +31,7 @@ from api.views import job_out
 from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
 from orchestrator.errors import NotFound
-from orchestrator.models import Backup, Job, JobEvent
+from orchestrator.models import Audit, Backup, Job, JobEvent
 from orchestrator.operations import (
     backup,
     cutoff,
@@ -202,8 +203,15 @@ def vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) ->
         select(JobEvent, Job).join(Job, col(Job.id) == col(JobEvent.job_id))
         .where(JobEvent.vps_id == vps.id).order_by(col(JobEvent.id))
     ).all()
-    return [
+    events = [
         VpsEventOut(at=e.at, job_id=j.id, operation=j.kind, requested_by=j.requested_by, step=e.step,
                     status=e.status, message=e.message, actor=e.actor)
         for e, j in rows
     ]
+    audits = session.exec(select(Audit).where(Audit.vps_id == vps.id)).all()
+    events += [
+        VpsEventOut(at=a.at, job_id=None, operation=a.action, requested_by=a.actor, step=a.action, status="info",
+                    message=a.detail, actor=a.actor)
+        for a in audits
+    ]
+    return sorted(events, key=lambda e: e.at or datetime.min.replace(tzinfo=UTC))

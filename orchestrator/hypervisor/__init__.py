@@ -1,6 +1,7 @@
 """The one layer that talks to hypervisors.  Only ``libvirt_driver`` imports ``libvirt``."""
 
 from orchestrator.hypervisor.base import (
+    ConsoleStream,
     DomainInfo,
     DomainState,
     HostInfo,
@@ -18,6 +19,7 @@ from orchestrator.hypervisor.config import (
 )
 
 __all__ = [
+    "ConsoleStream",
     "DiskConfig",
     "DomainConfig",
     "DomainInfo",

@@ -58,6 +58,16 @@ class DomainInfo:
     state: DomainState
 
 
+class ConsoleStream(Protocol):
+    def read(self) -> bytes:
+        """Blocks until the guest writes something; b"" once the console is closed."""
+        ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class HypervisorDriver(Protocol):
     uri: str
 
@@ -147,6 +157,11 @@ class HypervisorDriver(Protocol):
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
         """The volume's bytes, streamed through the libvirt connection."""
+        ...
+
+    # --- console ---------------------------------------------------------------------------
+    def open_console(self, uuid: str) -> ConsoleStream:
+        """The domain's serial console as a byte stream (taking it over from any other client)."""
         ...
 
     def close(self) -> None: ...

@@ -225,8 +225,10 @@ class PortBlockFilter:
     name: str
     tcp_ports: tuple[int, ...]
 
-    def to_xml(self) -> str:
+    def to_xml(self, uuid: str | None = None) -> str:
         root = ET.Element("filter", name=self.name, chain="ipv4", priority="-700")
+        if uuid:
+            _sub(root, "uuid", uuid)
         for port in self.tcp_ports:
             rule = _sub(root, "rule", action="drop", direction="out", priority="500")
             _sub(rule, "tcp", dstportstart=str(port))

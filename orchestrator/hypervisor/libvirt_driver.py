@@ -248,8 +248,17 @@ class LibvirtDriver:
         self._call(ensure)
 
     def ensure_filter(self, config: PortBlockFilter) -> None:
-        # Defining again with the same name updates the rules; libvirt re-applies them to users.
-        self._call(lambda conn: conn.nwfilterDefineXML(config.to_xml()))
+        def define(conn: libvirt.virConnect) -> None:
+            # Defining again under the same UUID updates the rules; libvirt re-applies them.
+            try:
+                uuid = conn.nwfilterLookupByName(config.name).UUIDString()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_NWFILTER:
+                    raise
+                uuid = None
+            conn.nwfilterDefineXML(config.to_xml(uuid))
+
+        self._call(define)
 
     # --- domains ---------------------------------------------------------------------------
     def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
@@ -486,6 +495,55 @@ class LibvirtDriver:
         except libvirt.libvirtError as exc:
             raise _translate(exc) from exc
         return _stream_chunks(stream, size)
+
+
+    # --- console ---------------------------------------------------------------------------
+    def open_console(self, uuid: str) -> LibvirtConsole:
+        def open_(conn: libvirt.virConnect) -> LibvirtConsole:
+            dom = self._lookup(conn, uuid)
+            if dom is None or not dom.isActive():
+                raise HypervisorError("the VPS is not running: no console")
+            # A connection of its own: a blocked read must not hold up the driver's other calls.
+            console_conn = libvirt.open(self.uri)
+            stream = console_conn.newStream(0)
+            console_conn.lookupByUUIDString(uuid).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            return LibvirtConsole(console_conn, stream)
+
+        return self._call(open_)
+
+
+class LibvirtConsole:
+    """A serial console over a blocking libvirt stream."""
+
+    def __init__(self, conn: libvirt.virConnect, stream: libvirt.virStream) -> None:
+        self._conn, self._stream = conn, stream
+        self._closed = threading.Event()
+
+    def read(self) -> bytes:
+        if self._closed.is_set():
+            return b""
+        try:
+            data = self._stream.recv(4096)
+        except libvirt.libvirtError:
+            return b""
+        return b"" if isinstance(data, int) else bytes(data)
+
+    def write(self, data: bytes) -> None:
+        if not self._closed.is_set():
+            try:
+                self._stream.send(data)
+            except libvirt.libvirtError as exc:
+                raise _translate(exc) from exc
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for action in (self._stream.abort, self._conn.close):
+            try:
+                action()
+            except libvirt.libvirtError:
+                pass
 
 
 def _pool_path(pool: libvirt.virStoragePool) -> str:

@@ -50,7 +50,7 @@ class Guest:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def order(api: Api, tmp_path: Path, token: str | None = None, **sizes: int) -> Guest:
+def order(api: Api, tmp_path: Path, token: str | None = None, **sizes: int | str) -> Guest:
     key, public = client_key(tmp_path)
     body = {"name": "life", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [public]}
     body.update(sizes)

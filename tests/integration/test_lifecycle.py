@@ -280,3 +280,27 @@ def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -
         for listener in listeners:
             listener.terminate()
             listener.wait(timeout=10)
+
+
+def test_console_websocket_for_owner_and_staff_only(live_api: Api, tmp_path: Path) -> None:
+    """The serial console through a WebSocket: the login prompt comes back when we press Enter;
+    another customer cannot open it; opening it is recorded (R7-confidential)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    guest = order(live_api, tmp_path)
+    path = f"/v1/vps/{guest.id}/console"
+    for token in (None, live_api.bob):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with pytest.raises(WebSocketDisconnect), live_api.client.websocket_connect(path, headers=headers) as ws:
+            ws.receive_bytes()
+    for token in (live_api.alice, live_api.support):
+        with live_api.client.websocket_connect(path, headers={"Authorization": f"Bearer {token}"}) as ws:
+            ws.send_text("\r")
+            seen = b""
+            deadline = time.monotonic() + 30
+            while b"login:" not in seen and time.monotonic() < deadline:
+                seen += ws.receive_bytes()
+            assert b"login:" in seen, seen[-500:]
+    events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.alice).json()
+    opened = [e for e in events if e["operation"] == "console"]
+    assert [e["requested_by"].split(":")[0] for e in opened] == ["customer", "support"]

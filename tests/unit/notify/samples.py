@@ -41,7 +41,8 @@ def contexts() -> dict[str, dict[str, Any]]:
             "vps_name": "web-prod-1",
             "vps_id": VPS_ID,
             "os": "Debian 12 (bookworm)",
-            "details": "Outbound SSH brute-force towards 2 400 addresses;\nunknown binary /tmp/.x/kswapd0 running as root.",
+            "details": ("Outbound SSH brute-force towards 2 400 addresses;\n"
+                        "unknown binary /tmp/.x/kswapd0 running as root."),
             "detected_at": datetime(2026, 5, 13, 7, 30, tzinfo=UTC),
             "cut_off": True,
             "backup_price_eur": "49.00",

@@ -134,7 +134,7 @@ def test_enqueue_refuses_bad_input_in_the_callers_transaction(world: tuple[Engin
             enqueue(session, 999, "reconnect_notice", contexts()["reconnect_notice"], settings=settings)
         with pytest.raises(InvalidRequest, match="customer or an address"):
             enqueue(session, None, "reconnect_notice", contexts()["reconnect_notice"], settings=settings)
-        with pytest.raises(InvalidRequest, match="R6.5-contact"):
+        with pytest.raises(InvalidRequest, match=r"R6\.5-contact"):
             enqueue(session, customer_id, "reconnect_notice", contexts()["reconnect_notice"],
                     to_address="other@example.com", settings=settings)
     with Session(engine) as session:

@@ -277,3 +277,15 @@ def test_formats() -> None:
     assert format_duration(60, "en") == "1 h"
     assert format_duration(210, "fr") == "3 h 30 min"
     assert format_duration(125, "fr") == "2 h 05 min"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_cutoff_reason_of_the_operation_has_a_text(language: str) -> None:
+    """R5.5-cutoff: each reason code the cut-off operation accepts reads as a sentence."""
+    from orchestrator.operations.cutoff import REASONS
+
+    for reason in REASONS:
+        body = render("cutoff_notice", contexts()["cutoff_notice"] | {"reason": reason}, language=language,
+                      sent_at=SENT).body
+        line = next(line for line in body.splitlines() if line.strip().startswith(("Motif", "Reason")))
+        assert not line.rstrip().endswith(f": {reason}"), (reason, line)
