@@ -22,6 +22,7 @@ class Seed:
     hostname: str
     authorized_keys: tuple[str, ...]
     host_key: HostKey
+    mac: str = ""  # the VPS's MAC (validated: the orchestrator derives it)
 
     def meta_data(self) -> str:
         # Both values are validated upstream (a UUID, an RFC 1123 label): no quoting needed.
@@ -43,17 +44,23 @@ class Seed:
         ]
         return "\n".join(lines) + "\n"
 
-    def network_config(self) -> str:
-        return "version: 2\nethernets:\n  primary:\n    match:\n      name: \"e*\"\n    dhcp4: true\n"
+    def network_config(self) -> str | None:
+        # DHCP on the NIC with the VPS's MAC, named eth0.  (A name glob such as "e*" is not
+        # rendered by cloud-init's ifupdown backend on Debian 12: no interface would come up.)
+        if not self.mac:
+            return None  # cloud-init's fallback: DHCP on the first NIC
+        return (
+            "version: 2\nethernets:\n  eth0:\n    match:\n"
+            f"      macaddress: \"{self.mac}\"\n    set-name: eth0\n    dhcp4: true\n"
+        )
 
     def to_iso(self) -> bytes:
         iso = pycdlib.PyCdlib()
         iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
-        files = {
-            "meta-data": self.meta_data(),
-            "user-data": self.user_data(),
-            "network-config": self.network_config(),
-        }
+        files = {"meta-data": self.meta_data(), "user-data": self.user_data()}
+        network = self.network_config()
+        if network is not None:
+            files["network-config"] = network
         for index, (name, text) in enumerate(files.items()):
             data = text.encode()
             iso.add_fp(

@@ -83,7 +83,7 @@ def write_seed(ctx: Context, volume: str, instance_id: str, authorized_keys: lis
     vps, host = ctx.vps(), ctx.host()
     key = generate_host_key()
     content = Seed(instance_id=instance_id, hostname=vps.name, authorized_keys=tuple(authorized_keys),
-                   host_key=key).to_iso()
+                   host_key=key, mac=vps.mac).to_iso()
     ctx.driver.delete_volume(host.pool_name, volume)
     ctx.driver.create_volume(host.pool_name, VolumeConfig(name=volume, capacity_bytes=len(content), format="raw"),
                              content)

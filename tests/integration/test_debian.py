@@ -17,7 +17,8 @@ def test_debian_vps_boots_with_our_host_key_and_grown_disk(live_api: Api, tmp_pa
     register_image(live_api.engine, live_api.settings, "debian-12")
     guest = order(live_api, tmp_path, vcpus=2, memory_mib=768, disk_gib=4, image="debian-12")
     assert guest.record["status"] == "running"
-    os_release = guest.ssh("cat /etc/os-release")
+    # wait for cloud-init to finish (it restarts sshd on the way), then look around
+    os_release = guest.ssh_eventually("cloud-init status --wait >/dev/null; cat /etc/os-release", within=180)
     assert 'VERSION_CODENAME=bookworm' in os_release
     assert guest.ssh("hostname").strip() == "life"
     # cloud-init grew the root filesystem to the 4 GiB disk

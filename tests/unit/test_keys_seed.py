@@ -50,7 +50,7 @@ def test_bad_client_keys_are_refused(bad: str) -> None:
 def test_seed_is_a_cidata_iso_that_cloud_init_can_read(tmp_path: Path) -> None:
     public, _ = keygen(tmp_path, "ed25519")
     key = generate_host_key()
-    seed = Seed("0d5c7f0e-2f0a-4d8e-9b1a-1f9b0b6f4b7e", "web1", (public,), key)
+    seed = Seed("0d5c7f0e-2f0a-4d8e-9b1a-1f9b0b6f4b7e", "web1", (public,), key, mac="52:54:00:ab:cd:ef")
     iso = pycdlib.PyCdlib()
     iso.open_fp(io.BytesIO(seed.to_iso()))
     assert iso.pvd.volume_identifier.decode().strip() == "cidata"
@@ -68,3 +68,6 @@ def test_seed_is_a_cidata_iso_that_cloud_init_can_read(tmp_path: Path) -> None:
     assert user["ssh_keys"]["ed25519_private"].strip() == key.private_openssh.strip()
     assert user["ssh_keys"]["ed25519_public"] == key.public_openssh
     assert user["disable_root"] is False and user["ssh_pwauth"] is False
+    network = yaml.safe_load(read("network-config"))
+    assert network["ethernets"]["eth0"] == {"match": {"macaddress": "52:54:00:ab:cd:ef"}, "set-name": "eth0",
+                                           "dhcp4": True}
