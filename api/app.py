@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,7 @@ from api.routers import console, health, hosts, images, jobs, operations, vps
 from orchestrator import __version__
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
+from orchestrator.notify import start_outbox_thread
 from orchestrator.settings import Settings, get_settings
 from orchestrator.worker import Worker
 
@@ -35,13 +37,16 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
+        outbox_stop = threading.Event()
         if with_worker:
             worker = Worker(engine, settings, Drivers())
             worker.start_thread()
             app.state.worker = worker
+            start_outbox_thread(engine, settings, outbox_stop)
         try:
             yield
         finally:
+            outbox_stop.set()
             if worker is not None:
                 worker.stop()
                 worker.drivers.close()

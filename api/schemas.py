@@ -50,6 +50,7 @@ class VpsOut(BaseModel):
     host: str | None
     addresses: list[str]
     ssh_host_keys: list[HostKeyOut]
+    data_disks: list[DiskOut]
     cut_off: bool
     cut_off_reason: str | None
     mail_blocked: bool
@@ -158,6 +159,17 @@ class BackupOut(BaseModel):
     created_at: datetime | None
     note: str
     download: str | None = Field(default=None, description="Where to download an export (qcow2)")
+
+
+class DiskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size_gib: int = Field(ge=1, le=1024 * 1024)
+
+
+class DiskOut(BaseModel):
+    id: str
+    size_gib: int
+    target: str
 
 
 class MailBlockBody(BaseModel):

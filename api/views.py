@@ -25,6 +25,7 @@ def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
         host=host.name if host else None,
         addresses=vps.addresses,
         ssh_host_keys=[schemas.HostKeyOut(**k) for k in vps.ssh_host_keys],
+        data_disks=[schemas.DiskOut(id=d["id"], size_gib=d["size_gib"], target=d["target"]) for d in vps.data_disks],
         cut_off=vps.cut_off,
         cut_off_reason=vps.cut_off_reason,
         mail_blocked=vps.mail_blocked,

@@ -10,47 +10,28 @@ docs/benchmarks.md (section "create").
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
+from bench.common import URI, VpsctlServer, summary, wait_running
 from orchestrator.designer import domain_config
 from orchestrator.hypervisor.config import VolumeConfig
 from orchestrator.models import Host, Vps
-from tests.conftest import base_settings
 
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "20"))
-
-
-def wait_running(conn: libvirt.virConnect, vps_id: str, timeout: float = 120) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            dom = conn.lookupByUUIDString(vps_id)
-            if dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING:
-                return
-        except libvirt.libvirtError:
-            pass
-        time.sleep(0.005)
-    raise TimeoutError(vps_id)
 
 
 def scrub(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name_part: str) -> None:
@@ -97,60 +78,6 @@ def virt_install_sample(conn: libvirt.virConnect, pool: libvirt.virStoragePool, 
     elapsed = time.perf_counter() - started
     scrub(conn, pool, name)
     return elapsed
-
-
-class VpsctlServer:
-    """A real `vpsctl serve` (API + in-process worker) on loopback, driven over HTTP."""
-
-    def __init__(self, tmp: Path) -> None:
-        settings = base_settings(tmp, verify_guest_ssh=False)
-        self.env = dict(os.environ)
-        self.env.update({f"VPSCTL_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
-        self.port = 18080
-        cli = [sys.executable, "-m", "orchestrator.cli"]
-        token = subprocess.run([*cli, "token", "create", "--role", "customer", "--customer", "bench"],
-                               env=self.env, check=True, capture_output=True, text=True).stdout.strip()
-        subprocess.run([*cli, "image", "build", "tiny"], env=self.env, check=True, capture_output=True)
-        self.server = subprocess.Popen([*cli, "serve", "--port", str(self.port)], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
-        self.headers = {"Authorization": f"Bearer {token.splitlines()[-1]}", "Content-Type": "application/json"}
-        for _ in range(300):
-            try:
-                self.call("GET", "/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "k")], check=True)
-        self.body = {"name": "bench", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2,
-                     "ssh_keys": [(tmp / "k.pub").read_text().strip()]}
-
-    def call(self, method: str, path: str, body: object = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, headers=self.headers,
-                                         method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
-            return dict(json.loads(response.read() or b"{}"))
-
-    def sample(self, conn: libvirt.virConnect) -> float:
-        started = time.perf_counter()
-        vps_id = str(self.call("POST", "/v1/vps", self.body)["vps"]["id"])
-        wait_running(conn, vps_id)
-        elapsed = time.perf_counter() - started
-        # clean up (the create job finishes its remaining steps first) before the next sample
-        job = self.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true")["job"]
-        while self.call("GET", f"/v1/jobs/{job['id']}")["status"] not in ("succeeded", "failed"):
-            time.sleep(0.05)
-        return elapsed
-
-    def stop(self) -> None:
-        self.server.send_signal(signal.SIGTERM)
-        self.server.wait(timeout=30)
-
-
-def summary(name: str, values: list[float]) -> dict[str, float | str]:
-    ordered = sorted(values)
-    return {"name": name, "median": statistics.median(ordered), "p90": ordered[int(0.9 * (len(ordered) - 1))],
-            "min": ordered[0], "n": len(ordered)}
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -74,16 +75,25 @@ def serve(
 @app.command("worker")
 def run_worker() -> None:
     """Run a worker alone (claims jobs from the shared database)."""
+    from orchestrator.notify import start_outbox_thread
     from orchestrator.worker import Worker
 
     _logging()
     settings = get_settings()
-    worker = Worker(make_engine(settings), settings)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    engine = make_engine(settings)
+    worker = Worker(engine, settings)
+    outbox_stop = threading.Event()
+    start_outbox_thread(engine, settings, outbox_stop)
+
+    def stop(*_: object) -> None:
+        outbox_stop.set()
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         worker.run_forever()
     except KeyboardInterrupt:
-        worker.stop()
+        stop()
     finally:
         worker.drivers.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 from orchestrator.hypervisor import DiskConfig, DomainConfig, InterfaceConfig, PortBlockFilter
 from orchestrator.models import Host, Vps
@@ -35,6 +36,17 @@ def interface_config(vps: Vps, host: Host) -> InterfaceConfig:
                            filter=MAIL_BLOCK.name if vps.mail_blocked else None)
 
 
+def data_disk_config(vps: Vps, host: Host, disk: dict[str, Any]) -> DiskConfig:
+    # The serial lets the guest find the disk by id (/dev/disk/by-id/virtio-<serial>).
+    return DiskConfig(pool=host.pool_name, volume=str(disk["volume"]), target=str(disk["target"]),
+                      serial=str(disk["id"]))
+
+
+def next_disk_target(vps: Vps) -> str:
+    used = {"vda", "vdb", *(str(d["target"]) for d in vps.data_disks)}
+    return next(f"vd{letter}" for letter in "cdefghijklmnopqrstuvwxyz" if f"vd{letter}" not in used)
+
+
 def domain_config(vps: Vps, host: Host, customer_name: str, settings: Settings | None = None) -> DomainConfig:
     serial_log = f"{settings.serial_log_dir}/{vps.domain_name}-serial.log" if settings else None
     return DomainConfig(
@@ -50,6 +62,7 @@ def domain_config(vps: Vps, host: Host, customer_name: str, settings: Settings |
             DiskConfig(pool=host.pool_name, volume=vps.root_volume, target="vda", serial="root"),
             DiskConfig(pool=host.pool_name, volume=vps.seed_volume, target="vdb", format="raw",
                        readonly=True, serial="seed"),
+            *(data_disk_config(vps, host, disk) for disk in vps.data_disks),
         ),
         interfaces=(interface_config(vps, host),),
         metadata={"name": vps.name, "customer": customer_name, "image": vps.image},

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orchestrator.clock import utcnow
@@ -88,12 +87,15 @@ def policy(settings: Settings) -> Policy:
 
 
 def allocations(session: Session) -> dict[int, Resources]:
+    used: dict[int, Resources] = {}
     rows = session.exec(
-        select(Vps.host_id, func.sum(Vps.vcpus), func.sum(Vps.memory_mib), func.sum(Vps.disk_gib))
-        .where(col(Vps.host_id).is_not(None), col(Vps.status).not_in(NOT_ALLOCATED))
-        .group_by(col(Vps.host_id))
+        select(Vps).where(col(Vps.host_id).is_not(None), col(Vps.status).not_in(NOT_ALLOCATED))
     ).all()
-    return {int(h): Resources(int(c or 0), int(m or 0), int(d or 0)) for h, c, m, d in rows if h is not None}
+    for vps in rows:
+        before = used.get(vps.host_id or 0, Resources(0, 0, 0))
+        used[vps.host_id or 0] = Resources(before.vcpus + vps.vcpus, before.memory_mib + vps.memory_mib,
+                                           before.disk_gib + vps.disk_gib + vps.data_disk_gib)
+    return used
 
 
 def candidates(session: Session) -> list[Candidate]:

@@ -145,6 +145,8 @@ class Vps(SQLModel, table=True):
     suspended_by: str | None = Field(default=None, max_length=16)  # role that suspended it
     task: str | None = Field(default=None, max_length=32)
     mac: str = Field(default="", max_length=17)
+    # Extra data disks: [{"id", "volume", "size_gib", "target"}]; the root disk is not among them.
+    data_disks: list[dict[str, Any]] = _json(list)
     ssh_authorized_keys: list[str] = _json(list)  # public keys only
     ssh_host_keys: list[dict[str, str]] = _json(list)  # public keys + fingerprints only
     addresses: list[str] = _json(list)
@@ -162,6 +164,10 @@ class Vps(SQLModel, table=True):
     def volume_prefix(self) -> str:
         """Every volume of this VPS, in any pool, starts with this."""
         return f"vps-{self.id}-"
+
+    @property
+    def data_disk_gib(self) -> int:
+        return sum(int(d["size_gib"]) for d in self.data_disks)
 
     def root_volume_for(self, generation: int) -> str:
         return f"vps-{self.id}-root.qcow2" if generation == 0 else f"vps-{self.id}-root-{generation}.qcow2"

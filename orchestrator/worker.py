@@ -109,14 +109,17 @@ class Worker:
                 return
         try:
             operation.begin(ctx)
-            for step in operation.steps:
-                if step.name in job.steps_done:
-                    continue
-                ctx.check_lease()
-                self._mark(job, step.name, "started")
+            todo = [step for step in operation.steps if step.name not in job.steps_done]
+            if todo:
+                self._mark(job, [(todo[0].name, "started", "")])
+            for index, step in enumerate(todo):
                 message = step.run(ctx) or ""
                 ctx.check_lease()
-                self._mark(job, step.name, "done", message)
+                # One transaction records this step done and the next one started.
+                marks = [(step.name, "done", message)]
+                if index + 1 < len(todo):
+                    marks.append((todo[index + 1].name, "started", ""))
+                self._mark(job, marks)
             ctx.check_lease()
             operation.succeed(ctx)
             self._finish(job, JobStatus.succeeded)
@@ -132,19 +135,21 @@ class Worker:
                 log.exception("job %s step %s failed", job.id, job.step)
             self._fail(ctx, operation, exc)
 
-    def _mark(self, job: Job, step: str, status: str, message: str = "") -> None:
+    def _mark(self, job: Job, marks: list[tuple[str, str, str]]) -> None:
+        """Record (step, status, message) events; 'done' steps join the job's progress."""
         with session_scope(self.engine) as session:
             row = session.get(Job, job.id)
             if row is None or row.lease_owner != self.worker_id:
                 raise LeaseLost(job.id)
-            row.step = step
-            if status == "done" and step not in row.steps_done:
-                row.steps_done = [*row.steps_done, step]
+            for step, status, message in marks:
+                row.step = step
+                if status == "done" and step not in row.steps_done:
+                    row.steps_done = [*row.steps_done, step]
+                session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status=status,
+                                     message=message[:2000], actor=self.worker_id))
             session.add(row)
-            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status=status,
-                                      message=message[:2000], actor=self.worker_id))
             job.steps_done = list(row.steps_done)
-            job.step = step
+            job.step = row.step
 
     def _retry(self, job: Job, error: Exception) -> None:
         delay = min(2 ** job.attempts, 60)

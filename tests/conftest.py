@@ -22,6 +22,7 @@ from orchestrator.auth import create_token, ensure_customer
 from orchestrator.db import make_engine
 from orchestrator.models import Host, Image, Role
 from orchestrator.settings import Settings
+from tests.smtp import Server, free_port
 
 NETNS = os.environ.get("VPSCTL_TEST_NETNS", "vpsctl-test")
 URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
@@ -89,6 +90,8 @@ def requires_libvirt() -> None:
 class Api:
     """A TestClient plus the tokens of a small world: staff, alice and bob."""
 
+    smtp: Server | None = None
+
     def __init__(self, client: TestClient, engine: Any, settings: Settings) -> None:
         self.client = client
         self.engine = engine
@@ -97,7 +100,10 @@ class Api:
             self.support = create_token(session, Role.support)
             self.alice = create_token(session, Role.customer, "alice")
             self.bob = create_token(session, Role.customer, "bob")
-            ensure_customer(session, "carol")
+            for name, language in (("alice", "fr"), ("bob", "en"), ("carol", "fr")):
+                customer = ensure_customer(session, name)
+                customer.email, customer.language = f"{name}@example.test", language
+                session.add(customer)
             session.commit()
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
@@ -105,6 +111,18 @@ class Api:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return self.client.request(method, path, headers=headers, **kwargs)
+
+    def wait_mail(self, subject_part: str, timeout: float = 30) -> Any:
+        """The first received message whose subject contains ``subject_part``."""
+        assert self.smtp is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for received in self.smtp.collector.received:
+                if subject_part in str(received.message["Subject"]):
+                    return received
+            time.sleep(0.2)
+        subjects = [str(r.message["Subject"]) for r in self.smtp.collector.received]
+        raise AssertionError(f"no mail about {subject_part!r}; received: {subjects}")
 
     def wait_job(self, job_id: str, token: str, timeout: float = 300) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -145,11 +163,21 @@ def offline_api(tmp_path: Path) -> Iterator[Api]:
 
 
 @pytest.fixture
-def live_api(tmp_path: Path, requires_libvirt: None) -> Iterator[Api]:
-    """The API with an in-process worker driving the real libvirtd."""
+def smtp() -> Iterator[Server]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    server = Server(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[Api]:
+    """The API with an in-process worker driving the real libvirtd, and its outbox sending to a
+    real SMTP server on loopback (``api.smtp``)."""
     from orchestrator.hosts import Drivers, register_host
 
-    settings = base_settings(tmp_path)
+    settings = base_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, outbox_poll_seconds=0.2)
     engine = make_engine(settings)
     drivers = Drivers()
     with Session(engine) as session:
@@ -158,7 +186,9 @@ def live_api(tmp_path: Path, requires_libvirt: None) -> Iterator[Api]:
     register_image(engine, settings)
     app = create_app(settings, run_worker=True)
     with TestClient(app) as client:
-        yield Api(client, app.state.engine, settings)
+        api = Api(client, app.state.engine, settings)
+        api.smtp = smtp
+        yield api
     cleanup_host(settings)
 
 

@@ -15,6 +15,7 @@ from api.schemas import (
     BackupBody,
     BackupOut,
     CutOffBody,
+    DiskBody,
     JobAccepted,
     MailBlockBody,
     RebootBody,
@@ -35,6 +36,7 @@ from orchestrator.models import Audit, Backup, Job, JobEvent
 from orchestrator.operations import (
     backup,
     cutoff,
+    disks,
     mail_block,
     reboot,
     reconnect,
@@ -179,6 +181,26 @@ def reconnect_vps(vps_id: str, body: ReconnectBody, session: SessionDep, setting
                   principal: CurrentPrincipal) -> JobAccepted:
     """R5.5-reconnect (staff): restore the network once corrective measures are recorded."""
     return _run(session, settings, principal, vps_id, reconnect.ReconnectVps, body)
+
+
+@router.post("/disks", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def attach_disk(vps_id: str, body: DiskBody, session: SessionDep, settings: SettingsDep,
+                principal: CurrentPrincipal) -> JobAccepted:
+    """Attach a new empty data disk (hot-plugged when the VPS runs)."""
+    vps = visible_vps(session, principal, vps_id)
+    params = disks.attach_params(session, settings, vps, body.size_gib)
+    return _run(session, settings, principal, vps_id, disks.AttachDisk, params=params)
+
+
+@router.delete("/disks/{disk_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def detach_disk(
+    vps_id: str, disk_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+    confirm_data_loss: bool = False,
+) -> JobAccepted:
+    """Detach a data disk and discard it: needs `?confirm_data_loss=true`."""
+    vps = visible_vps(session, principal, vps_id)
+    params = disks.detach_params(vps, disk_id, confirm_data_loss)
+    return _run(session, settings, principal, vps_id, disks.DetachDisk, params=params)
 
 
 @router.post("/mail-block", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

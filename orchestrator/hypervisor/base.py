@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.hypervisor.config import (
+    DiskConfig,
     DomainConfig,
     InterfaceConfig,
     NetworkConfig,
@@ -136,6 +137,14 @@ class HypervisorDriver(Protocol):
         ...
 
     def volume_capacity(self, pool: str, name: str) -> int | None: ...
+
+    def attach_disk_live(self, uuid: str, disk: DiskConfig) -> None:
+        """Hot-plug a disk into the running domain (no-op if its target is already there)."""
+        ...
+
+    def detach_disk_live(self, uuid: str, disk: DiskConfig) -> None:
+        """Unplug a disk from the running domain (no-op if its target is not there)."""
+        ...
 
     def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
         """Apply the interface's link state to the running domain (carrier up or down)."""

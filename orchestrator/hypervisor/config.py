@@ -51,6 +51,9 @@ class DiskConfig:
             _sub(disk, "serial", self.serial)
         return disk
 
+    def to_xml(self) -> str:
+        return _to_string(self.to_element())
+
 
 @dataclass(frozen=True)
 class InterfaceConfig:

@@ -16,6 +16,7 @@ from orchestrator.errors import HypervisorError, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,
+    DiskConfig,
     DomainConfig,
     InterfaceConfig,
     NetworkConfig,
@@ -421,6 +422,31 @@ class LibvirtDriver:
                 vol.resize(size_bytes, 0)
 
         self._call(resize)
+
+    def _has_target(self, dom: libvirt.virDomain, target: str) -> bool:
+        root = ET.fromstring(dom.XMLDesc(0))  # noqa: S314  (libvirt's own XML)
+        return any(t.get("dev") == target for t in root.iter("target"))
+
+    def attach_disk_live(self, uuid: str, disk: DiskConfig) -> None:
+        def attach(dom: libvirt.virDomain) -> None:
+            if dom.isActive() and not self._has_target(dom, disk.target):
+                dom.attachDeviceFlags(disk.to_xml(), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+        self._running(uuid, attach)
+
+    def detach_disk_live(self, uuid: str, disk: DiskConfig) -> None:
+        def detach(dom: libvirt.virDomain) -> None:
+            if not dom.isActive() or not self._has_target(dom, disk.target):
+                return
+            dom.detachDeviceFlags(disk.to_xml(), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            # The guest must let go of the device; wait until it is really gone.
+            deadline = time.monotonic() + 30
+            while self._has_target(dom, disk.target):
+                if time.monotonic() > deadline:
+                    raise HypervisorError(f"the guest did not release {disk.target} within 30 s")
+                time.sleep(0.2)
+
+        self._running(uuid, detach)
 
     def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
         def update(dom: libvirt.virDomain) -> None:

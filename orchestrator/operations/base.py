@@ -45,6 +45,7 @@ class Context:
     job: Job
     worker_id: str
     check_lease: Callable[[], None]
+    _host: Host | None = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -59,13 +60,16 @@ class Context:
             return vps
 
     def host(self) -> Host:
-        vps = self.vps()
-        with session_scope(self.engine) as session:
-            host = session.get(Host, vps.host_id)
-            if host is None:
-                raise OperationFailed(f"VPS {vps.id} has no host")
-            session.expunge(host)
-            return host
+        # A VPS does not change host during a job: read it once.
+        if self._host is None:
+            vps = self.vps()
+            with session_scope(self.engine) as session:
+                host = session.get(Host, vps.host_id)
+                if host is None:
+                    raise OperationFailed(f"VPS {vps.id} has no host")
+                session.expunge(host)
+                self._host = host
+        return self._host
 
     @property
     def driver(self) -> HypervisorDriver:

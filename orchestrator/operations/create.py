@@ -160,6 +160,7 @@ class CreateVps(Operation):
     @classmethod
     def succeed(cls, ctx: Context) -> None:
         ctx.update_vps(status=VpsStatus.running, error=None)
+        provision.send_delivery_report(ctx)
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:

@@ -12,7 +12,7 @@ from orchestrator.errors import OperationFailed
 from orchestrator.hypervisor import VolumeConfig
 from orchestrator.images import volume_name
 from orchestrator.keys import generate_host_key
-from orchestrator.models import HostImage, Image
+from orchestrator.models import HostImage, Image, Outbox
 from orchestrator.operations.base import Context, wait_until
 from orchestrator.seed import Seed
 from orchestrator.ssh import matches_host_key
@@ -125,3 +125,19 @@ def verify_ssh(ctx: Context) -> str:
         raise OperationFailed(f"{address}:22 presents a host key that is not the one generated for it")
 
     return wait_until(ctx, ctx.settings.ssh_ready_timeout_seconds, "SSH answering", answer)
+
+
+def send_delivery_report(ctx: Context) -> None:
+    """R9-delivery: the procès-verbal de mise à disposition, queued once per job (a job resumed
+    after a crash does not send it twice); the outbox sends it, retrying while SMTP is down."""
+    from orchestrator.notify import delivery_context, enqueue
+
+    vps, host = ctx.vps(), ctx.host()
+    with session_scope(ctx.engine) as session:
+        already = session.exec(
+            select(Outbox).where(Outbox.job_id == ctx.job.id, Outbox.template == "delivery_report")
+        ).first()
+        if already is None:
+            image = session.get(Image, vps.image)
+            enqueue(session, vps.customer_id, "delivery_report", delivery_context(vps, image, site=host.site),
+                    vps_id=vps.id, job_id=ctx.job.id, settings=ctx.settings)

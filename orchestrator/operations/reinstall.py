@@ -137,6 +137,7 @@ class ReinstallVps(Operation):
     @classmethod
     def succeed(cls, ctx: Context) -> None:
         ctx.update_vps(status=running_status(ctx), error=None)
+        provision.send_delivery_report(ctx)  # R6.2-reinstall: the new credentials' report
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:

@@ -255,3 +255,30 @@ def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at:
         assert vps.root_generation == 1 and vps.ssh_authorized_keys == [public]
     assert truthful(engine, vps_id) == "running"
     assert on_host(vps_id)["volumes"] == ["1.iso", "1.qcow2"]
+
+
+@pytest.mark.parametrize("kill_at", ["copy_backup", "switch_disk", "wait_for_address"])
+def test_restore_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    from orchestrator.operations import backup, restore
+    from orchestrator.operations.base import request
+
+    settings, engine, _customer_id, workers = world
+    vps_id, _ = created(world, tmp_path)
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
+        backup_job = request(session, settings, STAFF, vps, backup.BackupVps, {"kind": "manual"}).id
+    wait_for(engine, backup_job, finished(backup_job))
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
+        params = restore.request_params(session, settings, vps, {"backup_id": backup_job, "confirm_data_loss": True})
+        job_id = request(session, settings, STAFF, vps, restore.RestoreVps, params).id
+    wait_for(engine, job_id, step_started(job_id, kill_at))
+    workers.kill()
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+    with Session(engine) as session:
+        job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
+        assert job.status == "succeeded", job.error
+        assert vps.root_generation == 1
+    assert truthful(engine, vps_id) == "running"
+    assert on_host(vps_id)["volumes"] == ["1.iso", "1.qcow2"]

@@ -76,6 +76,14 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     hostname, sectors, cpus = out.split()
     assert hostname == "web1" and int(sectors) * 512 == 2 << 30 and cpus == "1"
 
+    # R9-delivery: the procès-verbal reached alice's mailbox through the SMTP server, in French,
+    # with the address and the fingerprint to check on first login
+    mail = live_api.wait_mail("web1")
+    body = mail.message.get_content()
+    assert mail.rcpt_tos == ["alice@example.test"]
+    assert "mise à disposition" in str(mail.message["Subject"]).lower() + body.lower()
+    assert host_key["fingerprint"] in body and vps["addresses"][0] in body
+
     # a host key other than the generated one is refused before any login
     wrong = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
     if wrong is None:

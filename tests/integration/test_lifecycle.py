@@ -304,3 +304,24 @@ def test_console_websocket_for_owner_and_staff_only(live_api: Api, tmp_path: Pat
     events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.alice).json()
     opened = [e for e in events if e["operation"] == "console"]
     assert [e["requested_by"].split(":")[0] for e in opened] == ["customer", "support"]
+
+
+def test_attach_and_detach_a_data_disk(live_api: Api, tmp_path: Path) -> None:
+    guest = order(live_api, tmp_path)
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.alice, json={"size_gib": 1})
+    assert response.status_code == 202, response.text
+    assert live_api.wait_job(response.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
+    disk = guest.record["data_disks"][0]
+    assert disk["target"] == "vdc" and disk["size_gib"] == 1
+    wait_until(lambda: guest.ssh("cat /sys/block/vdc/size 2>/dev/null || echo 0").strip() == str((1 << 30) // 512))
+    assert "vdc" in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+    path = f"/v1/vps/{guest.id}/disks/{disk['id']}"
+    refused = live_api.call("DELETE", path, live_api.alice)
+    assert refused.status_code == 422 and "confirm_data_loss" in refused.json()["detail"]
+    assert live_api.call("DELETE", path + "?confirm_data_loss=true", live_api.bob).status_code == 404
+    response = live_api.call("DELETE", path + "?confirm_data_loss=true", live_api.alice)
+    assert live_api.wait_job(response.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
+    assert guest.record["data_disks"] == []
+    assert guest.ssh("ls /sys/block").split().count("vdc") == 0
+    assert "vdc" not in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

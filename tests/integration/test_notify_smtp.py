@@ -5,17 +5,12 @@ time (R6.2-notice, R8.7-default count their deadlines from it)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlmodel import Session
@@ -23,53 +18,8 @@ from sqlmodel import Session
 from orchestrator.clock import utcnow
 from orchestrator.models import Customer, Outbox
 from orchestrator.notify import PENDING, SENT, SmtpSender, deliver_due, enqueue
+from tests.smtp import Server, free_port
 from tests.unit.notify.samples import FINGERPRINT, FINGERPRINT_RSA, add_customer, contexts, engine_for
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-class Collector:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content
-        parsed = message_from_bytes(raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """Start/stop an SMTP server on one loopback port."""
-
-    def __init__(self, port: int, **smtp_kwargs: Any) -> None:
-        self.port = port
-        self.collector = Collector()
-        self.smtp_kwargs = smtp_kwargs
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.collector, hostname="127.0.0.1", port=self.port, **self.smtp_kwargs)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
 
 
 @pytest.fixture
