@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,11 @@ class VpsctlServer:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
                                          headers=self.staff_headers if staff else self.headers, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
-            return dict(json.loads(response.read() or b"{}"))
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
+                return dict(json.loads(response.read() or b"{}"))
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from exc
 
     def sample(self, conn: libvirt.virConnect) -> float:
         started = time.perf_counter()

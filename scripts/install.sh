@@ -32,7 +32,12 @@ fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -U pip wheel setuptools 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
-.venv/bin/python -c "import libvirt, fastapi, sqlmodel, paramiko, ansible_runner" 
+log=$(mktemp)
+if ! { .venv/bin/pip install -q --disable-pip-version-check -U pip wheel setuptools &&
+       .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    exit 1
+fi
+rm -f "$log"
+.venv/bin/python -c "import libvirt, fastapi, sqlmodel, paramiko, ansible_runner"
 echo "installed: .venv/bin/vpsctl"
