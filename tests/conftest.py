@@ -28,6 +28,9 @@ NETNS = os.environ.get("VPSCTL_TEST_NETNS", "vpsctl-test")
 URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
 IMAGE_CACHE = Path(os.environ.get("VPSCTL_IMAGE_CACHE_DIR", "/var/cache/vpsctl/images"))
 TEST_POOL = "vpsctl-test"
+# Apart from the default deployment's 192.168.150.0/24, so both can share one libvirtd.
+TEST_SUBNET = "192.168.151.0/24"
+TEST_GATEWAY = "192.168.151.1"
 
 
 def netns_exists() -> bool:
@@ -61,7 +64,7 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "backup_pool_path": Path("/var/lib/libvirt") / (TEST_POOL + "-backup"),
         "guest_network": "vpsctl-test",
         "guest_bridge": "vpstest0",
-        "guest_subnet": "192.168.150.0/24",
+        "guest_subnet": TEST_SUBNET,
         "image_cache_dir": IMAGE_CACHE,
         "job_lease_seconds": 6.0,
         "job_heartbeat_seconds": 1.0,

@@ -57,7 +57,7 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
 
     vps = live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()
     assert vps["status"] == "running" and vps["task"] is None
-    assert vps["addresses"] and vps["addresses"][0].startswith("192.168.150.")
+    assert vps["addresses"] and vps["addresses"][0].startswith("192.168.151.")
     host_key = vps["ssh_host_keys"][0]
     assert host_key["type"] == "ssh-ed25519" and host_key["fingerprint"].startswith("SHA256:")
 

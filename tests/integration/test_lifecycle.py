@@ -255,11 +255,11 @@ def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -
     """R6.4-spam: outgoing 25/465/587 dropped by the nwfilter; SSH and other ports still flow."""
     import subprocess
 
-    from tests.conftest import NETNS, netns_exists
+    from tests.conftest import NETNS, TEST_GATEWAY, netns_exists
 
     if not netns_exists():
         pytest.skip("needs the test network namespace to host the listeners")
-    gateway = "192.168.150.1"
+    gateway = TEST_GATEWAY
     listeners = [subprocess.Popen(["ip", "netns", "exec", NETNS, "nc", "-lk", gateway, str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in (25, 587, 8025)]
     try:
