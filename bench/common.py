@@ -107,3 +107,15 @@ def summary(name: str, values: list[float]) -> dict[str, float | str]:
             "min": ordered[0], "n": len(ordered)}
 
 
+
+
+def write_section(heading: str, lines: list[str]) -> None:
+    """Replace (or add) the section of docs/benchmarks.md that starts with ``## heading``."""
+    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
+    start = text.find(f"## {heading}")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
+    out.write_text(text.rstrip() + "\n\n" + "\n".join(lines))
+    print("\n".join(lines))

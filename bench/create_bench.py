@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libvirt
 
-from bench.common import URI, VpsctlServer, summary, wait_running
+from bench.common import URI, VpsctlServer, summary, wait_running, write_section
 from orchestrator.designer import domain_config
 from orchestrator.hypervisor.config import VolumeConfig
 from orchestrator.models import Host, Vps
@@ -130,15 +130,7 @@ def write_report(rows: list[dict[str, float | str]]) -> None:
         lines.append(f"| {row['name']} | {float(row['median']):.3f} | {float(row['p90']):.3f} | "
                      f"{float(row['min']):.3f} | {float(row['median']) / floor:.2f}x |")
     lines.append("")
-    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
-    start = text.find("## create:")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    out.write_text(text.rstrip() + "\n\n" + "\n".join(lines))
-    print("\n".join(lines))
-
+    write_section("create:", lines)
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ from typing import Any
 
 import libvirt
 
-from bench.common import URI, VpsctlServer, summary
+from bench.common import URI, VpsctlServer, summary, write_section
 from orchestrator.designer import mac_for
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "10"))
@@ -145,15 +145,7 @@ def write_report(results: dict[str, tuple[list[float], list[float]]]) -> None:
         lines.append(f"| {name} | {ours_ms:.1f} | {floor_ms:.1f} | {budget:.1f} | "
                      f"{'yes' if ours_ms <= budget else 'no'} |")
     lines.append("")
-    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
-    start = text.find("## operations:")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    out.write_text(text.rstrip() + "\n\n" + "\n".join(lines))
-    print("\n".join(lines))
-
+    write_section("operations:", lines)
 
 if __name__ == "__main__":
     main()

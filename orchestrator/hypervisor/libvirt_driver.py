@@ -219,19 +219,7 @@ class LibvirtDriver:
         return self._call(names)
 
     def delete_volume(self, pool: str, name: str, wipe: bool = False) -> bool:
-        def delete(conn: libvirt.virConnect) -> bool:
-            try:
-                vol = self._pool(conn, pool).storageVolLookupByName(name)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    return False
-                raise
-            if wipe:
-                vol.wipe(0)
-            vol.delete(0)
-            return True
-
-        return self._call(delete)
+        return self._call(lambda conn: _delete_if_present(self._pool(conn, pool), name, wipe))
 
     # --- networks --------------------------------------------------------------------------
     def ensure_network(self, config: NetworkConfig) -> None:
@@ -301,13 +289,7 @@ class LibvirtDriver:
             if not dom.isActive():
                 dom.create()
 
-        def run(conn: libvirt.virConnect) -> None:
-            dom = self._lookup(conn, uuid)
-            if dom is None:
-                raise HypervisorError(f"domain {uuid} is not defined")
-            start(dom)
-
-        self._call(run)
+        self._running(uuid, start)
 
     def destroy_domain(self, uuid: str) -> None:
         def destroy(dom: libvirt.virDomain) -> None:
@@ -472,11 +454,7 @@ class LibvirtDriver:
             target_pool = self._pool(conn, dst_pool)
             capacity = int(source.info()[1])
             config = VolumeConfig(name=dst, capacity_bytes=capacity)
-            try:
-                target_pool.storageVolLookupByName(dst).delete(0)  # a copy left half-done by a crash
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
+            _delete_if_present(target_pool, dst)  # a copy left half-done by a crash
             made = target_pool.createXMLFrom(config.to_xml(), source, 0)
             return int(made.info()[2])
 
@@ -489,11 +467,7 @@ class LibvirtDriver:
                 raise HypervisorError(f"domain {uuid} is not running")
             pool = self._pool(conn, dst_pool)
             path = _pool_path(pool) + "/" + dst
-            try:
-                pool.storageVolLookupByName(dst).delete(0)
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                    raise
+            _delete_if_present(pool, dst)
             if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 dom.abortJob()  # a backup left running by a crashed worker
             dom.backupBegin(BackupConfig(target=target, path=path).to_xml(), None, 0)
@@ -570,6 +544,20 @@ class LibvirtConsole:
                 action()
             except libvirt.libvirtError:
                 pass
+
+
+def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = False) -> bool:
+    """Delete a volume (zeroed first when ``wipe``); False when there was none."""
+    try:
+        vol = pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            return False
+        raise
+    if wipe:
+        vol.wipe(0)
+    vol.delete(0)
+    return True
 
 
 def _pool_path(pool: libvirt.virStoragePool) -> str:
