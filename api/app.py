@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import console, health, hosts, images, jobs, operations, vps
+from api.routers import console, health, hosts, images, jobs, maintenance, operations, vps
 from orchestrator import __version__
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
@@ -57,6 +57,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    for module in (health, images, hosts, vps, operations, console, jobs):
+    for module in (health, images, hosts, vps, operations, console, jobs, maintenance):
         app.include_router(module.router)
     return app

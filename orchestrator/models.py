@@ -219,6 +219,26 @@ class JobEvent(SQLModel, table=True):
     actor: str = Field(default="", max_length=100)
 
 
+class Maintenance(SQLModel, table=True):
+    """A planned maintenance interruption (R5.4) of a host or of some VPS."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    host_id: int | None = Field(default=None, foreign_key="host.id")
+    starts_at: datetime | None = _time(index=True)
+    duration_minutes: int
+    reason: str = Field(max_length=500)
+    created_by: str = Field(max_length=100)
+    created_at: datetime | None = _time(now=True)
+
+
+class MaintenanceVps(SQLModel, table=True):
+    """Which VPS a maintenance interrupts (R5.4-frequency is counted per VPS)."""
+
+    maintenance_id: str = Field(foreign_key="maintenance.id", primary_key=True, max_length=36)
+    vps_id: str = Field(foreign_key="vps.id", primary_key=True, max_length=36)
+    starts_at: datetime | None = _time(index=True)
+
+
 class Audit(SQLModel, table=True):
     """Access that changes nothing but must be traceable (R7-confidential: staff access is logged),
     e.g. opening a VPS's console."""

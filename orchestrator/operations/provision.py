@@ -92,6 +92,9 @@ def write_seed(ctx: Context, volume: str, instance_id: str, authorized_keys: lis
 
 def wait_for_address(ctx: Context) -> str:
     vps = ctx.vps()
+    if vps.cut_off:
+        # No DHCP through a link that is down (R5.5-cutoff); the MAC, hence the lease, is kept.
+        return "skipped: the VPS's network is cut off"
 
     def lease() -> str | None:
         addresses = ctx.driver.interface_addresses(vps.id)

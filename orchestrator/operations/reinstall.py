@@ -80,8 +80,9 @@ def stop_old_system(ctx: Context) -> str:
 
 
 def switch_disk(ctx: Context) -> str:
+    vps = ctx.vps()
     ctx.update_vps(root_generation=_gen(ctx), image=ctx.params["image"], ssh_authorized_keys=ctx.params["ssh_keys"],
-                   ssh_host_keys=[ctx.params["new_host_key"]], addresses=[])
+                   ssh_host_keys=[ctx.params["new_host_key"]], addresses=vps.addresses if vps.cut_off else [])
     ctx.define()
     return f"root disk is now generation {_gen(ctx)} ({ctx.params['image']})"
 

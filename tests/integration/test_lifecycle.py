@@ -42,8 +42,20 @@ def test_stop_start_reboot(live_api: Api, tmp_path: Path) -> None:
     third_boot = guest.ssh_eventually("cat /proc/sys/kernel/random/boot_id").strip()
     assert third_boot != second_boot
 
+    # soft: the guest hears the ACPI button, shuts down cleanly, and comes back
+    assert guest.do("reboot")["status"] == "succeeded"
+    wait_until(lambda: guest_boot_id(guest) not in ("", third_boot), within=90)
+    assert guest.record["status"] == "running"
+
     forced = guest.do("stop", {"force": True})
     assert forced["status"] == "succeeded" and "forced off" in forced["events"][-2]["message"]
+
+
+def guest_boot_id(guest: Guest) -> str:
+    try:
+        return guest.ssh("cat /proc/sys/kernel/random/boot_id", timeout=10).strip()
+    except Exception:
+        return ""
 
 
 def test_suspend_resume_and_who_may_resume(live_api: Api, tmp_path: Path) -> None:
@@ -137,6 +149,18 @@ def test_cutoff_survives_stop_start_reboot_until_reconnect(live_api: Api, tmp_pa
             wait_until(lambda m=marker: "tiny: carrier eth0=0" in guest.serial_log()[m:], within=90)
             assert "tiny: carrier eth0=1" not in guest.serial_log()[marker:]
             assert "<link state='down'/>" in guest.domain().XMLDesc(0)
+    assert guest.record["status"] == "cut_off"
+
+    # a reinstall keeps it cut off too (the new system boots with its link down)
+    from tests.conftest import client_key
+
+    new_key, new_public = client_key(tmp_path)
+    marker = len(guest.serial_log())
+    job = guest.do("reinstall", {"ssh_keys": [new_public], "confirm_data_loss": True}, token=live_api.support)
+    assert job["status"] == "succeeded", job
+    guest.key = new_key
+    wait_until(lambda: "tiny: carrier eth0=0" in guest.serial_log()[marker:], within=90)
+    assert "<link state='down'/>" in guest.domain().XMLDesc(0)
     assert guest.record["status"] == "cut_off"
 
     refused = live_api.call("POST", f"/v1/vps/{guest.id}/reconnect", live_api.support, json={})

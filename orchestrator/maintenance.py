@@ -1,0 +1,73 @@
+"""Scheduling maintenance (R5.4): check the window against the contract, record it, and tell
+every affected customer by email."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from orchestrator.auth import Principal
+from orchestrator.clock import utcnow
+from orchestrator.contract.maintenance import check_window, least_harmful_hours
+from orchestrator.errors import InvalidRequest, NotFound
+from orchestrator.models import Host, Maintenance, MaintenanceVps, Vps, VpsStatus
+from orchestrator.notify import enqueue
+from orchestrator.settings import Settings
+
+GONE = (VpsStatus.deleted, VpsStatus.deleting)
+
+
+@dataclass(frozen=True)
+class MaintenanceRequest:
+    starts_at: datetime
+    duration_minutes: int
+    reason: str
+    host_id: int | None = None
+    vps_ids: tuple[str, ...] = ()
+
+
+def affected(session: Session, spec: MaintenanceRequest) -> list[Vps]:
+    if (spec.host_id is None) == (not spec.vps_ids):
+        raise InvalidRequest("give either host_id or vps_ids")
+    if spec.host_id is not None:
+        if session.get(Host, spec.host_id) is None:
+            raise NotFound(f"no host {spec.host_id}")
+        return list(session.exec(select(Vps).where(Vps.host_id == spec.host_id,
+                                                   col(Vps.status).not_in(GONE))).all())
+    found = list(session.exec(select(Vps).where(col(Vps.id).in_(spec.vps_ids), col(Vps.status).not_in(GONE))).all())
+    missing = set(spec.vps_ids) - {v.id for v in found}
+    if missing:
+        raise NotFound(f"no VPS {sorted(missing)[0]!r}")
+    return found
+
+
+def schedule(session: Session, settings: Settings, principal: Principal, spec: MaintenanceRequest) -> Maintenance:
+    """R5.4-duration, R5.4-frequency: refused (naming the rule) or recorded with its notices queued."""
+    if spec.starts_at.tzinfo is None:
+        raise InvalidRequest("starts_at needs a UTC offset")
+    if spec.starts_at <= utcnow():
+        raise InvalidRequest("starts_at must be in the future")
+    vps_list = affected(session, spec)
+    others = session.exec(
+        select(MaintenanceVps.starts_at).where(col(MaintenanceVps.vps_id).in_([v.id for v in vps_list]))
+    ).all()
+    check_window(spec.starts_at, spec.duration_minutes, [t for t in others if t is not None])
+    record = Maintenance(host_id=spec.host_id, starts_at=spec.starts_at, duration_minutes=spec.duration_minutes,
+                         reason=spec.reason, created_by=str(principal))
+    session.add(record)
+    session.flush()
+    for vps in vps_list:
+        session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
+        enqueue(session, vps.customer_id, "maintenance_notice",
+                {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at,
+                 "duration_minutes": spec.duration_minutes, "description": spec.reason},
+                vps_id=vps.id, settings=settings)
+    session.commit()
+    return record
+
+
+def suggested_hours(day: datetime) -> list[int]:
+    """R5.4-hours: the UTC hours of that day least harmful to Europe and the Americas, best first."""
+    return [score.hour_utc for score in least_harmful_hours(day=day.date())][:5]
