@@ -239,6 +239,20 @@ class MaintenanceVps(SQLModel, table=True):
     starts_at: datetime | None = _time(index=True)
 
 
+class Compromise(SQLModel, table=True):
+    """A VPS reported hacked (R6.2): the notice, the reinstall deadline, the client's agreement."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
+    reported_by: str = Field(max_length=100)
+    reported_at: datetime | None = _time(now=True)
+    details: str = Field(max_length=2000)
+    notice_outbox_id: int | None = None
+    customer_agreement_at: datetime | None = _time()  # R6.2-notice: written agreement recorded
+    customer_agreement_note: str = Field(default="", max_length=500)
+    resolved_at: datetime | None = _time()
+
+
 class Audit(SQLModel, table=True):
     """Access that changes nothing but must be traceable (R7-confidential: staff access is logged),
     e.g. opening a VPS's console."""

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     max_disk_gib: int = 4_096
     max_ssh_keys: int = 20
 
+    # --- contract ---------------------------------------------------------------------------
+    # holidays' subdivision of France for jours ouvrés (e.g. "Alsace-Moselle"); empty: metropolitan
+    calendar_subdivision: str = ""
+
     # --- lifecycle ------------------------------------------------------------------------------
     # A VPS is defined with room to grow live: max vCPUs and max memory = ordered x headroom.
     live_resize_headroom: float = Field(2.0, ge=1.0)

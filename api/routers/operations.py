@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import col, select
 
-from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas import (
     BackupBody,
     BackupOut,
@@ -29,8 +29,10 @@ from api.schemas import (
     VpsEventOut,
 )
 from api.views import job_out
+from orchestrator import compromise
 from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
+from orchestrator.contract.deadlines import reinstall_not_before
 from orchestrator.errors import NotFound
 from orchestrator.models import Audit, Backup, Job, JobEvent
 from orchestrator.operations import (
@@ -215,6 +217,48 @@ def mail_unblock_vps(vps_id: str, session: SessionDep, settings: SettingsDep,
                      principal: CurrentPrincipal) -> JobAccepted:
     """Lift the outgoing-mail block (staff)."""
     return _run(session, settings, principal, vps_id, mail_block.MailUnblockVps)
+
+
+class CompromiseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    details: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    cut_off: bool = Field(default=True, description="Cut the network at once (R5.5-cutoff)")
+
+
+class CompromiseOut(BaseModel):
+    id: str
+    vps_id: str
+    reported_at: datetime | None
+    reinstall_not_before: AwareDatetime = Field(
+        description="R6.2-notice: three jours ouvrés after the notice, Europe/Paris offset")
+
+
+class AgreementBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, StringConstraints(min_length=1, max_length=500)] = Field(
+        description="Where the client's written agreement is (email, letter)")
+
+
+@router.post("/compromise", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut)
+def report_compromise(vps_id: str, body: CompromiseBody, session: SessionDep, settings: SettingsDep,
+                      staff: StaffPrincipal) -> CompromiseOut:
+    """R6.2-notice (staff): the VPS was hacked.  Cuts it off (unless `cut_off: false`), emails the
+    client, and answers when the reinstall may run at the earliest."""
+    vps = visible_vps(session, staff, vps_id)
+    record, not_before = compromise.report(session, settings, staff, vps, body.details, body.cut_off)
+    return CompromiseOut(id=record.id, vps_id=vps.id, reported_at=record.reported_at,
+                         reinstall_not_before=not_before)
+
+
+@router.post("/compromise/agreement", status_code=status.HTTP_200_OK, response_model=CompromiseOut)
+def record_agreement(vps_id: str, body: AgreementBody, session: SessionDep, settings: SettingsDep,
+                     staff: StaffPrincipal) -> CompromiseOut:
+    """R6.2-notice (staff): record the client's written agreement to an earlier reinstall."""
+    vps = visible_vps(session, staff, vps_id)
+    record = compromise.record_agreement(session, vps, body.note)
+    not_before = reinstall_not_before(compromise.notice_time(session, record), compromise.calendar(settings))
+    return CompromiseOut(id=record.id, vps_id=vps.id, reported_at=record.reported_at,
+                         reinstall_not_before=not_before)
 
 
 @router.get("/events", response_model=list[VpsEventOut])

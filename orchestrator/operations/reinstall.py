@@ -31,6 +31,11 @@ def request_params(session: Session, settings: Settings, vps: Vps, body: dict[st
     ReinstallVps.check_status(vps)
     if body.get("confirm_data_loss") is not True:
         raise InvalidRequest("a reinstall erases the VPS's disk; send confirm_data_loss: true")
+    # R6.2-notice: a VPS reported hacked waits three jours ouvrés after the notice, or the
+    # client's recorded written agreement.
+    from orchestrator.compromise import check_reinstall_allowed
+
+    check_reinstall_allowed(session, settings, vps)
     image = body.get("image") or vps.image  # R6.2-reinstall: the OS of the order by default
     record = session.get(Image, image)
     if record is None:
