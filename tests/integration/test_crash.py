@@ -93,6 +93,14 @@ def step_started(job_id: str, step: str) -> Any:
                                                    JobEvent.status == "started")).first() is not None
 
 
+def kill_and_resume(engine: Any, workers: Workers, job_id: str, kill_at: str) -> None:
+    """SIGKILL the worker once the job has started ``kill_at``, start another, wait for the end."""
+    wait_for(engine, job_id, step_started(job_id, kill_at))
+    workers.kill()
+    workers.start()
+    wait_for(engine, job_id, finished(job_id))
+
+
 def finished(job_id: str) -> Any:
     return lambda s: s.get(Job, job_id).status in ("succeeded", "failed")
 
@@ -213,10 +221,7 @@ def test_cold_resize_survives_a_killed_worker(world: Any, tmp_path: Path, kill_a
         params = resize.request_params(session, settings, vps, {"memory_mib": 512, "disk_gib": 2})
         assert params["plan"]["reboot"] is True
         job_id = request(session, settings, STAFF, vps, resize.ResizeVps, params).id
-    wait_for(engine, job_id, step_started(job_id, kill_at))
-    workers.kill()
-    workers.start()
-    wait_for(engine, job_id, finished(job_id))
+    kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         assert session.get(Job, job_id).status == "succeeded", session.get(Job, job_id).error
         vps = session.get(Vps, vps_id)
@@ -245,10 +250,7 @@ def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at:
         vps = session.get(Vps, vps_id)
         params = reinstall.request_params(session, settings, vps, {"ssh_keys": [public], "confirm_data_loss": True})
         job_id = request(session, settings, STAFF, vps, reinstall.ReinstallVps, params).id
-    wait_for(engine, job_id, step_started(job_id, kill_at))
-    workers.kill()
-    workers.start()
-    wait_for(engine, job_id, finished(job_id))
+    kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
         assert job.status == "succeeded", job.error
@@ -272,10 +274,7 @@ def test_restore_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: s
         vps = session.get(Vps, vps_id)
         params = restore.request_params(session, settings, vps, {"backup_id": backup_job, "confirm_data_loss": True})
         job_id = request(session, settings, STAFF, vps, restore.RestoreVps, params).id
-    wait_for(engine, job_id, step_started(job_id, kill_at))
-    workers.kill()
-    workers.start()
-    wait_for(engine, job_id, finished(job_id))
+    kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
         assert job.status == "succeeded", job.error
