@@ -10,7 +10,7 @@ Rules the queries below keep:
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, or_
@@ -72,7 +72,15 @@ def find_idempotent(session: Session, requested_by: str, key: str) -> Job | None
 
 def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
     """Take the next job that may run now, or None."""
-    now = utcnow()
+    with session_scope(engine) as session:
+        # Read the clock once the transaction holds its lock (SQLite: BEGIN IMMEDIATE may wait),
+        # so that leases and start times are not stamped with a time from before the wait.
+        session.connection()
+        now = utcnow()
+        return _claim(session, engine, worker_id, lease_seconds, now)
+
+
+def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: float, now: datetime) -> Job | None:
     other = aliased(Job)
     blocked = exists().where(
         col(other.vps_id) == col(Job.vps_id),
@@ -89,40 +97,39 @@ def claim(engine: Engine, worker_id: str, lease_seconds: float) -> Job | None:
              or_(col(Job.not_before).is_(None), col(Job.not_before) <= now)),
         and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
     )
-    with session_scope(engine) as session:
-        query = select(Job).where(runnable, ~blocked).order_by(col(Job.created_at)).limit(1)
-        if engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Job)
-        job = session.exec(query).first()
-        if job is None:
-            return None
-        resumed = job.status == JobStatus.running
-        job.status = JobStatus.running
-        job.lease_owner = worker_id
-        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        job.attempts += 1
-        job.started_at = job.started_at or now
-        session.add(job)
-        if job.vps_id:
-            vps = session.get(Vps, job.vps_id)
-            if vps is not None:
-                vps.task = job.kind
-                vps.updated_at = now
-                session.add(vps)
-        session.add(
-            JobEvent(
-                job_id=job.id,
-                vps_id=job.vps_id,
-                step="claimed",
-                status="info",
-                actor=worker_id,
-                message=(f"resumed after a lost lease (attempt {job.attempts})" if resumed
-                         else f"attempt {job.attempts}"),
-            )
+    query = select(Job).where(runnable, ~blocked).order_by(col(Job.created_at)).limit(1)
+    if engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Job)
+    job = session.exec(query).first()
+    if job is None:
+        return None
+    resumed = job.status == JobStatus.running
+    job.status = JobStatus.running
+    job.lease_owner = worker_id
+    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    job.attempts += 1
+    job.started_at = job.started_at or now
+    session.add(job)
+    if job.vps_id:
+        vps = session.get(Vps, job.vps_id)
+        if vps is not None:
+            vps.task = job.kind
+            vps.updated_at = now
+            session.add(vps)
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            vps_id=job.vps_id,
+            step="claimed",
+            status="info",
+            actor=worker_id,
+            message=(f"resumed after a lost lease (attempt {job.attempts})" if resumed
+                     else f"attempt {job.attempts}"),
         )
-        session.flush()
-        session.expunge(job)
-        return job
+    )
+    session.flush()
+    session.expunge(job)
+    return job
 
 
 def heartbeat(engine: Engine, job_id: str, worker_id: str, lease_seconds: float) -> bool:

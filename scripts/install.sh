@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test,postgres]"
+test_packages=()
+[ "${1:-}" = "--test" ] && test_packages=(postgresql)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root (or with sudo): it installs Debian packages and starts libvirtd" >&2
@@ -22,6 +24,7 @@ packages=(
     dosfstools e2fsprogs fdisk cpio kmod debootstrap genisoimage cloud-image-utils
     # reaching guests inside a network namespace; ssh client for checks
     netcat-openbsd openssh-client procps
+    "${test_packages[@]}"
 )
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done

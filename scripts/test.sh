@@ -17,8 +17,12 @@ scripts/install.sh --test
 started=0
 cleanup() {
     [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true
+    scripts/postgres.sh stop
 }
 trap cleanup EXIT
+# A real PostgreSQL on loopback for the tests that claim multi-worker safety.
+VPSCTL_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
+export VPSCTL_TEST_POSTGRES_URL VPSCTL_TEST_REQUIRE_POSTGRES=1
 if ! timeout 5 virsh -c qemu:///system version >/dev/null 2>&1; then
     scripts/libvirt-host.sh start "$VPSCTL_TEST_NETNS"
     started=1
