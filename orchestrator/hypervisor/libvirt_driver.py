@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -204,10 +205,7 @@ class LibvirtDriver:
             stream.sendAll(lambda _stream, nbytes, _opaque: read(min(nbytes, _CHUNK)), None)
             stream.finish()
         except BaseException:
-            try:
-                stream.abort()
-            except libvirt.libvirtError:
-                pass
+            _abort_quietly(stream)
             raise
 
     def list_volumes(self, pool: str) -> list[str]:
@@ -578,11 +576,14 @@ def _stream_chunks(stream: libvirt.virStream, size: int) -> Iterator[bytes]:
             yield chunk
         stream.finish()
     except BaseException:
-        try:
-            stream.abort()
-        except libvirt.libvirtError:
-            pass
+        _abort_quietly(stream)
         raise
+
+
+def _abort_quietly(stream: libvirt.virStream) -> None:
+    """Abort a stream on the way out of an error; the original error is the one that matters."""
+    with contextlib.suppress(libvirt.libvirtError):
+        stream.abort()
 
 
 def _bytes_reader(content: bytes) -> Callable[[int], bytes]:
