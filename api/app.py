@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.routers import console, health, hosts, images, jobs, maintenance, operations, vps
-from orchestrator import __version__
+from orchestrator import __version__, ticker
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
 from orchestrator.notify import start_outbox_thread
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
             worker.start_thread()
             app.state.worker = worker
             start_outbox_thread(engine, settings, outbox_stop)
+            ticker.start_thread(engine, settings, outbox_stop)
         try:
             yield
         finally:

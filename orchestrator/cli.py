@@ -75,6 +75,7 @@ def serve(
 @app.command("worker")
 def run_worker() -> None:
     """Run a worker alone (claims jobs from the shared database)."""
+    from orchestrator import ticker
     from orchestrator.notify import start_outbox_thread
     from orchestrator.worker import Worker
 
@@ -84,6 +85,7 @@ def run_worker() -> None:
     worker = Worker(engine, settings)
     outbox_stop = threading.Event()
     start_outbox_thread(engine, settings, outbox_stop)
+    ticker.start_thread(engine, settings, outbox_stop)
 
     def stop(*_: object) -> None:
         outbox_stop.set()

@@ -31,3 +31,16 @@ def reset() -> None:
     """Forget the offset (tests that change VPSCTL_NOW)."""
     global _offset
     _offset = None
+
+
+def travel_to(instant: datetime) -> None:
+    """Move the clock to ``instant`` and let it run on from there (tests and demos only: the
+    in-process worker and outbox see the same clock)."""
+    global _offset
+    if instant.tzinfo is None:
+        raise ValueError("travel_to needs an aware datetime")
+    _offset = instant - datetime.now(UTC)
+
+
+def advance(delta: timedelta) -> None:
+    travel_to(utcnow() + delta)

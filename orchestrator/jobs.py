@@ -47,7 +47,10 @@ def enqueue(
     steps_total: int,
     max_attempts: int,
     idempotency_key: str | None = None,
+    scheduled_at: datetime | None = None,
 ) -> Job:
+    """Record a job; with ``scheduled_at`` it is a deadline job that runs at that instant (and
+    does not hold up the VPS's other jobs while it waits)."""
     job = Job(
         vps_id=vps.id if vps else None,
         kind=kind,
@@ -56,12 +59,36 @@ def enqueue(
         steps_total=steps_total,
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
+        scheduled_at=scheduled_at,
+        not_before=scheduled_at,
     )
     session.add(job)
     session.flush()
+    when = f" for {scheduled_at.isoformat()}" if scheduled_at else ""
     session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="queued", status="info", actor=requested_by,
-                         message=f"{kind} requested"))
+                         message=f"{kind} requested{when}"))
     return job
+
+
+def cancel(session: Session, job: Job, reason: str, actor: str) -> bool:
+    """Call off a job that has not started; False when it already runs or ran."""
+    if job.status != JobStatus.queued or job.steps_done:
+        return False
+    job.status = JobStatus.cancelled
+    job.finished_at = utcnow()
+    job.error = reason[:4000]
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="finished", status="cancelled",
+                         message=reason[:2000], actor=actor))
+    return True
+
+
+def pending(session: Session, vps_id: str, kinds: set[str] | None = None) -> list[Job]:
+    """Jobs of a VPS not finished yet, oldest first."""
+    query = select(Job).where(Job.vps_id == vps_id, col(Job.status).in_(ACTIVE))
+    if kinds:
+        query = query.where(col(Job.kind).in_(kinds))
+    return list(session.exec(query.order_by(col(Job.created_at))).all())
 
 
 def find_idempotent(session: Session, requested_by: str, key: str) -> Job | None:
@@ -88,8 +115,10 @@ def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: floa
         or_(
             # another job of this VPS holds a live lease
             and_(col(other.status) == JobStatus.running, col(other.lease_expires_at) >= now),
-            # or was asked earlier and has not finished
-            and_(col(other.status).in_(ACTIVE), col(other.created_at) < col(Job.created_at)),
+            # or was asked earlier and has not finished (a deadline job counts once it is due)
+            and_(col(other.status).in_(ACTIVE), col(other.created_at) < col(Job.created_at),
+                 or_(col(other.scheduled_at).is_(None), col(other.scheduled_at) <= now,
+                     col(other.status) == JobStatus.running)),
         ),
     )
     runnable = or_(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, DateTime, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from orchestrator.clock import utcnow
@@ -28,6 +29,32 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """Euros as exact decimal text (SQLite has no decimal type and would round through a float)."""
+
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"money must be a finite Decimal, not {value!r}")
+        return str(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def _money(nullable: bool = False) -> Any:
+    column: Column[Decimal] = Column(Money(), nullable=nullable)
+    return Field(default=None if nullable else Decimal("0"), sa_column=column)
+
+
+def _date(index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(Date(), nullable=True, index=index))
 
 
 def _time(now: bool = False, index: bool = False) -> Any:
@@ -67,6 +94,7 @@ class JobStatus(enum.StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"  # a scheduled job called off before it ran (e.g. a payment arrived)
 
 
 class Customer(SQLModel, table=True):
@@ -204,6 +232,9 @@ class Job(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=200)
     created_at: datetime | None = _time(now=True, index=True)
     not_before: datetime | None = _time()
+    # A deadline job (reinstall after notice, erasure, end of term): it waits for this instant
+    # without holding up the VPS's other jobs, then runs in its turn.
+    scheduled_at: datetime | None = _time(index=True)
     started_at: datetime | None = _time()
     finished_at: datetime | None = _time()
 
@@ -250,6 +281,12 @@ class Compromise(SQLModel, table=True):
     notice_outbox_id: int | None = None
     customer_agreement_at: datetime | None = _time()  # R6.2-notice: written agreement recorded
     customer_agreement_note: str = Field(default="", max_length=500)
+    # R6.2-reinstall: the OS of the order form, reinstalled by a deadline job
+    image: str | None = Field(default=None, max_length=64)
+    reinstall_job_id: str | None = Field(default=None, max_length=36)
+    # R6.2-backup / R6.2-transfer: asked by the client, invoiced, started once paid
+    backup_invoice_id: str | None = Field(default=None, max_length=36)
+    transfer_invoice_id: str | None = Field(default=None, max_length=36)
     resolved_at: datetime | None = _time()
 
 
@@ -317,3 +354,138 @@ class Outbox(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=300)
     created_at: datetime | None = _time(now=True)
     sent_at: datetime | None = _time()
+
+
+class Subscription(SQLModel, table=True):
+    """The contract for one VPS (R3-terms): its term, billing period, prices and how it ends."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    vps_id: str | None = Field(default=None, foreign_key="vps.id", index=True, max_length=36)
+    term_months: int  # R3-terms: 1, 3, 6, 12 or 24
+    billing_period: str = Field(default="monthly", max_length=16)  # R8.6-billing
+    started_on: date | None = _date()
+    rent_ht: Decimal = _money()  # per billing period (R8.2-rent, R8.3-ht)
+    setup_fee_ht: Decimal = _money()  # R8.1-setup-fee
+    contract_index: Decimal | None = _money(nullable=True)  # R8.4-syntec reference index
+    bank_country: str = Field(default="FR", max_length=2)  # R8.5-payment-methods
+    currency: str = Field(default="EUR", max_length=3)
+    status: str = Field(default="active", index=True, max_length=16)  # active | ending | terminated
+    ends_on: date | None = _date()  # first day no longer covered, once an end is known
+    end_reason: str | None = Field(default=None, max_length=32)  # non_renewal | reversibility | nonpayment
+    non_renewal_received_at: datetime | None = _time()
+    non_renewal_channel: str | None = Field(default=None, max_length=16)  # online | registered_letter
+    reversibility_received_at: datetime | None = _time()
+    terminated_at: datetime | None = _time()
+    created_at: datetime | None = _time(now=True)
+
+
+class Invoice(SQLModel, table=True):
+    """An invoice (R8): lines before tax, VAT at the rate in force on the issue date."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    number: str = Field(index=True, unique=True, max_length=32)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    subscription_id: str | None = Field(default=None, foreign_key="subscription.id", index=True, max_length=36)
+    vps_id: str | None = Field(default=None, index=True, max_length=36)
+    # setup | rent | change_order | compromise_backup | compromise_transfer | payment_incident |
+    # blacklist | late_payment
+    purpose: str = Field(max_length=32)
+    purpose_ref: str | None = Field(default=None, index=True, max_length=36)
+    period_start: date | None = _date()
+    period_end: date | None = _date()
+    issued_at: datetime | None = _time(now=True)
+    due_on: date | None = _date(index=True)
+    lines: list[dict[str, Any]] = _json(list)  # [{"label", "amount_ht", "rule", "vat"}] (amounts as text)
+    total_ht: Decimal = _money()
+    total_vat: Decimal = _money()
+    total_ttc: Decimal = _money()
+    status: str = Field(default="open", index=True, max_length=16)  # open | paid | cancelled
+    paid_at: datetime | None = _time()
+    payment_method: str | None = Field(default=None, max_length=16)
+
+
+class PaymentDefault(SQLModel, table=True):
+    """R8.7-default, R10-nonpayment: an unpaid invoice followed up: suspension, formal notice,
+    erasure not before five days after it, termination fifteen days after it."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    invoice_id: str = Field(foreign_key="invoice.id", index=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    opened_at: datetime | None = _time(now=True)
+    opened_by: str = Field(max_length=100)
+    notice_outbox_id: int | None = None
+    status: str = Field(default="open", index=True, max_length=16)  # open | settled | terminated
+    settled_at: datetime | None = _time()
+    terminated_at: datetime | None = _time()
+
+
+class Erasure(SQLModel, table=True):
+    """R10-after: data erased for real (volumes discarded), recorded with what went and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    vps_id: str = Field(index=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    reason: str = Field(max_length=64)
+    volumes: list[str] = _json(list)
+    job_id: str | None = Field(default=None, max_length=36)
+    at: datetime | None = _time(now=True)
+
+
+class ChangeOrder(SQLModel, table=True):
+    """R5.1-change-order: a hardware change asked by the client, approved or refused by staff,
+    issued as a bon de commande (new configuration and price), run only once the client accepts."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    number: str | None = Field(default=None, index=True, unique=True, max_length=32)  # the bon de commande
+    vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    current: dict[str, Any] = _json(dict)  # {"vcpus", "memory_mib", "disk_gib"} when asked
+    requested: dict[str, Any] = _json(dict)  # the same keys, the new values
+    # requested | approved | refused | accepted | done | failed | cancelled
+    status: str = Field(default="requested", index=True, max_length=16)
+    rent_ht: Decimal | None = _money(nullable=True)  # new rent per billing period
+    fee_ht: Decimal | None = _money(nullable=True)  # one-off price of the change
+    requested_by: str = Field(max_length=100)
+    requested_at: datetime | None = _time(now=True)
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = _time()
+    decision_note: str = Field(default="", max_length=500)
+    accepted_at: datetime | None = _time()
+    job_id: str | None = Field(default=None, max_length=36)
+
+
+class Incident(SQLModel, table=True):
+    """R5.4-fix-delay, R5.4-repeat, R5.3-force-majeure: an unavailability of a VPS."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    malfunction: str = Field(max_length=64)  # stable key: the same key is "the same malfunction"
+    description: str = Field(default="", max_length=2000)
+    opened_by: str = Field(max_length=100)  # a staff principal, or "reconciler"
+    opened_at: datetime | None = _time(now=True, index=True)
+    fix_deadline: datetime | None = _time()
+    force_majeure: bool = False
+    force_majeure_note: str = Field(default="", max_length=500)
+    resolved_at: datetime | None = _time()
+    resolution: str = Field(default="", max_length=2000)
+
+
+class TrafficSample(SQLModel, table=True):
+    """Bytes through a VPS's interface during one hour (R5.4-hours: least harmful maintenance
+    hour from measured traffic).  ``rx``/``tx`` are deltas over the hour starting ``hour``."""
+
+    vps_id: str = Field(foreign_key="vps.id", primary_key=True, max_length=36)
+    hour: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), primary_key=True))
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+
+
+class TrafficCounter(SQLModel, table=True):
+    """The last interface counters read for a VPS, to turn the next reading into a delta."""
+
+    vps_id: str = Field(foreign_key="vps.id", primary_key=True, max_length=36)
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    read_at: datetime | None = _time()

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: float = 5.0
     job_poll_seconds: float = 0.2
     job_max_attempts: int = 3
+    ticker_seconds: float = Field(1.0, gt=0)  # how often periodic tasks are looked at (orchestrator/ticker)
     address_timeout_seconds: float = 180.0
     verify_guest_ssh: bool = True
     ssh_ready_timeout_seconds: float = 180.0

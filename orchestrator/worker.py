@@ -19,7 +19,7 @@ from orchestrator.errors import TransientError, VpsctlError
 from orchestrator.hosts import Drivers
 from orchestrator.models import Job, JobEvent, JobStatus, Vps
 from orchestrator.operations import OPERATIONS, Context
-from orchestrator.operations.base import LeaseLost, Operation
+from orchestrator.operations.base import Deferred, LeaseLost, Operation
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ class Worker:
             self._finish(job, JobStatus.succeeded)
         except LeaseLost:
             raise
+        except Deferred as exc:
+            self._defer(job, exc)
         except TransientError as exc:
             if job.attempts < job.max_attempts:
                 self._retry(job, exc)
@@ -164,6 +166,27 @@ class Worker:
             session.add(row)
             session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status="retry",
                                       message=f"{error} (retrying in {delay} s)", actor=self.worker_id))
+
+    def _defer(self, job: Job, deferred: Deferred) -> None:
+        """Put a deadline job back to wait for its (recomputed) time; not counted as an attempt."""
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None:
+                return
+            row.status = JobStatus.queued
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.attempts = max(0, row.attempts - 1)
+            row.scheduled_at = row.not_before = deferred.until
+            session.add(row)
+            if job.vps_id:
+                vps = session.get(Vps, job.vps_id)
+                if vps is not None and vps.task == job.kind:
+                    vps.task = None
+                    session.add(vps)
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status="deferred",
+                                 message=f"{deferred.reason}; due {deferred.until.isoformat()}",
+                                 actor=self.worker_id))
 
     def _fail(self, ctx: Context, operation: type[Operation] | None, error: Exception) -> None:
         job = ctx.job

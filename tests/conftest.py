@@ -131,7 +131,7 @@ class Api:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.call("GET", f"/v1/jobs/{job_id}", token).json()
-            if job["status"] in ("succeeded", "failed"):
+            if job["status"] in ("succeeded", "failed", "cancelled"):
                 return dict(job)
             time.sleep(0.25)
         raise AssertionError(f"job {job_id} did not finish in {timeout} s")
@@ -243,6 +243,26 @@ def ssh_run(address: str, host_public_key: str, key: paramiko.PKey, command: str
         return str(stdout.read().decode())
     finally:
         client.close()
+
+
+@pytest.fixture
+def clock() -> Iterator[Any]:
+    """Move the orchestrator's clock (``clock.travel_to(instant)``, ``clock.advance(delta)``) for the
+    in-process API, worker and outbox; put back afterwards."""
+    from orchestrator import clock as module
+    from orchestrator import jobs
+
+    class Clock:
+        def travel_to(self, instant: Any) -> None:
+            module.travel_to(instant)
+            jobs.notify()
+
+        def advance(self, delta: Any) -> None:
+            module.advance(delta)
+            jobs.notify()
+
+    yield Clock()
+    module.reset()
 
 
 def have(tool: str) -> bool:

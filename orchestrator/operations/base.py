@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.engine import Engine
@@ -33,6 +34,16 @@ if TYPE_CHECKING:
 
 class LeaseLost(Exception):
     """Another worker took the job over; this one must stop touching it."""
+
+
+class Deferred(Exception):
+    """Raised by a deadline job's ``begin`` when its time has not come (the deadline was recomputed,
+    e.g. from the actual sending time of a notice): the job waits until ``until``."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
 
 
 @dataclass
@@ -149,17 +160,21 @@ class Operation:
 
 def request(
     session: Session, settings: Settings, principal: Principal, vps: Vps, operation: type[Operation],
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None, *, scheduled_at: datetime | None = None, commit: bool = True,
 ) -> Job:
-    """Check an operation on a VPS and record its job (the API side of every operation)."""
+    """Check an operation on a VPS and record its job (the API side of every operation).
+    ``scheduled_at`` makes it a deadline job; its status is checked again when it starts.
+    ``commit=False`` leaves the job in the caller's transaction (recorded with what asked for it)."""
     params = dict(params or {})
-    operation.check_status(vps)
+    if scheduled_at is None:
+        operation.check_status(vps)
     operation.check_request(principal, vps, params)
     params.setdefault("requested_role", principal.role.value)
     job = jobs.enqueue(session, operation.kind, vps, params, str(principal), len(operation.steps),
-                       settings.job_max_attempts)
-    session.commit()
-    jobs.notify()
+                       settings.job_max_attempts, scheduled_at=scheduled_at)
+    if commit:
+        session.commit()
+        jobs.notify()
     return job
 
 
