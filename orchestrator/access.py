@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from orchestrator.auth import Principal
 from orchestrator.errors import Forbidden, InvalidRequest, NotFound
-from orchestrator.models import Customer, Job, Vps
+from orchestrator.models import Customer, Invoice, Job, Vps
 
 
 def _valid_uuid(value: str) -> bool:
@@ -52,3 +52,11 @@ def owner_for_create(session: Session, principal: Principal, customer: str | Non
     if record is None or record.id is None:
         raise InvalidRequest(f"no customer named {customer[:100]!r}")
     return record.id
+
+
+def visible_invoice(session: Session, principal: Principal, invoice_id: str) -> Invoice:
+    """R7-confidential: another customer's invoice is as absent as a missing one."""
+    invoice = session.get(Invoice, invoice_id) if _valid_uuid(invoice_id) else None
+    if invoice is None or (not principal.is_staff and invoice.customer_id != principal.customer_id):
+        raise NotFound(f"no invoice {invoice_id}")
+    return invoice
