@@ -10,7 +10,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import console, health, hosts, images, invoices, jobs, maintenance, operations, vps
+from api.routers import (
+    billing,
+    console,
+    health,
+    hosts,
+    images,
+    invoices,
+    jobs,
+    maintenance,
+    operations,
+    subscriptions,
+    vps,
+)
 from orchestrator import __version__, ticker
 from orchestrator.db import make_engine
 from orchestrator.hosts import Drivers
@@ -58,6 +70,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices):
+    for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, subscriptions,
+                   billing):
         app.include_router(module.router)
     return app

@@ -383,6 +383,9 @@ class Subscription(SQLModel, table=True):
 class Invoice(SQLModel, table=True):
     """An invoice (R8): lines before tax, VAT at the rate in force on the issue date."""
 
+    # R8.2-rent: one invoice per subscription, purpose and period, even with several workers.
+    __table_args__ = (UniqueConstraint("subscription_id", "purpose", "period_start"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(index=True, unique=True, max_length=32)
     customer_id: int = Field(foreign_key="customer.id", index=True)
@@ -403,6 +406,15 @@ class Invoice(SQLModel, table=True):
     status: str = Field(default="open", index=True, max_length=16)  # open | paid | cancelled
     paid_at: datetime | None = _time()
     payment_method: str | None = Field(default=None, max_length=16)
+
+
+class SyntecIndex(SQLModel, table=True):
+    """R8.4-syntec: a published SYNTEC index value, by the month it is published for."""
+
+    month: date | None = Field(default=None, sa_column=Column(Date(), primary_key=True))
+    value: Decimal = _money()
+    recorded_by: str = Field(default="", max_length=100)
+    recorded_at: datetime | None = _time(now=True)
 
 
 class PaymentDefault(SQLModel, table=True):

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # --- contract ---------------------------------------------------------------------------
     # holidays' subdivision of France for jours ouvrés (e.g. "Alsace-Moselle"); empty: metropolitan
     calendar_subdivision: str = ""
+    # R8.2-rent, R8.6-billing: how often every worker looks for rent invoices due (orchestrator/billing_run)
+    billing_run_seconds: float = 300.0
+    # R8.7-default: open a payment default automatically this many days after an invoice's due
+    # date (the billing run does it); unset: only staff declare a default
+    auto_default_after_days: int | None = Field(None, ge=0)
 
     # --- lifecycle ------------------------------------------------------------------------------
     # A VPS is defined with room to grow live: max vCPUs and max memory = ordered x headroom.

@@ -114,6 +114,24 @@ SPECS: dict[str, TemplateSpec] = {
             derived_keys=("erasure_not_before", "termination_at"),
         ),
         TemplateSpec(
+            "non_renewal_ack",
+            ("R3-notice",),
+            required=("subscription_id", "received_at", "channel", "ends_on"),
+            optional={"vps_name": ""},
+        ),
+        TemplateSpec(
+            "reversibility_ack",
+            ("R13-reversibility",),
+            required=("subscription_id", "received_at", "effective_at"),
+            optional={"exported_vps": []},
+        ),
+        TemplateSpec(
+            "termination_notice",
+            ("R10-after", "R10-nonpayment", "R3-notice", "R13-reversibility"),
+            required=("subscription_id", "vps_name", "reason", "terminated_at"),
+            optional={"data_erased": False},
+        ),
+        TemplateSpec(
             "interruption_notice",
             ("R5.4-notice",),
             required=("vps_name", "vps_id", "starts_at", "ends_at", "reason"),

@@ -6,6 +6,7 @@ from orchestrator.operations import (
     cutoff,
     delete,
     disks,
+    erase,
     mail_block,
     reboot,
     reconnect,
@@ -16,6 +17,7 @@ from orchestrator.operations import (
     start,
     stop,
     suspend,
+    terminate,
 )
 from orchestrator.operations.base import OPERATIONS, Context, Operation
 
@@ -28,6 +30,7 @@ __all__ = [
     "cutoff",
     "delete",
     "disks",
+    "erase",
     "mail_block",
     "reboot",
     "reconnect",
@@ -38,4 +41,5 @@ __all__ = [
     "start",
     "stop",
     "suspend",
+    "terminate",
 ]

@@ -50,18 +50,23 @@ def undefine_domain(ctx: Context) -> str:
     return "undefined"
 
 
+def discard_vps_volumes(ctx: Context, pool: str) -> list[str]:
+    """R10-after: discard (or wipe, then delete) every volume of the VPS in ``pool``; the names of
+    those that were there."""
+    vps = ctx.vps()
+    wipe = ctx.settings.wipe_volumes_on_delete
+    return [volume for volume in ctx.driver.list_volumes(pool)
+            if volume.startswith(vps.volume_prefix) and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
+
+
 def discard_volumes(ctx: Context) -> str:
     # R10-after: the data is erased for real; the event below is the record of it.
     vps = ctx.vps()
     if vps.host_id is None:
         return "no volumes"
-    host = ctx.host()
-    wipe = ctx.settings.wipe_volumes_on_delete
-    done = []
+    how = "wiped and deleted" if ctx.settings.wipe_volumes_on_delete else "discarded"
     # Every volume of the VPS: root disks of every generation, seeds, kept disks, extra disks.
-    for volume in ctx.driver.list_volumes(host.pool_name):
-        if volume.startswith(vps.volume_prefix) and ctx.driver.delete_volume(host.pool_name, volume, wipe=wipe):
-            done.append(f"{volume} {'wiped and deleted' if wipe else 'discarded'}")
+    done = [f"{volume} {how}" for volume in discard_vps_volumes(ctx, ctx.host().pool_name)]
     return "; ".join(done) or "no volumes left"
 
 

@@ -1,5 +1,6 @@
 """Suspend a VPS (paused in memory) with a recorded reason.  Customers suspend for themselves
-only (reason ``customer``); staff may give ``billing``, ``abuse`` or ``security``."""
+only (reason ``customer``); staff may give ``billing``, ``abuse``, ``security`` or ``nonpayment``
+(R8.7-default: the interruption of a payment default, lifted when the invoice is paid)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from orchestrator.errors import Forbidden, InvalidRequest
 from orchestrator.models import Vps, VpsStatus
 from orchestrator.operations.base import Context, Operation, Step, register
 
-REASONS = ("customer", "billing", "abuse", "security")
+REASONS = ("customer", "billing", "abuse", "security", "nonpayment")
 
 
 def pause(ctx: Context) -> str:

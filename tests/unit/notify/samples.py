@@ -70,6 +70,26 @@ def contexts() -> dict[str, dict[str, Any]]:
             "service_interrupted": True,
             "incident_fee_eur": 35,
         },
+        "non_renewal_ack": {
+            "subscription_id": "8d1e7c3a-5b2f-4e9a-b0c4-1f6d2a9e3b75",
+            "vps_name": "web-prod-1",
+            "received_at": datetime(2026, 11, 14, 9, 30, tzinfo=UTC),
+            "channel": "registered_letter",
+            "ends_on": date(2027, 1, 15),
+        },
+        "reversibility_ack": {
+            "subscription_id": "8d1e7c3a-5b2f-4e9a-b0c4-1f6d2a9e3b75",
+            "received_at": datetime(2026, 5, 13, 8, 0, tzinfo=UTC),
+            "effective_at": datetime(2026, 7, 13, 8, 0, tzinfo=UTC),
+            "exported_vps": ["web-prod-1", "db-prod-1"],
+        },
+        "termination_notice": {
+            "subscription_id": "8d1e7c3a-5b2f-4e9a-b0c4-1f6d2a9e3b75",
+            "vps_name": "web-prod-1",
+            "reason": "nonpayment",
+            "terminated_at": datetime(2026, 5, 28, 8, 0, tzinfo=UTC),
+            "data_erased": True,
+        },
         "interruption_notice": {
             "vps_name": "web-prod-1",
             "vps_id": VPS_ID,
