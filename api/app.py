@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.routers import (
     billing,
+    change_orders,
     console,
     health,
     hosts,
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, subscriptions,
-                   billing):
+    for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
+                   subscriptions, billing):
         app.include_router(module.router)
     return app

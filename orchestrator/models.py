@@ -460,11 +460,14 @@ class ChangeOrder(SQLModel, table=True):
     fee_ht: Decimal | None = _money(nullable=True)  # one-off price of the change
     requested_by: str = Field(max_length=100)
     requested_at: datetime | None = _time(now=True)
+    request_note: str = Field(default="", max_length=500)  # the client's words
     decided_by: str | None = Field(default=None, max_length=100)
     decided_at: datetime | None = _time()
     decision_note: str = Field(default="", max_length=500)
     accepted_at: datetime | None = _time()
     job_id: str | None = Field(default=None, max_length=36)
+    closed_at: datetime | None = _time()  # done, failed or cancelled
+    outcome: str = Field(default="", max_length=2000)  # why it failed, who cancelled
 
 
 class Incident(SQLModel, table=True):

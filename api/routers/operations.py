@@ -101,13 +101,13 @@ def resume_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principa
 @router.post("/resize", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def resize_vps(vps_id: str, body: ResizeBody, session: SessionDep, settings: SettingsDep,
                principal: CurrentPrincipal) -> JobAccepted:
-    """Change vCPUs, memory and/or disk size.  `plan` in the answer says live or cold, and whether the
-    VPS will reboot, before anything runs.  Disks never shrink."""
+    """Staff: change vCPUs, memory and/or disk size under a rule other than a change order, named in
+    `reason` (recorded in the VPS's events).  R5.1-change-order: a client's resize goes through
+    `POST /v1/vps/{id}/change-orders`; asked here it is refused naming the rule.  `plan` in the answer
+    says live or cold, and whether the VPS will reboot, before anything runs.  Disks never shrink."""
     vps = visible_vps(session, principal, vps_id)
-    params = resize.request_params(session, settings, vps, body.model_dump(exclude_none=True))
-    accepted = _run(session, settings, principal, vps_id, resize.ResizeVps, params=params)
-    accepted.plan = ResizePlanOut(**params["plan"])
-    return accepted
+    job = resize.request_resize(session, settings, principal, vps, body.model_dump(exclude_none=True))
+    return JobAccepted(job=job_out(session, job), plan=ResizePlanOut(**job.params["plan"]))
 
 
 @router.post("/reinstall", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

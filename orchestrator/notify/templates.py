@@ -142,6 +142,17 @@ SPECS: dict[str, TemplateSpec] = {
             required=("vps_name", "vps_id", "starts_at", "duration_minutes"),
             optional={"description": ""},
         ),
+        TemplateSpec(
+            "order_form",
+            ("R5.1-change-order", "R8.3-ht", "R8.2-rent"),
+            required=("number", "order_id", "vps_name", "vps_id", "current", "new", "rent_ht"),
+            optional={"fee_ht": None, "billing_period": None, "note": "", "request_note": ""},
+        ),
+        TemplateSpec(
+            "change_order_refused",
+            ("R5.1-change-order",),
+            required=("vps_name", "vps_id", "current", "new", "reason"),
+        ),
     )
 }
 

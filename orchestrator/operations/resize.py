@@ -3,7 +3,12 @@
 Live where the hypervisor allows it (vCPUs up to the defined maximum, memory within the defined
 maximum by balloon, the disk grown with blockResize), otherwise cold (stop, change, start). The
 plan is decided when the request is made, and the answer says whether a reboot will happen.
-Disks never shrink. The host must have room for the difference.
+Disks never shrink. The host must have room for the difference; the image's minimums hold.
+
+R5.1-change-order: no resize job runs without an accepted order form (``change_order_id``, run
+with exactly the order's configuration, see orchestrator/change_orders.py), except one started by
+staff under another rule, with its ``reason`` recorded.  Checked when the job is asked for and
+again when it starts.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ from typing import Any
 
 from sqlmodel import Session
 
+from orchestrator import jobs
 from orchestrator.auth import Principal
+from orchestrator.db import session_scope
 from orchestrator.designer import live_ceilings
-from orchestrator.errors import InsufficientCapacity, InvalidRequest
+from orchestrator.errors import ContractRefusal, InsufficientCapacity, InvalidRequest
 from orchestrator.hosts import candidates, policy
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
+from orchestrator.models import ChangeOrder, Image, Job, JobEvent, Vps, VpsStatus
+from orchestrator.operations.base import Context, Operation, Step, register, request
 from orchestrator.operations.power import power_off, power_on, running_status
 from orchestrator.placement import Resources, fits
 from orchestrator.settings import Settings
 
 GIB = 1 << 30
 POWERED = (VpsStatus.running, VpsStatus.cut_off)
+SIZES = ("vcpus", "memory_mib", "disk_gib")
+CHANGE_ORDER = "R5.1-change-order"
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,11 @@ def plan(session: Session, settings: Settings, vps: Vps, params: dict[str, Any])
             raise InvalidRequest(f"{key} must be between 1 and {ceiling}, got {value}")
     if disk < vps.disk_gib:
         raise InvalidRequest(f"disks never shrink: the disk is {vps.disk_gib} GiB, {disk} GiB was asked")
+    image = session.get(Image, vps.image)
+    if image is not None and memory < image.min_memory_mib:
+        raise InvalidRequest(f"memory_mib: the image {image.name} needs at least {image.min_memory_mib} MiB")
+    if image is not None and disk < image.min_disk_gib:
+        raise InvalidRequest(f"disk_gib: the image {image.name} needs at least {image.min_disk_gib} GiB")
     if (vcpus, memory, disk) == (vps.vcpus, vps.memory_mib, vps.disk_gib):
         raise InvalidRequest("nothing to change: give a new vcpus, memory_mib or disk_gib")
     delta = Resources(max(vcpus - vps.vcpus, 0), max(memory - vps.memory_mib, 0), disk - vps.disk_gib)
@@ -142,14 +156,82 @@ class ResizeVps(Operation):
     def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
         if "plan" not in params:
             raise InvalidRequest("a resize is requested through resize.request (it needs a plan)")
+        check_gate(principal, params)
+
+    @classmethod
+    def begin(cls, ctx: Context) -> None:
+        """R5.1-change-order, again when the job starts: the order form is still the accepted one of
+        this job and the plan is exactly its configuration; or staff gave a reason."""
+        order_id = ctx.params.get("change_order_id")
+        if order_id is None:
+            if ctx.params.get("requested_role") in STAFF_ROLES and str(ctx.params.get("reason") or "").strip():
+                return
+            raise ContractRefusal(CHANGE_ORDER, "no accepted order form and no staff reason for this resize")
+        planned = _plan(ctx)
+        with session_scope(ctx.engine) as session:
+            order = session.get(ChangeOrder, order_id)
+            if order is None or order.vps_id != ctx.job.vps_id or order.job_id != ctx.job.id:
+                raise ContractRefusal(CHANGE_ORDER, f"change order {order_id} is not the one of this job")
+            if order.status not in ("accepted", "done"):
+                raise ContractRefusal(CHANGE_ORDER, f"order form {order.number} is {order.status}, not accepted")
+            if any(order.requested.get(key) != getattr(planned, key) for key in SIZES):
+                raise ContractRefusal(CHANGE_ORDER, f"the plan differs from order form {order.number}")
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
         if ctx.vps().status in POWERED:
             ctx.update_vps(status=running_status(ctx))
+        if ctx.params.get("change_order_id"):
+            # orchestrator.change_orders builds on this module: imported when needed, not at load.
+            import orchestrator.change_orders as change_orders
+
+            with session_scope(ctx.engine) as session:
+                change_orders.job_finished(session, ctx.params["change_order_id"], ctx.job.id, None)
+
+    @classmethod
+    def rollback(cls, ctx: Context, error: Exception) -> None:
+        if ctx.params.get("change_order_id"):
+            import orchestrator.change_orders as change_orders
+
+            with session_scope(ctx.engine) as session:
+                change_orders.job_finished(session, ctx.params["change_order_id"], ctx.job.id, str(error))
+
+
+STAFF_ROLES = ("support", "automation")
+
+
+def check_gate(principal: Principal, params: dict[str, Any]) -> None:
+    """R5.1-change-order: a resize runs for an accepted order form (``change_order_id``, set only
+    by orchestrator.change_orders.accept), or is started by staff under another rule, which they
+    name in ``reason``.  Raises ContractRefusal naming the rule otherwise."""
+    if params.get("change_order_id"):
+        return
+    if not principal.is_staff:
+        raise ContractRefusal(CHANGE_ORDER, "a resize runs only once you accept an order form: ask for a change "
+                                            "order (POST /v1/vps/{id}/change-orders)")
+    if not str(params.get("reason") or "").strip():
+        raise ContractRefusal(CHANGE_ORDER, "a staff resize without an accepted change order needs a 'reason' "
+                                            "(the rule or request it is done under)")
 
 
 def request_params(session: Session, settings: Settings, vps: Vps, params: dict[str, Any]) -> dict[str, Any]:
     """The job's parameters: what was asked plus the plan (so the answer can tell it)."""
     ResizeVps.check_status(vps)
     return {**params, "plan": asdict(plan(session, settings, vps, params))}
+
+
+def request_resize(session: Session, settings: Settings, principal: Principal, vps: Vps, params: dict[str, Any],
+                   *, why: str | None = None, commit: bool = True) -> Job:
+    """Check (status, R5.1-change-order gate, plan) and record a resize job; the VPS's events say
+    what it runs under: ``why`` (an order form) or the staff ``reason``."""
+    ResizeVps.check_status(vps)
+    check_gate(principal, params)
+    job = request(session, settings, principal, vps, ResizeVps, request_params(session, settings, vps, params),
+                  commit=False)
+    because = why or f"staff resize without a change order: {str(params.get('reason', '')).strip()}"
+    session.add(JobEvent(job_id=job.id, vps_id=vps.id, step="queued", status="info", actor=str(principal),
+                         message=f"{CHANGE_ORDER}: {because}"[:2000]))
+    if commit:
+        session.commit()
+        jobs.notify()
+    return job

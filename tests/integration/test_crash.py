@@ -218,7 +218,8 @@ def test_cold_resize_survives_a_killed_worker(world: Any, tmp_path: Path, kill_a
     vps_id, vps = created(world, tmp_path)
     with Session(engine) as session:
         vps = session.get(Vps, vps_id)
-        params = resize.request_params(session, settings, vps, {"memory_mib": 512, "disk_gib": 2})
+        params = resize.request_params(session, settings, vps, {"memory_mib": 512, "disk_gib": 2,
+                                                                "reason": "crash test"})
         assert params["plan"]["reboot"] is True
         job_id = request(session, settings, STAFF, vps, resize.ResizeVps, params).id
     kill_and_resume(engine, workers, job_id, kill_at)

@@ -83,8 +83,9 @@ def test_live_resize_seen_by_the_guest(live_api: Api, tmp_path: Path) -> None:
     guest = order(live_api, tmp_path, vcpus=1, memory_mib=256, disk_gib=2)
     before = mem_total_mib(guest)
     assert before <= 256
-    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice,
-                             json={"vcpus": 2, "memory_mib": 448, "disk_gib": 3})
+    # R5.1-change-order: staff resize under another rule, with its reason (tests/api/test_change_orders.py)
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.support,
+                             json={"vcpus": 2, "memory_mib": 448, "disk_gib": 3, "reason": "lifecycle test"})
     assert response.status_code == 202, response.text
     assert response.json()["plan"] == {"mode": "live", "reboot": False, "vcpus": 2, "memory_mib": 448,
                                        "disk_gib": 3}
@@ -107,16 +108,17 @@ def test_live_resize_seen_by_the_guest(live_api: Api, tmp_path: Path) -> None:
 
 def test_cold_resize_and_refusals(live_api: Api, tmp_path: Path) -> None:
     guest = order(live_api, tmp_path, vcpus=1, memory_mib=256, disk_gib=2)
-    shrink = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"disk_gib": 1})
+    staff, why = live_api.support, {"reason": "lifecycle test"}
+    shrink = live_api.call("POST", f"/v1/vps/{guest.id}/resize", staff, json={"disk_gib": 1, **why})
     assert shrink.status_code == 422 and "never shrink" in shrink.json()["detail"]
-    huge = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"memory_mib": 200_000})
+    huge = live_api.call("POST", f"/v1/vps/{guest.id}/resize", staff, json={"memory_mib": 200_000, **why})
     assert huge.status_code == 422 and "cannot hold" in huge.json()["detail"]
-    nothing = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={})
+    nothing = live_api.call("POST", f"/v1/vps/{guest.id}/resize", staff, json=why)
     assert nothing.status_code == 422
 
-    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", live_api.alice, json={"memory_mib": 768})
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/resize", staff, json={"memory_mib": 768, **why})
     assert response.status_code == 202 and response.json()["plan"]["reboot"] is True
-    job = live_api.wait_job(response.json()["job"]["id"], live_api.alice)
+    job = live_api.wait_job(response.json()["job"]["id"], staff)
     assert job["status"] == "succeeded", job
     assert guest.record["status"] == "running"
     wait_until(lambda: 600 < mem_total_mib_eventually(guest) <= 768, within=90)

@@ -104,6 +104,26 @@ def contexts() -> dict[str, dict[str, Any]]:
             "duration_minutes": 45,
             "description": "Hypervisor kernel security update.",
         },
+        "order_form": {
+            "number": "BC2026-000007",
+            "order_id": "0b6f3f0e-7d7a-4c1b-8f43-2a9f1c4e5d60",
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "current": {"vcpus": 2, "memory_mib": 4096, "disk_gib": 40},
+            "new": {"vcpus": 4, "memory_mib": 8192, "disk_gib": 80},
+            "rent_ht": "39.90",
+            "fee_ht": "15.00",
+            "billing_period": "monthly",
+            "note": "Applied live, no reboot.",
+            "request_note": "Black Friday traffic.",
+        },
+        "change_order_refused": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "current": {"vcpus": 2, "memory_mib": 4096, "disk_gib": 40},
+            "new": {"vcpus": 32, "memory_mib": 262144, "disk_gib": 4000},
+            "reason": "The host cannot hold that much memory; we suggest 16 GiB.",
+        },
     }
 
 

@@ -1,0 +1,136 @@
+"""Change orders (R5.1-change-order): the client asks for new sizes, staff approve with a price
+(the order form is emailed) or refuse with a reason, the client accepts the order form and the
+resize runs.  Another customer's VPS or change order is a 404 (R7-confidential)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.schemas import JobOut, ResizePlanOut
+from api.views import job_out
+from orchestrator import change_orders
+from orchestrator.access import visible_vps
+from orchestrator.models import ChangeOrder, Job
+
+router = APIRouter(tags=["change orders"])
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+
+
+class ChangeOrderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vcpus: int | None = Field(default=None, ge=1, le=1024)
+    memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
+    disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
+    note: Note = Field(default="", description="What the change is for (shown on the order form)")
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rent_ht: Amount = Field(description="R8.3-ht: the new rent per billing period, euros before tax")
+    fee_ht: Amount | None = Field(default=None, description="R8.3-ht: one-off price of the change, before tax")
+    note: Note = ""
+
+
+class RefuseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ChangeOrderOut(BaseModel):
+    id: str
+    number: str | None = Field(description="The order form's number, once approved")
+    vps_id: str
+    customer_id: int
+    status: str = Field(description="requested, approved, refused, accepted, done, failed or cancelled")
+    current: dict[str, int]
+    requested: dict[str, int] = Field(description="The whole new configuration")
+    rent_ht: Decimal | None = Field(description="R8.3-ht: new rent per billing period, before tax")
+    fee_ht: Decimal | None = Field(description="R8.3-ht: one-off fee, before tax")
+    requested_by: str
+    requested_at: datetime | None
+    request_note: str
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str
+    accepted_at: datetime | None
+    job_id: str | None
+    closed_at: datetime | None
+    outcome: str
+    invoice_id: str | None = Field(default=None, description="The invoice of the one-off fee")
+
+
+class ChangeOrderAccepted(BaseModel):
+    change_order: ChangeOrderOut
+    job: JobOut
+    plan: ResizePlanOut
+
+
+def order_out(session: SessionDep, order: ChangeOrder) -> ChangeOrderOut:
+    values: dict[str, Any] = order.model_dump()
+    invoice = change_orders.fee_invoice(session, order)
+    return ChangeOrderOut(**values, invoice_id=invoice.id if invoice else None)
+
+
+@router.post("/v1/vps/{vps_id}/change-orders", status_code=status.HTTP_201_CREATED, response_model=ChangeOrderOut)
+def ask(vps_id: str, body: ChangeOrderBody, session: SessionDep, settings: SettingsDep,
+        principal: CurrentPrincipal) -> ChangeOrderOut:
+    """Ask for more (or other) vCPUs, memory or disk: checked like a resize, nothing runs yet."""
+    vps = visible_vps(session, principal, vps_id)
+    sizes = body.model_dump(include={"vcpus", "memory_mib", "disk_gib"}, exclude_none=True)
+    return order_out(session, change_orders.ask(session, settings, principal, vps, sizes, body.note))
+
+
+@router.get("/v1/vps/{vps_id}/change-orders", response_model=list[ChangeOrderOut])
+def list_for_vps(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[ChangeOrderOut]:
+    """The VPS's change orders, oldest first."""
+    vps = visible_vps(session, principal, vps_id)
+    return [order_out(session, order) for order in change_orders.of_vps(session, vps)]
+
+
+@router.get("/v1/change-orders/{order_id}", response_model=ChangeOrderOut)
+def get(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
+    return order_out(session, change_orders.visible_order(session, principal, order_id))
+
+
+@router.post("/v1/change-orders/{order_id}/approve", response_model=ChangeOrderOut)
+def approve(order_id: str, body: ApproveBody, session: SessionDep, settings: SettingsDep,
+            staff: StaffPrincipal) -> ChangeOrderOut:
+    """Staff: approve at a price; the order form (bon de commande) is numbered and emailed."""
+    order = change_orders.visible_order(session, staff, order_id)
+    return order_out(session, change_orders.approve(session, settings, staff, order, body.rent_ht, body.fee_ht,
+                                                    body.note))
+
+
+@router.post("/v1/change-orders/{order_id}/refuse", response_model=ChangeOrderOut)
+def refuse(order_id: str, body: RefuseBody, session: SessionDep, settings: SettingsDep,
+           staff: StaffPrincipal) -> ChangeOrderOut:
+    """Staff: refuse, with the reason emailed to the client."""
+    order = change_orders.visible_order(session, staff, order_id)
+    return order_out(session, change_orders.refuse(session, settings, staff, order, body.reason))
+
+
+@router.post("/v1/change-orders/{order_id}/accept", status_code=status.HTTP_202_ACCEPTED,
+             response_model=ChangeOrderAccepted)
+def accept(order_id: str, session: SessionDep, settings: SettingsDep,
+           principal: CurrentPrincipal) -> ChangeOrderAccepted:
+    """The client accepts the order form: the resize job runs with exactly its configuration (and
+    the one-off fee is invoiced).  Staff cannot accept on the client's behalf."""
+    order = change_orders.visible_order(session, principal, order_id)
+    job: Job = change_orders.accept(session, settings, principal, order)
+    return ChangeOrderAccepted(change_order=order_out(session, order), job=job_out(session, job),
+                               plan=ResizePlanOut(**job.params["plan"]))
+
+
+@router.post("/v1/change-orders/{order_id}/cancel", response_model=ChangeOrderOut)
+def cancel(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
+    """The client withdraws a request or an order form not yet accepted."""
+    order = change_orders.visible_order(session, principal, order_id)
+    return order_out(session, change_orders.cancel(session, principal, order))
