@@ -17,6 +17,7 @@ from api.routers import (
     health,
     hosts,
     images,
+    incidents,
     invoices,
     jobs,
     maintenance,
@@ -72,6 +73,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
     for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
-                   subscriptions, billing):
+                   incidents, subscriptions, billing):
         app.include_router(module.router)
     return app

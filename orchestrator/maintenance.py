@@ -10,11 +10,18 @@ from sqlmodel import Session, col, select
 
 from orchestrator.auth import Principal
 from orchestrator.clock import utcnow
-from orchestrator.contract.maintenance import check_window, least_harmful_hours
+from orchestrator.contract.calendar import to_utc
+from orchestrator.contract.maintenance import (
+    check_window,
+    least_harmful_hour_from_traffic,
+    least_harmful_hours,
+    next_start_at_hour_of_week,
+)
 from orchestrator.errors import InvalidRequest, NotFound
 from orchestrator.models import Host, Maintenance, MaintenanceVps, Vps, VpsStatus
 from orchestrator.notify import enqueue
 from orchestrator.settings import Settings
+from orchestrator.traffic import weekly_profile
 
 GONE = (VpsStatus.deleted, VpsStatus.deleting)
 
@@ -71,3 +78,33 @@ def schedule(session: Session, settings: Settings, principal: Principal, spec: M
 def suggested_hours(day: datetime) -> list[int]:
     """R5.4-hours: the UTC hours of that day least harmful to Europe and the Americas, best first."""
     return [score.hour_utc for score in least_harmful_hours(day=day.date())][:5]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """R5.4-hours: when to hold a maintenance, and on what basis."""
+
+    basis: str  # "traffic" (measured on the VPS concerned) or "time_zones" (the default)
+    hours_utc: list[int]  # that day's least harmful UTC hours, best first
+    hour_of_week: int | None = None  # traffic: the week's hour with the least measured traffic
+    next_start: datetime | None = None  # its next occurrence
+
+
+def suggestion(session: Session, vps_ids: list[str], day: datetime, after: datetime | None = None) -> Suggestion:
+    """R5.4-hours: the better reading when traffic was measured on the VPS concerned (summed per
+    hour of the week over them: the host's VPS for a host maintenance): that day's measured hours
+    ranked by traffic, and the week's quietest hour; otherwise the time-zone default."""
+    profile = weekly_profile(session, vps_ids)
+    if not profile:
+        return Suggestion("time_zones", suggested_hours(day))
+    best = least_harmful_hour_from_traffic(profile)
+    next_start = next_start_at_hour_of_week(best, after or utcnow())
+    that_day = {h: v for h, v in profile.items() if h // 24 == to_utc(day).weekday()}
+    ranked: list[int] = []
+    while that_day and len(ranked) < 5:
+        hour = least_harmful_hour_from_traffic(that_day)
+        ranked.append(hour % 24)
+        del that_day[hour]
+    if not ranked:
+        return Suggestion("time_zones", suggested_hours(day), best, next_start)
+    return Suggestion("traffic", ranked, best, next_start)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, DateTime, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, DateTime, Index, String, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from orchestrator.clock import utcnow
@@ -472,6 +472,12 @@ class ChangeOrder(SQLModel, table=True):
 
 class Incident(SQLModel, table=True):
     """R5.4-fix-delay, R5.4-repeat, R5.3-force-majeure: an unavailability of a VPS."""
+
+    # R5.2-keep-running: the reconciler opens at most one open incident per VPS and malfunction,
+    # even when several worker processes look at the same drift at once.
+    __table_args__ = (Index("ux_incident_open_auto", "vps_id", "malfunction", unique=True,
+                            sqlite_where=text("resolved_at IS NULL AND opened_by = 'reconciler'"),
+                            postgresql_where=text("resolved_at IS NULL AND opened_by = 'reconciler'")),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,14 @@ class Settings(BaseSettings):
     # --- contract ---------------------------------------------------------------------------
     # holidays' subdivision of France for jours ouvrés (e.g. "Alsace-Moselle"); empty: metropolitan
     calendar_subdivision: str = ""
+    # R5.4-fix-delay: how the 48 heures ouvrées are counted ("around_the_clock" on jours ouvrés,
+    # or "support_hours", R4-support-hours)
+    fix_delay_reading: Literal["around_the_clock", "support_hours"] = "around_the_clock"
+    # R5.2-keep-running: how often every worker compares the hosts' domains with the records, and
+    # whether it starts again a VPS found down; R5.4-hours: how often interface counters are read
+    reconcile_seconds: float = 60.0
+    reconcile_restart: bool = True
+    traffic_seconds: float = 3600.0
     # R8.2-rent, R8.6-billing: how often every worker looks for rent invoices due (orchestrator/billing_run)
     billing_run_seconds: float = 300.0
     # R8.7-default: open a payment default automatically this many days after an invoice's due

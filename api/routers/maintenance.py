@@ -34,14 +34,23 @@ class MaintenanceOut(BaseModel):
     reason: str
     created_by: str
     least_harmful_hours_utc: list[int] = Field(description="R5.4-hours: that day's least harmful UTC hours")
+    least_harmful_basis: str = Field(description="R5.4-hours: 'traffic' (measured on the VPS concerned) or "
+                                                 "'time_zones' (daytime in Europe and the Americas)")
+    least_harmful_hour_of_week: int | None = Field(
+        default=None, description="R5.4-hours: the week's hour (0 = Monday 00:00 UTC) with the least measured traffic")
+    least_harmful_next_start: datetime | None = Field(default=None, description="its next occurrence")
 
 
 def _out(session: SessionDep, record: Maintenance) -> MaintenanceOut:
     vps_ids = session.exec(select(MaintenanceVps.vps_id).where(MaintenanceVps.maintenance_id == record.id)).all()
+    hint = maintenance.suggestion(session, list(vps_ids), record.starts_at) if record.starts_at else None
     return MaintenanceOut(
         id=record.id, host_id=record.host_id, vps_ids=sorted(vps_ids), starts_at=record.starts_at,
         duration_minutes=record.duration_minutes, reason=record.reason, created_by=record.created_by,
-        least_harmful_hours_utc=maintenance.suggested_hours(record.starts_at) if record.starts_at else [],
+        least_harmful_hours_utc=hint.hours_utc if hint else [],
+        least_harmful_basis=hint.basis if hint else "time_zones",
+        least_harmful_hour_of_week=hint.hour_of_week if hint else None,
+        least_harmful_next_start=hint.next_start if hint else None,
     )
 
 

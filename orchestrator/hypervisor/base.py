@@ -154,6 +154,12 @@ class HypervisorDriver(Protocol):
         """The running domain's link state for that MAC (None when not running)."""
         ...
 
+    def interface_counters(self, uuid: str) -> tuple[int, int] | None:
+        """Bytes received and sent by the running domain's network interfaces since they were
+        created (they start again from zero when the domain is started again); None when the
+        domain is missing or not running."""
+        ...
+
     # --- copies ----------------------------------------------------------------------------
     def copy_volume(self, src_pool: str, src: str, dst_pool: str, dst: str) -> int:
         """A standalone qcow2 copy (backing chain flattened) of a volume not in use; returns bytes."""

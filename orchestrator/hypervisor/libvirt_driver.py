@@ -444,6 +444,23 @@ class LibvirtDriver:
 
         return self._call(query)
 
+    def interface_counters(self, uuid: str) -> tuple[int, int] | None:
+        def query(conn: libvirt.virConnect) -> tuple[int, int] | None:
+            dom = self._lookup(conn, uuid)
+            if dom is None or not dom.isActive():
+                return None
+            root = ET.fromstring(dom.XMLDesc(0))  # noqa: S314  (libvirt's own XML)
+            devices = [t.get("dev") for t in root.findall("./devices/interface/target")]
+            rx = tx = 0
+            for dev in devices:
+                if dev:
+                    # (rx_bytes, rx_packets, rx_errs, rx_drop, tx_bytes, ...), seen from the guest
+                    stats = dom.interfaceStats(dev)
+                    rx, tx = rx + int(stats[0]), tx + int(stats[4])
+            return rx, tx
+
+        return self._call(query)
+
 
     # --- copies ----------------------------------------------------------------------------
     def copy_volume(self, src_pool: str, src: str, dst_pool: str, dst: str) -> int:

@@ -137,6 +137,19 @@ SPECS: dict[str, TemplateSpec] = {
             required=("vps_name", "vps_id", "starts_at", "ends_at", "reason"),
         ),
         TemplateSpec(
+            "incident_notice",
+            ("R5.4-fix-delay", "R5.3-force-majeure", "R12-suspend"),
+            required=("vps_name", "vps_id", "malfunction", "opened_at"),
+            optional={"description": "", "fix_deadline": None, "force_majeure": False},
+        ),
+        TemplateSpec(
+            "termination_right_notice",
+            ("R5.4-fix-delay", "R5.4-repeat"),
+            required=("vps_name", "vps_id", "malfunction", "opened_at"),
+            optional={"right": "fix_delay", "fix_deadline": None, "description": "", "occurrences": 0,
+                      "first_opened_at": None},
+        ),
+        TemplateSpec(
             "maintenance_notice",
             ("R5.4-duration", "R5.4-frequency", "R5.4-hours"),
             required=("vps_name", "vps_id", "starts_at", "duration_minutes"),

@@ -97,6 +97,22 @@ def contexts() -> dict[str, dict[str, Any]]:
             "ends_at": datetime(2026, 5, 20, 3, 30, tzinfo=UTC),
             "reason": "replacement of the host's storage controller",
         },
+        "incident_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "malfunction": "vps_down",
+            "opened_at": datetime(2026, 5, 15, 8, 0, tzinfo=UTC),
+            "description": "The server stopped answering; the host reports its domain shut off.",
+            "fix_deadline": datetime(2026, 5, 20, 8, 0, tzinfo=UTC),
+        },
+        "termination_right_notice": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "malfunction": "network",
+            "opened_at": datetime(2026, 5, 15, 8, 0, tzinfo=UTC),
+            "fix_deadline": datetime(2026, 5, 20, 8, 0, tzinfo=UTC),
+            "description": "Packet loss on the host's uplink.",
+        },
         "maintenance_notice": {
             "vps_name": "web-prod-1",
             "vps_id": VPS_ID,

@@ -1,0 +1,167 @@
+"""``/v1/incidents``: incidents of a VPS and their fix deadline (R5.4-fix-delay), force majeure
+(R5.3-force-majeure, R12-suspend), resolution; ``/v1/vps/{id}/termination-right`` (R5.4-fix-delay,
+R5.4-repeat).  Staff open, flag and resolve; a customer reads their own (others' are a 404)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlmodel import Session, col, select
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from orchestrator import incidents
+from orchestrator.access import visible_vps
+from orchestrator.auth import Principal
+from orchestrator.clock import utcnow
+from orchestrator.contract.calendar import to_paris, to_utc
+from orchestrator.errors import NotFound
+from orchestrator.models import Incident, JobStatus
+
+router = APIRouter(tags=["incidents"])
+
+Malfunction = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
+
+
+class IncidentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vps_id: Annotated[str, StringConstraints(max_length=36)]
+    malfunction: Malfunction = Field(description="stable key: the same key is the same malfunction (R5.4-repeat), "
+                                                 "e.g. vps_down, network, disk")
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    force_majeure: bool = False
+    force_majeure_note: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ForceMajeureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force_majeure: bool
+    note: Annotated[str, StringConstraints(max_length=500)] = Field(
+        default="", description="R5.3-force-majeure: what the force majeure is (needed to flag)")
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resolution: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class IncidentOut(BaseModel):
+    id: str
+    vps_id: str
+    malfunction: str
+    description: str
+    opened_by: str
+    opened_at: datetime | None
+    fix_deadline: datetime | None = Field(description="R5.4-fix-delay: 48 heures ouvrées (Europe/Paris); null for "
+                                                      "force majeure or while force majeure stops the clock")
+    deadline_passed: bool = Field(description="R5.4-fix-delay: the deadline passed without a solution")
+    force_majeure: bool
+    force_majeure_note: str
+    resolved_at: datetime | None
+    resolution: str
+    deadline_job_id: str | None = Field(description="the pending deadline job, if any")
+
+
+class TerminationRightOut(BaseModel):
+    rule: str
+    since: datetime
+    reason: str
+
+
+class VpsTerminationRightOut(BaseModel):
+    vps_id: str
+    termination_right: TerminationRightOut | None = Field(
+        description="R5.4-fix-delay, R5.4-repeat: the client may request termination, since when and why")
+
+
+def _out(session: Session, incident: Incident) -> IncidentOut:
+    pending = [j for j in incidents.deadline_jobs(session, incident.vps_id).get(incident.id, [])
+               if j.status in (JobStatus.queued, JobStatus.running)]
+    deadline = incident.fix_deadline
+    passed = (deadline is not None and not incident.force_majeure and to_utc(deadline) < utcnow()
+              and not incidents.resolved_in_time(incident, deadline))
+    return IncidentOut(
+        id=incident.id, vps_id=incident.vps_id, malfunction=incident.malfunction, description=incident.description,
+        opened_by=incident.opened_by, opened_at=incident.opened_at,
+        fix_deadline=to_paris(deadline) if deadline else None, deadline_passed=passed,
+        force_majeure=incident.force_majeure, force_majeure_note=incident.force_majeure_note,
+        resolved_at=incident.resolved_at, resolution=incident.resolution,
+        deadline_job_id=pending[0].id if pending else None)
+
+
+def _visible(session: Session, principal: Principal, incident_id: str) -> Incident:
+    """R7-confidential: another customer's incident is as absent as a missing one."""
+    try:
+        uuid.UUID(incident_id)
+    except ValueError:
+        raise NotFound(f"no incident {incident_id[:64]!r}") from None
+    incident = session.get(Incident, incident_id)
+    if incident is None or (not principal.is_staff and incident.customer_id != principal.customer_id):
+        raise NotFound(f"no incident {incident_id[:64]!r}")
+    return incident
+
+
+@router.post("/v1/incidents", status_code=status.HTTP_201_CREATED, response_model=IncidentOut)
+def open_incident(body: IncidentBody, session: SessionDep, settings: SettingsDep,
+                  staff: StaffPrincipal) -> IncidentOut:
+    """R5.4-fix-delay (staff): open an incident on a VPS; its fix deadline is 48 heures ouvrées
+    later, a deadline job waits for it and the client is emailed.  With `force_majeure` (and its
+    note) it does not count (R5.3-force-majeure) and stops the other incidents' clocks (R12-suspend)."""
+    vps = visible_vps(session, staff, body.vps_id)
+    incident = incidents.open_incident(session, settings, vps, body.malfunction, body.description, str(staff),
+                                       force_majeure=body.force_majeure, force_majeure_note=body.force_majeure_note)
+    return _out(session, incident)
+
+
+@router.get("/v1/incidents", response_model=list[IncidentOut])
+def list_incidents(session: SessionDep, principal: CurrentPrincipal,
+                   vps_id: Annotated[str | None, Query(max_length=36)] = None,
+                   open_only: Annotated[bool, Query(alias="open")] = False) -> list[IncidentOut]:
+    """Staff see every incident; a customer sees those of their own VPS."""
+    query = select(Incident)
+    if not principal.is_staff:
+        query = query.where(Incident.customer_id == principal.customer_id)
+    if vps_id is not None:
+        visible_vps(session, principal, vps_id)
+        query = query.where(Incident.vps_id == vps_id)
+    if open_only:
+        query = query.where(col(Incident.resolved_at).is_(None))
+    rows = session.exec(query.order_by(col(Incident.opened_at))).all()
+    return [_out(session, i) for i in rows]
+
+
+@router.get("/v1/incidents/{incident_id}", response_model=IncidentOut)
+def get_incident(incident_id: str, session: SessionDep, principal: CurrentPrincipal) -> IncidentOut:
+    return _out(session, _visible(session, principal, incident_id))
+
+
+@router.post("/v1/incidents/{incident_id}/force-majeure", response_model=IncidentOut)
+def flag_force_majeure(incident_id: str, body: ForceMajeureBody, session: SessionDep, settings: SettingsDep,
+                       staff: StaffPrincipal) -> IncidentOut:
+    """R5.3-force-majeure, R12-suspend (staff): flag or unflag force majeure; the deadlines of the
+    VPS's incidents are recomputed and their jobs moved, cancelled or scheduled."""
+    incident = _visible(session, staff, incident_id)
+    return _out(session, incidents.set_force_majeure(session, settings, incident, body.force_majeure, body.note,
+                                                     str(staff)))
+
+
+@router.post("/v1/incidents/{incident_id}/resolve", response_model=IncidentOut)
+def resolve_incident(incident_id: str, body: ResolveBody, session: SessionDep, settings: SettingsDep,
+                     staff: StaffPrincipal) -> IncidentOut:
+    """R5.4-fix-delay (staff): record the solution; in time, the deadline job is called off.
+    An incident already resolved is a 409."""
+    incident = _visible(session, staff, incident_id)
+    return _out(session, incidents.resolve(session, settings, incident, body.resolution, str(staff)))
+
+
+@router.get("/v1/vps/{vps_id}/termination-right", response_model=VpsTerminationRightOut)
+def termination_right(vps_id: str, session: SessionDep, settings: SettingsDep,
+                      principal: CurrentPrincipal) -> VpsTerminationRightOut:
+    """R5.4-fix-delay, R5.4-repeat, R5.3-force-majeure: whether the VPS's incidents give its client
+    the right to request termination (owner or staff)."""
+    vps = visible_vps(session, principal, vps_id)
+    right = incidents.termination_right_for_vps(session, settings, vps.id)
+    return VpsTerminationRightOut(vps_id=vps.id, termination_right=TerminationRightOut(**right) if right else None)

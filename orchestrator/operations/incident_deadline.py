@@ -1,0 +1,78 @@
+"""The fix deadline of an incident (R5.4-fix-delay): a deadline job scheduled at the incident's
+48 heures ouvrées.  When it fires with the incident unresolved, it records the fact in its events
+and emails the client that they may request termination of the contract concerned.  No hypervisor
+step.  Force majeure (R5.3-force-majeure) makes it moot; a force-majeure incident of the VPS that
+lasted (R12-suspend) moves the deadline, and the job waits again (Deferred)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from orchestrator import incidents
+from orchestrator.clock import utcnow
+from orchestrator.contract.calendar import to_paris, to_utc
+from orchestrator.db import session_scope
+from orchestrator.errors import OperationFailed
+from orchestrator.models import Incident, Outbox, Vps, VpsStatus
+from orchestrator.notify import enqueue
+from orchestrator.operations.base import Context, Deferred, Operation, Step, register
+
+# While a force-majeure incident still stops the clock, look again this often (every change to
+# the VPS's incidents also reschedules the job at once).
+RECHECK_WHILE_SUSPENDED = timedelta(hours=1)
+
+
+def _incident(ctx: Context) -> tuple[Incident, list[Incident]]:
+    with session_scope(ctx.engine) as session:
+        incident = session.get(Incident, ctx.params.get("incident_id"))
+        if incident is None:
+            raise OperationFailed(f"incident {ctx.params.get('incident_id')} is not recorded")
+        others = incidents.of_vps(session, incident.vps_id)
+        session.expunge_all()
+        return incident, others
+
+
+def notify_termination_right(ctx: Context) -> str:
+    """R5.4-fix-delay: the deadline passed without a solution: tell the client, once."""
+    incident, others = _incident(ctx)
+    deadline = incidents.fix_deadline(incident, others, ctx.settings)
+    if incident.force_majeure:
+        return "force majeure: the incident does not count (R5.3-force-majeure)"
+    if incidents.resolved_in_time(incident, deadline):
+        return f"resolved in time, at {incident.resolved_at.isoformat() if incident.resolved_at else ''}"
+    assert deadline is not None
+    with session_scope(ctx.engine) as session:
+        if session.exec(select(Outbox).where(Outbox.job_id == ctx.job.id)).first() is None:
+            vps = session.get(Vps, incident.vps_id)
+            assert vps is not None
+            enqueue(session, vps.customer_id, "termination_right_notice",
+                    {"vps_name": vps.name, "vps_id": vps.id, "malfunction": incident.malfunction,
+                     "opened_at": incident.opened_at, "fix_deadline": deadline, "description": incident.description,
+                     "right": "fix_delay"},
+                    vps_id=vps.id, job_id=ctx.job.id, settings=ctx.settings)
+    state = "still unresolved" if incident.resolved_at is None else f"resolved late, at {incident.resolved_at}"
+    return (f"R5.4-fix-delay: no solution to incident {incident.id} ({incident.malfunction}) by "
+            f"{to_paris(deadline).isoformat()} ({state}): the client may request termination; notified")
+
+
+@register
+class IncidentDeadline(Operation):
+    kind = incidents.DEADLINE_KIND
+    allowed_from = frozenset(VpsStatus)
+    steps = (Step("termination_right", notify_termination_right),)
+
+    @classmethod
+    def begin(cls, ctx: Context) -> None:
+        """R12-suspend: wait again when force majeure moved the deadline or still stops the clock."""
+        incident, others = _incident(ctx)
+        if incident.force_majeure or incident.resolved_at is not None:
+            return
+        deadline = incidents.fix_deadline(incident, others, ctx.settings)
+        now = utcnow()
+        if deadline is None:
+            raise Deferred(now + RECHECK_WHILE_SUSPENDED, "the fix-delay clock is stopped by force majeure "
+                                                          "(R12-suspend)")
+        if to_utc(deadline) > now:
+            raise Deferred(to_utc(deadline), "force majeure moved the fix deadline (R12-suspend)")

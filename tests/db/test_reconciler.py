@@ -1,0 +1,232 @@
+"""The reconciler (R5.2-keep-running) and the traffic counters (R5.4-hours) against the database,
+with a scripted driver standing in for the hosts (the real libvirtd is in
+tests/integration/test_reconciler.py): one incident per drift however many passes and processes,
+a restart asked once, a host that does not answer, a busy VPS left alone, intervals counted once.
+On SQLite and, when the test command provides one, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, SQLModel, select
+
+from orchestrator import jobs, reconciler, traffic
+from orchestrator.errors import TransientError
+from orchestrator.hosts import Drivers
+from orchestrator.hypervisor import DomainInfo, DomainState
+from orchestrator.models import (
+    Audit,
+    Customer,
+    Host,
+    Incident,
+    Job,
+    JobStatus,
+    TrafficCounter,
+    TrafficSample,
+    Vps,
+    VpsStatus,
+)
+from orchestrator.worker import Worker
+from tests.db.test_claim_concurrency import databases, settings_for
+
+
+class ScriptedHost:
+    """What a host answers: domains by UUID and their state, or nothing at all (``down``)."""
+
+    def __init__(self) -> None:
+        self.uri = "scripted:///"
+        self.states: dict[str, DomainState] = {}
+        self.counters: dict[str, tuple[int, int]] = {}
+        self.down = False
+        self.started: list[str] = []
+
+    def _check(self) -> None:
+        if self.down:
+            raise TransientError("cannot connect to scripted:///: connection refused")
+
+    def list_domains(self) -> list[DomainInfo]:
+        self._check()
+        return [DomainInfo(uuid, f"vps-{uuid}", state) for uuid, state in self.states.items()]
+
+    def domain(self, uuid: str) -> DomainInfo | None:
+        self._check()
+        state = self.states.get(uuid)
+        return None if state is None else DomainInfo(uuid, f"vps-{uuid}", state)
+
+    def define_domain(self, config: Any) -> None:
+        self._check()
+        self.states.setdefault(config.uuid, DomainState.shutoff)
+
+    def start_domain(self, uuid: str) -> None:
+        self._check()
+        self.states[uuid] = DomainState.running
+        self.started.append(uuid)
+
+    def interface_counters(self, uuid: str) -> tuple[int, int] | None:
+        self._check()
+        return self.counters.get(uuid) if self.states.get(uuid) == DomainState.running else None
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(params=databases())
+def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, ScriptedHost, Drivers, list[str]]]:
+    settings = settings_for(request.param, tmp_path)
+    from orchestrator.db import make_engine
+
+    engine = make_engine(settings)
+    if request.param == "postgresql":
+        SQLModel.metadata.drop_all(engine)
+        SQLModel.metadata.create_all(engine)
+    host = ScriptedHost()
+    with Session(engine) as session:
+        customer = Customer(name="c", email="c@example.test")
+        record = Host(name="h", uri=host.uri, site="Marseille")
+        session.add(customer)
+        session.add(record)
+        session.flush()
+        ids = []
+        for name, status in (("a", VpsStatus.running), ("b", VpsStatus.running), ("off", VpsStatus.stopped)):
+            vps = Vps(name=name, customer_id=customer.id, host_id=record.id, image="tiny", vcpus=1, memory_mib=128,
+                      disk_gib=1, status=status, mac="52:54:00:00:00:0" + str(len(ids) + 1))
+            session.add(vps)
+            session.flush()
+            ids.append(vps.id)
+            host.states[vps.id] = DomainState.running if status == VpsStatus.running else DomainState.shutoff
+        session.commit()
+    yield engine, settings, host, Drivers(lambda _uri: host), ids  # type: ignore[arg-type, return-value]
+    engine.dispose()
+
+
+def incidents_of(engine: Any, vps_id: str | None = None) -> list[Incident]:
+    with Session(engine) as session:
+        query = select(Incident)
+        if vps_id:
+            query = query.where(Incident.vps_id == vps_id)
+        return list(session.exec(query).all())
+
+
+def jobs_of(engine: Any, kind: str) -> list[Job]:
+    with Session(engine) as session:
+        return list(session.exec(select(Job).where(Job.kind == kind)).all())
+
+
+def test_a_drift_opens_one_incident_and_one_restart_however_many_passes(world: Any) -> None:
+    """R5.2-keep-running: recorded running, domain shut off behind the orchestrator's back."""
+    engine, settings, host, drivers, (a, b, off) = world
+    reconciler.reconcile(engine, settings, drivers)
+    assert incidents_of(engine) == []  # everything as recorded; the stopped VPS is off as it should be
+
+    host.states[a] = DomainState.shutoff
+    host.states.pop(b)  # undefined
+    passes = [threading.Thread(target=reconciler.reconcile, args=(engine, settings, drivers)) for _ in range(4)]
+    for thread in passes:
+        thread.start()
+    for thread in passes:
+        thread.join(timeout=60)
+    reconciler.reconcile(engine, settings, drivers)
+    for vps_id, found in ((a, "shutoff"), (b, "missing")):
+        opened = incidents_of(engine, vps_id)
+        assert len(opened) == 1, opened
+        assert opened[0].malfunction == "vps_down" and opened[0].opened_by == "reconciler"
+        assert found in opened[0].description and opened[0].fix_deadline is not None
+    assert incidents_of(engine, off) == []
+    recover = jobs_of(engine, "recover")
+    assert sorted(j.vps_id or "" for j in recover) == sorted([a, b])
+    assert len(jobs_of(engine, "incident_deadline")) == 2
+    with Session(engine) as session:
+        drift = session.exec(select(Audit).where(Audit.action == "drift")).all()
+        notices = session.exec(select(Incident)).all()
+    assert len(drift) == 2 and len(notices) == 2
+
+
+def test_the_restart_job_starts_the_domain_and_resolves_the_incident(world: Any) -> None:
+    """R5.2-keep-running: the recover job redefines and starts the domain; R5.4-fix-delay: its
+    incident is resolved and the deadline job called off."""
+    engine, settings, host, drivers, (a, _b, _off) = world
+    host.states[a] = DomainState.crashed
+    reconciler.reconcile(engine, settings, drivers)
+    worker = Worker(engine, settings, drivers)
+    while worker.run_once():
+        pass
+    assert host.states[a] == DomainState.running and host.started == [a]
+    [job] = jobs_of(engine, "recover")
+    assert job.status == JobStatus.succeeded, job.error
+    [incident] = incidents_of(engine, a)
+    assert incident.resolved_at is not None and "reconciler" in incident.resolution
+    [deadline] = jobs_of(engine, "incident_deadline")
+    assert deadline.status == JobStatus.cancelled
+    reconciler.reconcile(engine, settings, drivers)
+    assert len(incidents_of(engine, a)) == 1 and len(jobs_of(engine, "recover")) == 1
+    # Down again later: a new incident, a new restart.
+    host.states[a] = DomainState.shutoff
+    reconciler.reconcile(engine, settings, drivers)
+    assert len(incidents_of(engine, a)) == 2 and len(jobs_of(engine, "recover")) == 2
+
+
+def test_without_restart_the_incident_waits_and_is_resolved_when_the_domain_runs(world: Any) -> None:
+    engine, settings, host, drivers, (a, _b, _off) = world
+    settings.reconcile_restart = False
+    host.states[a] = DomainState.shutoff
+    reconciler.reconcile(engine, settings, drivers)
+    reconciler.reconcile(engine, settings, drivers)
+    assert len(incidents_of(engine, a)) == 1 and jobs_of(engine, "recover") == []
+    host.states[a] = DomainState.running  # started by hand
+    reconciler.reconcile(engine, settings, drivers)
+    [incident] = incidents_of(engine, a)
+    assert incident.resolved_at is not None and "running" in incident.resolution
+
+
+def test_a_vps_with_a_job_at_work_is_left_alone(world: Any) -> None:
+    engine, settings, host, drivers, (a, _b, _off) = world
+    with Session(engine) as session:
+        jobs.enqueue(session, "stop", session.get(Vps, a), {}, "test", 1, 3)
+        session.commit()
+    host.states[a] = DomainState.shutoff  # the stop job is on its way
+    reconciler.reconcile(engine, settings, drivers)
+    assert incidents_of(engine) == []
+
+
+def test_a_host_that_does_not_answer_opens_host_down_once_per_vps(world: Any) -> None:
+    engine, settings, host, drivers, (a, b, _off) = world
+    host.down = True
+    for _ in range(3):
+        reconciler.reconcile(engine, settings, drivers)
+    opened = incidents_of(engine)
+    assert sorted(i.vps_id for i in opened) == sorted([a, b])  # not the stopped one
+    assert {i.malfunction for i in opened} == {"host_down"}
+    assert jobs_of(engine, "recover") == []
+    host.down = False
+    reconciler.reconcile(engine, settings, drivers)
+    assert all(i.resolved_at is not None for i in incidents_of(engine))
+
+
+def test_traffic_intervals_are_counted_once_and_a_reset_counts_from_zero(world: Any) -> None:
+    """R5.4-hours: hourly deltas of the interface counters."""
+    engine, _settings, _host, _drivers, (a, _b, _off) = world
+    t0 = datetime(2026, 6, 1, 10, 0, 5, tzinfo=UTC)
+    assert traffic.record_reading(engine, a, None, (1_000, 2_000), t0) is None  # first reading: remembered only
+
+    def previous() -> TrafficCounter:
+        with Session(engine, expire_on_commit=False) as session:
+            row = session.get(TrafficCounter, a)
+            assert row is not None
+            session.expunge(row)
+            return row
+
+    before = previous()
+    t1 = t0 + timedelta(hours=1)
+    assert traffic.record_reading(engine, a, before, (51_000, 2_500), t1) == (50_000, 500)
+    assert traffic.record_reading(engine, a, before, (52_000, 2_600), t1) is None  # another process's stale view
+    t2 = t1 + timedelta(hours=1)
+    assert traffic.record_reading(engine, a, previous(), (700, 300), t2) == (700, 300)  # rebooted: from zero
+    with Session(engine) as session:
+        samples = {s.hour: (s.rx_bytes, s.tx_bytes) for s in session.exec(select(TrafficSample)).all()}
+    assert samples == {datetime(2026, 6, 1, 10, tzinfo=UTC): (50_000, 500),
+                       datetime(2026, 6, 1, 11, tzinfo=UTC): (700, 300)}
