@@ -74,28 +74,38 @@ def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> None:
             log.exception("reconciling host %s failed", host.name)
 
 
-def _powered_on(engine: Engine, host_id: int) -> list[str]:
+def _powered_on(engine: Engine, host_id: int) -> tuple[list[str], set[str]]:
+    """The host's powered-on VPS, and those of them with an open reconciler incident (one
+    transaction per pass, not one per VPS)."""
     with session_scope(engine) as session:
-        return list(session.exec(select(Vps.id).where(Vps.host_id == host_id, col(Vps.status).in_(POWERED_ON))).all())
+        ids = list(session.exec(select(Vps.id).where(Vps.host_id == host_id, col(Vps.status).in_(POWERED_ON))).all())
+        flagged = set(session.exec(select(Incident.vps_id).where(
+            col(Incident.vps_id).in_(ids), Incident.opened_by == incidents.RECONCILER,
+            col(Incident.resolved_at).is_(None))).all()) if ids else set()
+        return ids, flagged
 
 
 def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: HostRef) -> None:
     try:
         domains = {d.uuid.lower(): d for d in drivers.for_uri(host.uri).list_domains()}
     except VpsctlError as exc:
-        for vps_id in _powered_on(engine, host.id):
-            _open_once(engine, settings, vps_id, HOST_DOWN, f"host {host.name} does not answer: {exc}",
-                       restart=False)
+        ids, flagged = _powered_on(engine, host.id)
+        for vps_id in ids:
+            if vps_id not in flagged:
+                _open_once(engine, settings, vps_id, HOST_DOWN, f"host {host.name} does not answer: {exc}",
+                           restart=False)
         return
-    for vps_id in _powered_on(engine, host.id):
+    ids, flagged = _powered_on(engine, host.id)
+    for vps_id in ids:
         info = domains.get(vps_id.lower())
         if info is not None and info.state == DomainState.running:
-            _resolve_if_running(engine, settings, vps_id, info)
+            if vps_id in flagged:
+                _resolve_if_running(engine, settings, vps_id, info)
         elif info is None or info.state in DOWN:
             found = "missing" if info is None else info.state.value
             _open_once(engine, settings, vps_id, VPS_DOWN, f"the domain is {found} on host {host.name}",
                        restart=settings.reconcile_restart)
-        else:
+        elif vps_id in flagged:
             # Paused, or another state a job may be passing through: the host still answers; only
             # the host being back is worth recording.
             _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))

@@ -44,9 +44,10 @@ def notify_termination_right(ctx: Context) -> str:
         return f"resolved in time, at {incident.resolved_at.isoformat() if incident.resolved_at else ''}"
     assert deadline is not None
     with session_scope(ctx.engine) as session:
+        vps = session.get(Vps, incident.vps_id)
+        if vps is None or vps.status in (VpsStatus.deleted, VpsStatus.deleting):
+            return "the VPS is deleted: no contract left to terminate"
         if session.exec(select(Outbox).where(Outbox.job_id == ctx.job.id)).first() is None:
-            vps = session.get(Vps, incident.vps_id)
-            assert vps is not None
             enqueue(session, vps.customer_id, "termination_right_notice",
                     {"vps_name": vps.name, "vps_id": vps.id, "malfunction": incident.malfunction,
                      "opened_at": incident.opened_at, "fix_deadline": deadline, "description": incident.description,
