@@ -84,6 +84,8 @@ class JobOut(BaseModel):
     error: str | None
     requested_by: str
     created_at: datetime | None
+    scheduled_at: datetime | None = Field(
+        default=None, description="A deadline job runs at this instant, not before (e.g. R6.2-notice, R8.7-default)")
     started_at: datetime | None
     finished_at: datetime | None
     events: list[EventOut]
@@ -180,6 +182,7 @@ class MailBlockBody(BaseModel):
 class CutOffBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Literal["hacked", "security_update_missing", "dangerous_application", "abuse"]
+    details: str = Field(default="", max_length=2000, description="Told to the client in the cut-off notice")
 
 
 class ReconnectBody(BaseModel):

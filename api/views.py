@@ -47,6 +47,7 @@ def job_out(session: Session, job: Job) -> schemas.JobOut:
         error=job.error,
         requested_by=job.requested_by,
         created_at=job.created_at,
+        scheduled_at=job.scheduled_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
         events=[

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # How the orchestrator reaches a guest's port, when the guests' network is not routed to it:
     # an OpenSSH-style ProxyCommand with %h/%p, e.g. "ssh -W %h:%p jump" or a netns exec.
     guest_proxy_command: str = ""
+    # R6.2-transfer: the old disk is hot-plugged into the reinstalled system this long after it
+    # started, once it has mounted its own filesystems (the old disk has the same labels).
+    transfer_attach_delay_seconds: float = Field(120.0, ge=0)
     wipe_volumes_on_delete: bool = False  # discard (delete) is the default; wipe writes zeros first
 
     # --- API ----------------------------------------------------------------------------------

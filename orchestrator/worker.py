@@ -177,6 +177,7 @@ class Worker:
             row.lease_owner = None
             row.lease_expires_at = None
             row.attempts = max(0, row.attempts - 1)
+            row.started_at = None  # it did not start: it looked at its deadline
             row.scheduled_at = row.not_before = deferred.until
             session.add(row)
             if job.vps_id:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
@@ -34,7 +35,7 @@ from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
 from orchestrator.contract.deadlines import reinstall_not_before
 from orchestrator.errors import NotFound
-from orchestrator.models import Audit, Backup, Job, JobEvent
+from orchestrator.models import Audit, Backup, Compromise, Job, JobEvent
 from orchestrator.operations import (
     backup,
     cutoff,
@@ -223,6 +224,9 @@ class CompromiseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     details: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
     cut_off: bool = Field(default=True, description="Cut the network at once (R5.5-cutoff)")
+    ssh_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=16384)]] | None = Field(
+        default=None, max_length=100,
+        description="Root keys of the reinstalled system (default: the keys on record; the client may change them)")
 
 
 class CompromiseOut(BaseModel):
@@ -231,6 +235,12 @@ class CompromiseOut(BaseModel):
     reported_at: datetime | None
     reinstall_not_before: AwareDatetime = Field(
         description="R6.2-notice: three jours ouvrés after the notice, Europe/Paris offset")
+    reinstall_job_id: str | None = Field(description="The scheduled reinstall (GET /v1/jobs/{id})")
+    image: str | None = Field(description="R6.2-reinstall: the OS of the order")
+    customer_agreement_at: datetime | None
+    backup_invoice_id: str | None = Field(description="R6.2-backup: ordered and invoiced; starts once paid")
+    transfer_invoice_id: str | None = Field(description="R6.2-transfer: ordered and invoiced")
+    resolved_at: datetime | None
 
 
 class AgreementBody(BaseModel):
@@ -239,26 +249,81 @@ class AgreementBody(BaseModel):
         description="Where the client's written agreement is (email, letter)")
 
 
+class ServiceOrderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["backup", "transfer"]
+    price_ht: Decimal = Field(gt=0, max_digits=10, decimal_places=2, description="Euros before tax (R8.3-ht)")
+    request_note: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="The client's emailed request and its acknowledgement")
+
+
+class KeysBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ssh_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=16384)]] = Field(
+        min_length=1, max_length=100)
+
+
+def _compromise_out(session: SessionDep, settings: SettingsDep, record: Compromise) -> CompromiseOut:
+    not_before = reinstall_not_before(compromise.notice_time(session, record), compromise.calendar(settings))
+    return CompromiseOut(
+        id=record.id, vps_id=record.vps_id, reported_at=record.reported_at, reinstall_not_before=not_before,
+        reinstall_job_id=record.reinstall_job_id, image=record.image,
+        customer_agreement_at=record.customer_agreement_at, backup_invoice_id=record.backup_invoice_id,
+        transfer_invoice_id=record.transfer_invoice_id, resolved_at=record.resolved_at)
+
+
 @router.post("/compromise", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut)
 def report_compromise(vps_id: str, body: CompromiseBody, session: SessionDep, settings: SettingsDep,
                       staff: StaffPrincipal) -> CompromiseOut:
     """R6.2-notice (staff): the VPS was hacked.  Cuts it off (unless `cut_off: false`), emails the
-    client, and answers when the reinstall may run at the earliest."""
+    client, schedules the reinstall with the ordered OS and answers when it may run at the earliest."""
     vps = visible_vps(session, staff, vps_id)
-    record, not_before = compromise.report(session, settings, staff, vps, body.details, body.cut_off)
-    return CompromiseOut(id=record.id, vps_id=vps.id, reported_at=record.reported_at,
-                         reinstall_not_before=not_before)
+    record, not_before = compromise.report(session, settings, staff, vps, body.details, body.cut_off,
+                                           body.ssh_keys)
+    out = _compromise_out(session, settings, record)
+    out.reinstall_not_before = not_before
+    return out
+
+
+@router.get("/compromise", response_model=CompromiseOut)
+def get_compromise(vps_id: str, session: SessionDep, settings: SettingsDep,
+                   principal: CurrentPrincipal) -> CompromiseOut:
+    """The open compromise report of the VPS (the customer sees their own)."""
+    vps = visible_vps(session, principal, vps_id)
+    record = compromise.open_compromise(session, vps)
+    if record is None:
+        raise NotFound("no open compromise report for this VPS")
+    return _compromise_out(session, settings, record)
 
 
 @router.post("/compromise/agreement", status_code=status.HTTP_200_OK, response_model=CompromiseOut)
 def record_agreement(vps_id: str, body: AgreementBody, session: SessionDep, settings: SettingsDep,
                      staff: StaffPrincipal) -> CompromiseOut:
-    """R6.2-notice (staff): record the client's written agreement to an earlier reinstall."""
+    """R6.2-notice (staff): record the client's written agreement to an earlier reinstall; the
+    scheduled reinstall may then run at once."""
     vps = visible_vps(session, staff, vps_id)
-    record = compromise.record_agreement(session, vps, body.note)
-    not_before = reinstall_not_before(compromise.notice_time(session, record), compromise.calendar(settings))
-    return CompromiseOut(id=record.id, vps_id=vps.id, reported_at=record.reported_at,
-                         reinstall_not_before=not_before)
+    return _compromise_out(session, settings, compromise.record_agreement(session, vps, body.note))
+
+
+@router.put("/compromise/ssh-keys", response_model=CompromiseOut)
+def set_reinstall_keys(vps_id: str, body: KeysBody, session: SessionDep, settings: SettingsDep,
+                       principal: CurrentPrincipal) -> CompromiseOut:
+    """R6.2-reinstall, R6.1-root: the client's public keys for root on the reinstalled system."""
+    vps = visible_vps(session, principal, vps_id)
+    return _compromise_out(session, settings, compromise.set_reinstall_keys(session, settings, vps, body.ssh_keys))
+
+
+@router.post("/compromise/orders", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut)
+def order_service(vps_id: str, body: ServiceOrderBody, session: SessionDep, settings: SettingsDep,
+                  staff: StaffPrincipal) -> CompromiseOut:
+    """R6.2-backup, R6.2-transfer (staff): the client asked for a backup or a data transfer and the
+    request was acknowledged: it is invoiced, and starts once the invoice is paid; the reinstall
+    waits for it."""
+    vps = visible_vps(session, staff, vps_id)
+    compromise.order_service(session, staff, vps, body.kind, body.price_ht, body.request_note)
+    record = compromise.open_compromise(session, vps)
+    assert record is not None
+    return _compromise_out(session, settings, record)
 
 
 @router.get("/events", response_model=list[VpsEventOut])

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.auth import Principal
+from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.models import Vps, VpsStatus
 from orchestrator.operations.base import Context, Operation, Step, register
 from orchestrator.operations.network import apply_interface
+from orchestrator.operations.provision import notify_once
 
 REASONS = ("hacked", "security_update_missing", "dangerous_application", "abuse")
 
@@ -37,5 +39,11 @@ class CutOffVps(Operation):
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
+        vps = ctx.vps()
+        # R5.5-cutoff: without notice, but the client is told at once why (a compromise report
+        # tells it in its own notice, R6.2-notice).
+        if ctx.params.get("notice", True):
+            notify_once(ctx, "cutoff_notice", {"vps_name": vps.name, "vps_id": vps.id, "reason": ctx.params["reason"],
+                                               "cut_off_at": utcnow(), "details": ctx.params.get("details", "")})
         if ctx.vps().status == VpsStatus.running:
             ctx.update_vps(status=VpsStatus.cut_off)

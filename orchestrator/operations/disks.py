@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session
 
 from orchestrator.designer import data_disk_config, next_disk_target
-from orchestrator.errors import InsufficientCapacity, InvalidRequest, NotFound
+from orchestrator.errors import InsufficientCapacity, InvalidRequest, NotFound, OperationFailed
 from orchestrator.hosts import candidates, policy
 from orchestrator.hypervisor import DomainState, VolumeConfig
 from orchestrator.models import Vps, VpsStatus
@@ -56,6 +56,8 @@ def create_volume(ctx: Context) -> str:
     disk, host = ctx.params["disk"], ctx.host()
     if ctx.driver.volume_path(host.pool_name, disk["volume"]):
         return "volume already exists"
+    if disk.get("existing"):
+        raise OperationFailed(f"the disk to attach, {disk['volume']}, is not in the pool")
     ctx.driver.create_volume(host.pool_name, VolumeConfig(name=disk["volume"], capacity_bytes=disk["size_gib"] * GIB))
     return f"{disk['size_gib']} GiB empty qcow2"
 
@@ -110,7 +112,8 @@ class AttachDisk(Operation):
             ctx.driver.detach_disk_live(vps.id, data_disk_config(vps, host, disk))
         ctx.update_vps(data_disks=[d for d in vps.data_disks if d["id"] != disk["id"]])
         ctx.define()
-        ctx.driver.delete_volume(host.pool_name, disk["volume"])
+        if not disk.get("existing"):  # a disk brought from elsewhere (R6.2-transfer) is never discarded here
+            ctx.driver.delete_volume(host.pool_name, disk["volume"])
 
 
 @register

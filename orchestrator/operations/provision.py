@@ -4,6 +4,7 @@ the host, a root disk from it, a NoCloud seed with fresh host keys, an address, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
 
@@ -130,17 +131,27 @@ def verify_ssh(ctx: Context) -> str:
     return wait_until(ctx, ctx.settings.ssh_ready_timeout_seconds, "SSH answering", answer)
 
 
+def notify_once(ctx: Context, template: str, context: dict[str, Any]) -> None:
+    """Queue ``template`` to the VPS's customer once per job (a job resumed after a crash does not
+    send it twice); the outbox sends it, retrying while SMTP is down."""
+    from orchestrator.notify import enqueue
+
+    vps = ctx.vps()
+    with session_scope(ctx.engine) as session:
+        already = session.exec(
+            select(Outbox).where(Outbox.job_id == ctx.job.id, Outbox.template == template)
+        ).first()
+        if already is None:
+            enqueue(session, vps.customer_id, template, context, vps_id=vps.id, job_id=ctx.job.id,
+                    settings=ctx.settings)
+
+
 def send_delivery_report(ctx: Context) -> None:
-    """R9-delivery: the procès-verbal de mise à disposition, queued once per job (a job resumed
-    after a crash does not send it twice); the outbox sends it, retrying while SMTP is down."""
-    from orchestrator.notify import delivery_context, enqueue
+    """R9-delivery: the procès-verbal de mise à disposition (what, when, where, host keys)."""
+    from orchestrator.notify import delivery_context
 
     vps, host = ctx.vps(), ctx.host()
     with session_scope(ctx.engine) as session:
-        already = session.exec(
-            select(Outbox).where(Outbox.job_id == ctx.job.id, Outbox.template == "delivery_report")
-        ).first()
-        if already is None:
-            image = session.get(Image, vps.image)
-            enqueue(session, vps.customer_id, "delivery_report", delivery_context(vps, image, site=host.site),
-                    vps_id=vps.id, job_id=ctx.job.id, settings=ctx.settings)
+        image = session.get(Image, vps.image)
+        context = delivery_context(vps, image, site=host.site)
+    notify_once(ctx, "delivery_report", context)

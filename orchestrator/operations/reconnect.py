@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.auth import Principal
+from orchestrator.clock import utcnow
 from orchestrator.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.models import Vps, VpsStatus
 from orchestrator.operations.base import Context, Operation, Step, register
 from orchestrator.operations.network import apply_interface
+from orchestrator.operations.provision import notify_once
 
 
 def record_reconnect(ctx: Context) -> str:
@@ -36,3 +38,6 @@ class ReconnectVps(Operation):
     def succeed(cls, ctx: Context) -> None:
         if ctx.vps().status == VpsStatus.cut_off:
             ctx.update_vps(status=VpsStatus.running)
+        vps = ctx.vps()
+        notify_once(ctx, "reconnect_notice", {"vps_name": vps.name, "vps_id": vps.id, "reconnected_at": utcnow(),
+                                              "corrective_measures": ctx.params["corrective_measures"]})

@@ -36,22 +36,32 @@ def request_params(session: Session, settings: Settings, vps: Vps, body: dict[st
     from orchestrator.compromise import check_reinstall_allowed
 
     check_reinstall_allowed(session, settings, vps)
-    image = body.get("image") or vps.image  # R6.2-reinstall: the OS of the order by default
+    return build_params(session, settings, vps, body.get("image") or vps.image, body.get("ssh_keys") or [],
+                        keep_old_disk=bool(body.get("keep_old_disk", False)))
+
+
+def check_keys(settings: Settings, ssh_keys: list[str]) -> list[str]:
+    keys = [normalise_authorized_key(k) for k in ssh_keys]
+    if not keys:
+        raise InvalidRequest("new root credentials are needed: give ssh_keys (R6.1-root)")
+    if len(keys) > settings.max_ssh_keys:
+        raise InvalidRequest(f"at most {settings.max_ssh_keys} SSH keys")
+    return keys
+
+
+def build_params(session: Session, settings: Settings, vps: Vps, image: str, ssh_keys: list[str], *,
+                 keep_old_disk: bool = False) -> dict[str, Any]:
+    """The job's parameters; ``image`` defaults to the OS of the order (R6.2-reinstall)."""
     record = session.get(Image, image)
     if record is None:
         raise InvalidRequest(f"unknown image {image!r}")
     if vps.disk_gib < record.min_disk_gib or vps.memory_mib < record.min_memory_mib:
         raise InvalidRequest(f"image {image} needs {record.min_disk_gib} GiB of disk and "
                              f"{record.min_memory_mib} MiB of memory")
-    keys = [normalise_authorized_key(k) for k in body.get("ssh_keys") or []]
-    if not keys:
-        raise InvalidRequest("new root credentials are needed: give ssh_keys (R6.1-root)")
-    if len(keys) > settings.max_ssh_keys:
-        raise InvalidRequest(f"at most {settings.max_ssh_keys} SSH keys")
     return {
         "image": image,
-        "ssh_keys": keys,
-        "keep_old_disk": bool(body.get("keep_old_disk", False)),
+        "ssh_keys": check_keys(settings, ssh_keys),
+        "keep_old_disk": keep_old_disk,
         "generation": vps.root_generation + 1,
         "previous": {"generation": vps.root_generation, "image": vps.image,
                      "ssh_authorized_keys": vps.ssh_authorized_keys, "ssh_host_keys": vps.ssh_host_keys},
@@ -137,6 +147,12 @@ class ReinstallVps(Operation):
 
     @classmethod
     def begin(cls, ctx: Context) -> None:
+        if ctx.params.get("compromise_id") and not ctx.job.steps_done:
+            # R6.2-notice, R6.2-backup, R6.2-transfer: the deadline job of a compromise waits for
+            # the notice's deadline and for the paid services the client ordered.
+            from orchestrator.compromise import reinstall_gate
+
+            reinstall_gate(ctx)
         if "was_powered" not in ctx.params:
             ctx.update_params(was_powered=ctx.vps().status in POWERED)
 
@@ -144,6 +160,10 @@ class ReinstallVps(Operation):
     def succeed(cls, ctx: Context) -> None:
         ctx.update_vps(status=running_status(ctx), error=None)
         provision.send_delivery_report(ctx)  # R6.2-reinstall: the new credentials' report
+        if ctx.params.get("compromise_id"):
+            from orchestrator.compromise import after_reinstall
+
+            after_reinstall(ctx)
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:

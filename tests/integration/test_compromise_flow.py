@@ -1,0 +1,121 @@
+"""The compromise flow end to end on the real libvirtd (R6.2-notice, R6.2-backup, R6.2-transfer,
+R6.2-reinstall, R5.5-cutoff, R5.5-reconnect, R9-delivery): staff report a hacked VPS -> it is cut
+off and the client is emailed that it will be reinstalled after three jours ouvrés -> the client
+orders a paid backup and a paid data transfer -> the backup starts once paid -> the reinstall
+waits for its deadline, then installs the ordered OS with new host keys and the client's new root
+key, carrying the old disk over as a data disk -> new delivery report -> reconnected once staff
+record the corrective measures.  Emails are read from a real SMTP server, in the order sent."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from tests.conftest import Api, client_key
+from tests.integration.lifecycle import order
+
+PARIS_WEDNESDAY = datetime.fromisoformat("2026-05-13T10:00:00+02:00")  # Ascension is Thursday 14
+
+
+def subjects(api: Api) -> list[str]:
+    assert api.smtp is not None
+    return [str(r.message["Subject"]) for r in api.smtp.collector.received]
+
+
+def wait_for(predicate: Any, within: float = 120, what: str = "condition") -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not reached within {within} s")
+
+
+def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tmp_path: Path) -> None:
+    api = live_api
+    api.settings.transfer_attach_delay_seconds = 20  # the tiny guest boots in a few seconds
+    clock.travel_to(PARIS_WEDNESDAY)
+    guest = order(api, tmp_path, name="victim")
+    guest.ssh("echo precious > /data/file; sync")
+    old_fingerprint, old_key = guest.record["ssh_host_keys"][0]["fingerprint"], guest.key
+    api.wait_mail("Procès-verbal")  # the first delivery report
+    first_mails = len(subjects(api))
+
+    # Report: cut off at once, notice emailed, reinstall scheduled three jours ouvrés later.
+    path = f"/v1/vps/{guest.id}/compromise"
+    reported = api.call("POST", path, api.support, json={"details": "a crypto miner runs as root"})
+    assert reported.status_code == 201, reported.text
+    report = reported.json()
+    assert report["reinstall_not_before"].startswith("2026-05-19T10:00"), report
+    notice = api.wait_mail("a été piraté")
+    body = notice.message.get_payload(decode=True).decode()
+    assert "19 mai 2026" in body  # the deadline told to the client, counted from the sending
+    wait_for(lambda: guest.record["status"] == "cut_off", what="cut off")
+
+    # The client asked by email for a backup and a transfer; each is invoiced, starts once paid.
+    for kind, price in (("backup", "49.00"), ("transfer", "29.00")):
+        ordered = api.call("POST", f"{path}/orders", api.support,
+                           json={"kind": kind, "price_ht": price, "request_note": "client's email, acknowledged"})
+        assert ordered.status_code == 201, ordered.text
+    state = api.call("GET", path, api.alice).json()
+    time.sleep(2)
+    assert not [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()]  # not before payment
+    for invoice in (state["backup_invoice_id"], state["transfer_invoice_id"]):
+        paid = api.call("POST", f"/v1/invoices/{invoice}/payments", api.support, json={"method": "transfer"})
+        assert paid.status_code == 200, paid.text
+    export = wait_for(lambda: next((b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()
+                                    if b["kind"] == "export" and b["status"] == "available"), None),
+                      within=180, what="the paid backup")
+    image = tmp_path / "backup.qcow2"
+    image.write_bytes(api.call("GET", export["download"], api.alice).content)
+    info = subprocess.run(["qemu-img", "info", str(image)], capture_output=True, text=True, check=True).stdout
+    assert "file format: qcow2" in info and "backing file" not in info
+
+    # The client gives the new system's root key.
+    new_key, new_public = client_key(tmp_path)
+    assert api.call("PUT", f"{path}/ssh-keys", api.alice, json={"ssh_keys": [new_public]}).status_code == 200
+
+    # Just before the deadline nothing has run; just after it, the reinstall runs.
+    job_path = f"/v1/jobs/{report['reinstall_job_id']}"
+    clock.travel_to(datetime.fromisoformat(report["reinstall_not_before"]) - timedelta(minutes=1))
+    time.sleep(3)
+    job = api.call("GET", job_path, api.alice).json()
+    assert job["status"] == "queued" and job["progress"]["done"] == 0 and job["started_at"] is None, job
+    assert job["scheduled_at"] is not None
+    assert guest.record["ssh_host_keys"][0]["fingerprint"] == old_fingerprint
+    clock.travel_to(datetime.fromisoformat(report["reinstall_not_before"]) + timedelta(minutes=1))
+    job = api.wait_job(report["reinstall_job_id"], api.alice)
+    assert job["status"] == "succeeded", job
+    record = guest.record
+    assert record["status"] == "cut_off" and record["image"] == "tiny"  # R5.5: until reconnected
+    assert record["ssh_host_keys"][0]["fingerprint"] != old_fingerprint
+    api.wait_mail("Procès-verbal")
+    wait_for(lambda: len([s for s in subjects(api) if "Procès-verbal" in s]) == 2, what="the second delivery report")
+    assert api.call("GET", path, api.alice).status_code == 404  # resolved
+    transferred = wait_for(lambda: guest.record["data_disks"], what="the transferred disk")[0]
+
+    # Reconnected once the corrective measures are recorded; the client logs in with the new key.
+    done = guest.do("reconnect", {"corrective_measures": "reinstalled; passwords changed"}, token=api.support)
+    assert done["status"] == "succeeded", done
+    api.wait_mail("Connexion réseau rétablie")
+    guest.key = new_key
+    assert guest.ssh_eventually("cat /data/file 2>/dev/null || echo fresh").strip() == "fresh"
+    target = transferred["target"]
+    old_data = guest.ssh(f"mkdir -p /mnt/old && mount -o ro /dev/{target}2 /mnt/old && cat /mnt/old/file")
+    assert old_data.strip() == "precious"  # R6.2-transfer: the old data, on the new system
+    guest.key = old_key
+    with pytest.raises(paramiko.AuthenticationException):
+        guest.ssh("true")
+
+    # The client's mailbox, in order.
+    received = subjects(api)[first_mails:]
+    assert received == ["Votre VPS victim a été piraté : réinstallation prévue",
+                        "Procès-verbal de mise à disposition de votre VPS victim",
+                        "Connexion réseau rétablie pour votre VPS victim"], received
