@@ -47,6 +47,7 @@ def stop_service(ctx: Context) -> str:
 
 def end_subscription(ctx: Context) -> str:
     reason = ctx.params["reason"]
+    vps = ctx.vps()  # read before the transaction below (SQLite: one writer at a time)
     with session_scope(ctx.engine) as session:
         subscription = session.get(Subscription, ctx.params["subscription_id"])
         if subscription is None:
@@ -65,7 +66,6 @@ def end_subscription(ctx: Context) -> str:
             if default is not None:
                 default.status, default.terminated_at = "terminated", now
                 session.add(default)
-        vps = ctx.vps()
         erased = session.exec(select(Erasure).where(Erasure.vps_id == vps.id)).first() is not None
         enqueue(session, subscription.customer_id, "termination_notice",
                 {"subscription_id": subscription.id, "vps_name": vps.name, "reason": reason,
