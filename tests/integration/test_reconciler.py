@@ -54,6 +54,9 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
     api = live_api
     guest = order(api, tmp_path)
     boot = guest.ssh_eventually("cat /proc/sys/kernel/random/boot_id").strip()
+    assert len(guest.ssh("dd if=/dev/zero bs=1000 count=1000 2>/dev/null")) == 1_000_000
+    drivers = Drivers()
+    traffic.collect(api.engine, api.settings, drivers)  # R5.4-hours: the reading before the crash
     api.settings.reconcile_seconds = 1.0  # the ticker reads the interval on every tick
     time.sleep(3)
     assert incidents(api, guest.id) == []  # running as recorded: nothing to do
@@ -88,6 +91,21 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
     assert len(drift) == 1 and "shutoff" in drift[0].detail
     mail = api.wait_mail("Incident sur votre VPS")  # alice reads French
     assert guest.id in mail.message.get_content()
+
+    # R5.4-hours: the new domain's counters started again from zero; the next reading counts from zero.
+    with Session(api.engine) as session:
+        before = session.get(TrafficCounter, guest.id)
+        assert before is not None
+        session.expunge(before)
+    try:
+        traffic.collect(api.engine, api.settings, drivers)
+    finally:
+        drivers.close()
+    with Session(api.engine) as session:
+        after = session.get(TrafficCounter, guest.id)
+        samples = session.exec(select(TrafficSample).where(TrafficSample.vps_id == guest.id)).all()
+    assert after is not None and after.tx_bytes < before.tx_bytes and before.tx_bytes >= 1_000_000
+    assert sum(s.rx_bytes for s in samples) == after.rx_bytes and sum(s.tx_bytes for s in samples) == after.tx_bytes
 
 
 def test_traffic_samples_follow_libvirt_counters(live_api: Api, tmp_path: Path) -> None:
