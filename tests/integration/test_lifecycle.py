@@ -135,9 +135,13 @@ def test_cutoff_survives_stop_start_reboot_until_reconnect(live_api: Api, tmp_pa
     assert guest.ssh("cat /sys/class/net/eth0/carrier").strip() == "1"
     denied = live_api.call("POST", f"/v1/vps/{guest.id}/cutoff", live_api.alice, json={"reason": "hacked"})
     assert denied.status_code == 403
-    assert guest.do("cutoff", {"reason": "hacked"}, token=live_api.support)["status"] == "succeeded"
+    assert guest.do("cutoff", {"reason": "hacked", "details": "phishing pages under /var/www"},
+                    token=live_api.support)["status"] == "succeeded"
     record = guest.record
     assert record["status"] == "cut_off" and record["cut_off"] and record["cut_off_reason"] == "hacked"
+    # R5.5-cutoff: without notice, but the client is told at once, with the reason.
+    notice = live_api.wait_mail("Coupure de la connexion réseau").message.get_payload(decode=True).decode()
+    assert "piraté" in notice and "phishing pages under /var/www" in notice
     wait_until(lambda: "tiny: carrier eth0=0" in guest.serial_log())
     with pytest.raises(Exception):  # noqa: B017
         guest.ssh("true", timeout=8)
@@ -170,6 +174,8 @@ def test_cutoff_survives_stop_start_reboot_until_reconnect(live_api: Api, tmp_pa
     job = guest.do("reconnect", {"corrective_measures": "CMS patched, passwords changed"}, token=live_api.support)
     assert job["status"] == "succeeded"
     assert guest.record["status"] == "running" and not guest.record["cut_off"]
+    restored = live_api.wait_mail("Connexion réseau rétablie").message.get_payload(decode=True).decode()
+    assert "CMS patched, passwords changed" in restored
     assert guest.ssh_eventually("cat /sys/class/net/eth0/carrier").strip() == "1"
     assert "carrier=0" in guest.ssh("cat /run/carrier.log")
 
