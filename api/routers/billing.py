@@ -20,13 +20,15 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal, get_engine
 from api.routers.invoices import InvoiceOut, invoice_out
-from orchestrator import billing_run, invoicing, nonpayment
-from orchestrator.access import visible_invoice
+from orchestrator import billing_run, invoicing, jobs, nonpayment
+from orchestrator.access import visible_invoice, visible_vps
 from orchestrator.clock import utcnow
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
 from orchestrator.models import Customer, SyntecIndex
+from orchestrator.operations import suspend
+from orchestrator.operations.base import request
 
 router = APIRouter(tags=["billing"])
 
@@ -60,6 +62,14 @@ class ComplaintBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     complaints: int = Field(1, ge=1, le=100)
     note: Annotated[str, StringConstraints(max_length=500)] = ""
+    suspend_vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] = Field(
+        default_factory=list, max_length=1000,
+        description="R6.4-blacklist-fee: the client's services named in the complaints, suspended without notice")
+
+
+class ComplaintOut(BaseModel):
+    invoice: InvoiceOut
+    suspend_job_ids: list[str]
 
 
 class LineOut(BaseModel):
@@ -165,20 +175,29 @@ def declare_default(invoice_id: str, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/v1/customers/{customer}/blacklist-complaints", status_code=status.HTTP_201_CREATED,
-             response_model=InvoiceOut)
-def blacklist_complaints(customer: str, body: ComplaintBody, session: SessionDep,
-                         staff: StaffPrincipal) -> InvoiceOut:
+             response_model=ComplaintOut)
+def blacklist_complaints(customer: str, body: ComplaintBody, session: SessionDep, settings: SettingsDep,
+                         staff: StaffPrincipal) -> ComplaintOut:
     """R6.4-blacklist-fee: the client's spam got one of our addresses or domains blacklisted:
-    200 € HT per complaint (`customer`: the customer's name or id)."""
-    query = select(Customer).where(Customer.name == customer)
-    record = session.exec(query).first()
+    200 € HT per complaint (`customer`: the customer's name or id); the client's VPS named in the
+    complaints (`suspend_vps_ids`) are suspended at once, without notice (reason `abuse`)."""
+    record = session.exec(select(Customer).where(Customer.name == customer)).first()
     if record is None and customer.isdigit():
         record = session.get(Customer, int(customer))
     if record is None or record.id is None:
         raise NotFound(f"no customer {customer[:100]!r}")
+    named = []
+    for vps_id in dict.fromkeys(body.suspend_vps_ids):
+        vps = visible_vps(session, staff, vps_id)
+        if vps.customer_id != record.id:
+            raise NotFound(f"customer {record.name} has no VPS {vps_id}")
+        named.append(vps)
     fee = billing.blacklist_fee(body.complaints)
     if body.note:
         fee = billing.Line(fee.rule, f"{fee.label} ({body.note})"[:500], fee.amount, fee.taxable)
     issued = invoicing.issue(session, customer_id=record.id, purpose="blacklist", lines=[fee])
+    suspended = [request(session, settings, staff, vps, suspend.SuspendVps, {"reason": "abuse"}, commit=False).id
+                 for vps in named if vps.status in suspend.SuspendVps.allowed_from]
     session.commit()
-    return invoice_out(issued)
+    jobs.notify()
+    return ComplaintOut(invoice=invoice_out(issued), suspend_job_ids=suspended)

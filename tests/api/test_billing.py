@@ -114,17 +114,28 @@ def test_payment_incident_fee_is_35_euros(api: Api, tmp_path: Path) -> None:
     assert api.call("POST", path, api.support, json={"incidents": 0}).status_code == 422
 
 
-def test_blacklist_fee_is_200_euros_ht_per_complaint(api: Api) -> None:
+def test_blacklist_fee_is_200_euros_ht_per_complaint(api: Api, tmp_path: Path) -> None:
+    spammer = running_vps(api, tmp_path, api.alice, "mailer")
+    quiet = running_vps(api, tmp_path, api.alice, "web")
+    bobs = running_vps(api, tmp_path, api.bob, "bobs")
     path = "/v1/customers/alice/blacklist-complaints"
     assert api.call("POST", path, api.alice, json={"complaints": 1}).status_code == 403
     assert api.call("POST", "/v1/customers/nobody/blacklist-complaints", api.support, json={}).status_code == 404
-    fee = api.call("POST", path, api.support, json={"complaints": 2, "note": "Spamhaus SBL 2026-05-12"})
+    # another client's VPS cannot be named: refused, nothing invoiced
+    assert api.call("POST", path, api.support, json={"suspend_vps_ids": [bobs]}).status_code == 404
+    assert api.call("GET", "/v1/invoices", api.alice).json() == []
+    fee = api.call("POST", path, api.support, json={"complaints": 2, "note": "Spamhaus SBL 2026-05-12",
+                                                    "suspend_vps_ids": [spammer]})
     assert fee.status_code == 201, fee.text
-    body = fee.json()
+    body = fee.json()["invoice"]
     assert body["lines"][0]["rule"] == "R6.4-blacklist-fee" and body["purpose"] == "blacklist"
     assert (body["total_ht"], body["total_vat"], body["total_ttc"]) == ("400.00", "80.00", "480.00")
     assert [i["id"] for i in api.call("GET", "/v1/invoices", api.alice).json()] == [body["id"]]
     assert api.call("GET", "/v1/invoices", api.bob).json() == []
+    with Session(api.engine) as session:
+        suspends = session.exec(select(Job).where(Job.kind == "suspend")).all()
+    assert [(j.vps_id, j.params["reason"]) for j in suspends] == [(spammer, "abuse")]
+    assert [j.id for j in suspends] == fee.json()["suspend_job_ids"] and quiet != spammer
 
 
 def test_late_fees_on_an_overdue_invoice(api: Api, tmp_path: Path) -> None:

@@ -201,3 +201,30 @@ def test_payment_before_the_deadline_cancels_the_erasure_and_resumes(live_api: A
         assert session.exec(select(Erasure)).first() is None
         assert {j.status for j in session.exec(select(Job).where(Job.kind == "erase")).all()} == {"cancelled"}
     assert api.call("GET", "/v1/subscriptions", api.alice).json()[0]["status"] == "active"
+
+
+def test_reversibility_exports_the_disk_then_ends_the_service(live_api: Api, clock: Any, tmp_path: Path) -> None:
+    """R13-reversibility: the registered letter queues an export of the disk, downloadable as a
+    standalone qcow2; two months later the service stops (R10-after) and the data is kept."""
+    api = live_api
+    clock.travel_to(paris(2026, 5, 13, 10, 0))
+    guest = order(api, tmp_path)
+    sub = subscribe(api, guest.id, rent_ht="9.90", setup_fee_ht="0")["subscription"]
+    answer = api.call("POST", f"/v1/subscriptions/{sub['id']}/reversibility", api.support,
+                      json={"received_at": "2026-05-13T09:00:00+02:00"})
+    assert answer.status_code == 200, answer.text
+    [export_job] = answer.json()["export_job_ids"]
+    assert api.wait_job(export_job, api.alice)["status"] == "succeeded"
+    [export] = [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json() if b["kind"] == "export"]
+    image = api.call("GET", export["download"], api.alice)
+    assert image.status_code == 200 and image.content[:4] == b"QFI\xfb"  # a qcow2 image
+    assert "Aucun remboursement" in api.wait_mail("changement d'hébergeur").message.get_content()
+    kept = volumes_of(api, guest.id)
+
+    clock.travel_to(paris(2026, 7, 13, 9, 1))
+    ended = wait_for("the end of the service", lambda: _terminated(api, sub["id"]), timeout=150)
+    assert ended["end_reason"] == "reversibility"
+    wait_for("the VPS to be stopped", lambda: guest.record["status"] == "stopped")
+    assert domain_state(guest) == libvirt.VIR_DOMAIN_SHUTOFF
+    assert volumes_of(api, guest.id) == kept  # stopped, not erased
+    api.wait_mail("Fin de votre abonnement")
