@@ -18,6 +18,7 @@ from api.routers import (
     hosts,
     images,
     incidents,
+    interruptions,
     invoices,
     jobs,
     maintenance,
@@ -73,6 +74,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
     for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
-                   incidents, subscriptions, billing):
+                   incidents, subscriptions, billing, interruptions):
         app.include_router(module.router)
     return app

@@ -4,7 +4,7 @@ every affected customer by email."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -17,8 +17,8 @@ from orchestrator.contract.maintenance import (
     least_harmful_hours,
     next_start_at_hour_of_week,
 )
-from orchestrator.errors import InvalidRequest, NotFound
-from orchestrator.models import Host, Maintenance, MaintenanceVps, Vps, VpsStatus
+from orchestrator.errors import ContractRefusal, InvalidRequest, NotFound
+from orchestrator.models import Host, Maintenance, MaintenanceVps, Outbox, Vps, VpsStatus
 from orchestrator.notify import enqueue
 from orchestrator.settings import Settings
 from orchestrator.traffic import weekly_profile
@@ -58,21 +58,70 @@ def schedule(session: Session, settings: Settings, principal: Principal, spec: M
         raise InvalidRequest("starts_at must be in the future")
     vps_list = affected(session, spec)
     others = session.exec(
-        select(MaintenanceVps.starts_at).where(col(MaintenanceVps.vps_id).in_([v.id for v in vps_list]))
+        select(MaintenanceVps.starts_at)
+        .join(Maintenance, col(Maintenance.id) == col(MaintenanceVps.maintenance_id))
+        .where(col(MaintenanceVps.vps_id).in_([v.id for v in vps_list]), Maintenance.kind == "maintenance")
     ).all()
     check_window(spec.starts_at, spec.duration_minutes, [t for t in others if t is not None])
     record = Maintenance(host_id=spec.host_id, starts_at=spec.starts_at, duration_minutes=spec.duration_minutes,
                          reason=spec.reason, created_by=str(principal))
     session.add(record)
     session.flush()
+    ids = []
     for vps in vps_list:
         session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
-        enqueue(session, vps.customer_id, "maintenance_notice",
-                {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at,
-                 "duration_minutes": spec.duration_minutes, "description": spec.reason},
-                vps_id=vps.id, settings=settings)
+        notice = enqueue(session, vps.customer_id, "maintenance_notice",
+                         {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at,
+                          "duration_minutes": spec.duration_minutes, "description": spec.reason},
+                         vps_id=vps.id, settings=settings)
+        ids.append(notice.id)
+    record.notice_ids = [i for i in ids if i is not None]
+    session.add(record)
     session.commit()
     return record
+
+
+MAX_INTERRUPTION_MINUTES = 7 * 24 * 60
+
+
+def announce_interruption(session: Session, settings: Settings, principal: Principal,
+                          spec: MaintenanceRequest) -> Maintenance:
+    """R5.4-notice: an interruption that is not normal maintenance (a hardware replacement, a move
+    to another host, ...) is announced to every affected client by email beforehand: it is
+    recorded only for a start in the future, and its notices are queued at once.  Staff check
+    ``notices_sent`` before starting the work (the outbox retries while SMTP is down)."""
+    if spec.starts_at.tzinfo is None:
+        raise InvalidRequest("starts_at needs a UTC offset")
+    if spec.starts_at <= utcnow():
+        raise ContractRefusal("R5.4-notice", "an interruption is announced to the client beforehand: "
+                                             "starts_at must be in the future")
+    if not 1 <= spec.duration_minutes <= MAX_INTERRUPTION_MINUTES:
+        raise InvalidRequest(f"duration_minutes must be between 1 and {MAX_INTERRUPTION_MINUTES}")
+    vps_list = affected(session, spec)
+    record = Maintenance(kind="interruption", host_id=spec.host_id, starts_at=spec.starts_at,
+                         duration_minutes=spec.duration_minutes, reason=spec.reason, created_by=str(principal))
+    session.add(record)
+    session.flush()
+    ends_at = spec.starts_at + timedelta(minutes=spec.duration_minutes)
+    ids = []
+    for vps in vps_list:
+        session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
+        notice = enqueue(session, vps.customer_id, "interruption_notice",
+                         {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at, "ends_at": ends_at,
+                          "reason": spec.reason},
+                         vps_id=vps.id, settings=settings)
+        ids.append(notice.id)
+    record.notice_ids = [i for i in ids if i is not None]
+    session.add(record)
+    session.commit()
+    return record
+
+
+def notices(session: Session, record: Maintenance) -> list[Outbox]:
+    """The notices of a maintenance or interruption, to see whether they have left."""
+    if not record.notice_ids:
+        return []
+    return list(session.exec(select(Outbox).where(col(Outbox.id).in_(record.notice_ids))).all())
 
 
 def suggested_hours(day: datetime) -> list[int]:

@@ -251,14 +251,17 @@ class JobEvent(SQLModel, table=True):
 
 
 class Maintenance(SQLModel, table=True):
-    """A planned maintenance interruption (R5.4) of a host or of some VPS."""
+    """A planned maintenance interruption (R5.4) of a host or of some VPS, or (``kind``
+    "interruption") another planned interruption, announced beforehand (R5.4-notice)."""
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    kind: str = Field(default="maintenance", max_length=16)  # maintenance | interruption
     host_id: int | None = Field(default=None, foreign_key="host.id")
     starts_at: datetime | None = _time(index=True)
     duration_minutes: int
     reason: str = Field(max_length=500)
     created_by: str = Field(max_length=100)
+    notice_ids: list[int] = _json(list)  # the Outbox rows of its notices
     created_at: datetime | None = _time(now=True)
 
 

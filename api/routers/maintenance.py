@@ -69,5 +69,6 @@ def schedule(body: MaintenanceBody, session: SessionDep, settings: SettingsDep,
 
 @router.get("", response_model=list[MaintenanceOut])
 def list_maintenance(session: SessionDep, _staff: StaffPrincipal) -> list[MaintenanceOut]:
-    rows = session.exec(select(Maintenance).order_by(col(Maintenance.starts_at))).all()
+    rows = session.exec(select(Maintenance).where(Maintenance.kind == "maintenance")
+                        .order_by(col(Maintenance.starts_at))).all()
     return [_out(session, m) for m in rows]

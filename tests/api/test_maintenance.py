@@ -3,9 +3,7 @@ an accepted window is recorded and every affected customer gets a notice in the 
 
 from __future__ import annotations
 
-import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -14,18 +12,6 @@ from orchestrator.models import Host, Maintenance, Outbox, Vps
 from tests.conftest import Api
 
 START = datetime(2030, 3, 4, 2, 0, tzinfo=UTC)  # a Monday, 03:00 in Paris
-
-
-@pytest.fixture
-def two_vps(offline_api: Api, tmp_path: Path) -> list[str]:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
-    key = (tmp_path / "k.pub").read_text().strip()
-    ids = []
-    for token, name in ((offline_api.alice, "a1"), (offline_api.bob, "b1")):
-        response = offline_api.call("POST", "/v1/vps", token, json={
-            "name": name, "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
-        ids.append(response.json()["vps"]["id"])
-    return ids
 
 
 def window(starts_at: datetime, minutes: int = 45, **target: object) -> dict[str, object]:

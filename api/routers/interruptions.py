@@ -1,0 +1,76 @@
+"""``/v1/interruptions`` (staff): announce an interruption that is not normal maintenance
+(R5.4-notice): every affected client is emailed beforehand."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from sqlmodel import col, select
+
+from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from orchestrator import maintenance
+from orchestrator.errors import NotFound
+from orchestrator.models import Maintenance, MaintenanceVps
+
+router = APIRouter(prefix="/v1/interruptions", tags=["maintenance"])
+
+
+class InterruptionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host_id: int | None = None
+    vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(default=None, max_length=10_000)
+    starts_at: AwareDatetime
+    duration_minutes: int = Field(ge=1, le=maintenance.MAX_INTERRUPTION_MINUTES)
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class InterruptionOut(BaseModel):
+    id: str
+    host_id: int | None
+    vps_ids: list[str]
+    starts_at: datetime | None
+    duration_minutes: int
+    reason: str
+    created_by: str
+    notices_sent: bool = Field(description="R5.4-notice: every affected client's notice has left (check before "
+                                           "starting the work)")
+    notices_pending: int
+
+
+def _out(session: SessionDep, record: Maintenance) -> InterruptionOut:
+    vps_ids = session.exec(select(MaintenanceVps.vps_id).where(MaintenanceVps.maintenance_id == record.id)).all()
+    notices = maintenance.notices(session, record)
+    pending = sum(1 for n in notices if n.sent_at is None)
+    return InterruptionOut(id=record.id, host_id=record.host_id, vps_ids=sorted(vps_ids), starts_at=record.starts_at,
+                           duration_minutes=record.duration_minutes, reason=record.reason,
+                           created_by=record.created_by, notices_sent=pending == 0, notices_pending=pending)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=InterruptionOut)
+def announce(body: InterruptionBody, session: SessionDep, settings: SettingsDep,
+             principal: StaffPrincipal) -> InterruptionOut:
+    """Recorded only for a start in the future (otherwise 422 naming R5.4-notice); the notices
+    are queued at once and sent by the outbox."""
+    spec = maintenance.MaintenanceRequest(
+        starts_at=body.starts_at, duration_minutes=body.duration_minutes, reason=body.reason,
+        host_id=body.host_id, vps_ids=tuple(body.vps_ids or ()),
+    )
+    return _out(session, maintenance.announce_interruption(session, settings, principal, spec))
+
+
+@router.get("", response_model=list[InterruptionOut])
+def list_interruptions(session: SessionDep, _staff: StaffPrincipal) -> list[InterruptionOut]:
+    rows = session.exec(select(Maintenance).where(Maintenance.kind == "interruption")
+                        .order_by(col(Maintenance.starts_at))).all()
+    return [_out(session, m) for m in rows]
+
+
+@router.get("/{interruption_id}", response_model=InterruptionOut)
+def get_interruption(interruption_id: str, session: SessionDep, _staff: StaffPrincipal) -> InterruptionOut:
+    record = session.get(Maintenance, interruption_id)
+    if record is None or record.kind != "interruption":
+        raise NotFound(f"no interruption {interruption_id}")
+    return _out(session, record)
