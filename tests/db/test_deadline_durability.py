@@ -1,0 +1,105 @@
+"""Every deadline is a durable job that survives restarts: an incident's fix deadline (R5.4-fix-delay,
+48 heures ouvrées) is recorded in the database; a worker process killed with SIGKILL loses
+nothing; a worker started later whose clock (VPSCTL_NOW) is before the deadline leaves it alone,
+and one whose clock is past it runs it.  Real `vpsctl worker` processes over one SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from orchestrator import incidents
+from orchestrator.db import make_engine
+from orchestrator.models import Customer, Host, Job, JobStatus, Outbox, Vps, VpsStatus
+from orchestrator.settings import Settings
+
+
+def worker(settings: Settings, now: str | None, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPSCTL_")}
+    env.update({"VPSCTL_STATE_DIR": str(settings.state_dir), "VPSCTL_RECONCILE_SECONDS": "0",
+                "VPSCTL_TRAFFIC_SECONDS": "0", "VPSCTL_BILLING_RUN_SECONDS": "0",
+                "VPSCTL_SMTP_PORT": "9"})  # nothing listens: notices wait in the outbox
+    if now:
+        env["VPSCTL_NOW"] = now
+    handle = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "worker"], env=env, stdout=handle,
+                            stderr=handle)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Any, Settings, str, str]]:
+    settings = Settings(state_dir=tmp_path)
+    engine = make_engine(settings)
+    with Session(engine) as session:
+        customer, host = Customer(name="c", email="c@example.test"), Host(name="h", uri="test:///default")
+        session.add(customer)
+        session.add(host)
+        session.flush()
+        vps = Vps(name="web", customer_id=customer.id, host_id=host.id, image="tiny", vcpus=1, memory_mib=256,
+                  disk_gib=2, status=VpsStatus.running)
+        session.add(vps)
+        session.flush()
+        incident = incidents.open_incident(session, settings, vps, "network", "no route to the VPS", "support:test")
+        job = session.exec(select(Job).where(Job.kind == incidents.DEADLINE_KIND)).one()
+        ids = (incident.id, job.id)
+    yield engine, settings, ids[0], ids[1]
+    engine.dispose()
+
+
+def job_of(engine: Any, job_id: str) -> Job:
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def test_a_deadline_job_survives_killed_workers_and_runs_when_due(world: tuple[Any, Settings, str, str],
+                                                                   tmp_path: Path) -> None:
+    engine, settings, _incident_id, job_id = world
+    due = job_of(engine, job_id).scheduled_at
+    assert due is not None
+    log = tmp_path / "workers.log"
+
+    # A worker that is killed before the deadline: the job is still there, untouched.
+    early = worker(settings, None, log)
+    time.sleep(3)
+    early.send_signal(signal.SIGKILL)
+    early.wait(timeout=10)
+    assert job_of(engine, job_id).status == JobStatus.queued
+
+    # A worker whose clock stands an hour before the deadline leaves it alone.
+    before = worker(settings, (due - timedelta(hours=1)).isoformat(), log)
+    try:
+        time.sleep(4)
+        job = job_of(engine, job_id)
+        assert job.status == JobStatus.queued and job.attempts == 0 and job.started_at is None
+    finally:
+        before.send_signal(signal.SIGKILL)
+        before.wait(timeout=10)
+
+    # A worker started after the deadline runs it: the client is told (R5.4-fix-delay).
+    after = worker(settings, (due + timedelta(minutes=1)).isoformat(), log)
+    try:
+        deadline = time.monotonic() + 60
+        while job_of(engine, job_id).status in (JobStatus.queued, JobStatus.running):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        after.terminate()
+        after.wait(timeout=20)
+    job = job_of(engine, job_id)
+    assert job.status == JobStatus.succeeded, (job.error, log.read_text()[-3000:])
+    with Session(engine) as session:
+        notices = session.exec(select(Outbox).where(Outbox.template == "termination_right_notice")).all()
+        assert len(notices) == 1 and notices[0].job_id == job_id
