@@ -148,6 +148,19 @@ def view(session: Session, settings: Settings, subscription: Subscription) -> di
     }
 
 
+def check_service_may_run(session: Session, principal: Principal, vps: Vps) -> None:
+    """R10-after: on termination every service stops: the client cannot start again the VPS of a
+    terminated subscription (staff still can, e.g. for the client to take their data)."""
+    if principal.is_staff:
+        return
+    latest = session.exec(select(Subscription).where(Subscription.vps_id == vps.id)
+                          .order_by(col(Subscription.created_at).desc())).first()
+    if latest is not None and latest.status == "terminated":
+        raise ContractRefusal("R10-after", f"the subscription of this VPS ended on "
+                                           f"{latest.ends_on.isoformat() if latest.ends_on else '?'}: "
+                                           "its service does not run any more")
+
+
 def _received_at(principal: Principal, channel: str, received_at: datetime | None) -> datetime:
     now = utcnow()
     if channel not in CHANNELS:
@@ -180,7 +193,8 @@ def _schedule_end(session: Session, settings: Settings, principal: Principal, su
     if vps is None:
         return None
     for job in pending_terminations(session, subscription):
-        jobs.cancel(session, job, f"replaced by the {reason} end", str(principal))
+        if job.params.get("reason") != "nonpayment":  # R10-nonpayment runs its own course
+            jobs.cancel(session, job, f"replaced by the {reason} end", str(principal))
     job = request(session, settings, principal, vps, TerminateSubscription,
                   {"subscription_id": subscription.id, "reason": reason}, scheduled_at=at, commit=False)
     return job.id

@@ -30,7 +30,7 @@ from api.schemas import (
     VpsEventOut,
 )
 from api.views import job_out
-from orchestrator import compromise
+from orchestrator import compromise, subscriptions
 from orchestrator.access import visible_vps
 from orchestrator.auth import Principal
 from orchestrator.contract.deadlines import reinstall_not_before
@@ -68,7 +68,8 @@ def _run(
 
 @router.post("/start", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def start_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> JobAccepted:
-    """Power on a stopped VPS."""
+    """Power on a stopped VPS; refused naming R10-after to the client once its subscription ended."""
+    subscriptions.check_service_may_run(session, principal, visible_vps(session, principal, vps_id))
     return _run(session, settings, principal, vps_id, start.StartVps)
 
 

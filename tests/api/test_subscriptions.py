@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.models import Job, Outbox, Subscription
+from orchestrator.models import Job, Outbox, Subscription, Vps
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 
@@ -155,3 +155,27 @@ def test_reversibility_two_months_after_the_letter_with_every_disk_exported(api:
         assert session.exec(select(Outbox).where(Outbox.template == "reversibility_ack")).one()
         record = session.get(Subscription, sub["id"])
         assert record is not None and record.reversibility_received_at is not None
+
+
+def test_the_client_cannot_start_the_vps_of_a_terminated_subscription(api: Api, tmp_path: Path) -> None:
+    vps_id = running_vps(api, tmp_path, api.alice)
+    sub = subscribe(api, vps_id)["subscription"]
+
+    def change(**values: str) -> None:
+        with Session(api.engine) as session:
+            for model, key in ((Vps, vps_id), (Subscription, sub["id"]), (Job, values.get("job", ""))):
+                row = session.get(model, key)
+                for field, value in values.items():
+                    if row is not None and field.startswith(model.__name__.lower() + "_"):
+                        setattr(row, field.split("_", 1)[1], value)
+                        session.add(row)
+            session.commit()
+
+    change(vps_status="stopped")
+    started = api.call("POST", f"/v1/vps/{vps_id}/start", api.alice)
+    assert started.status_code == 202, started.text  # still active: the client may start it
+    change(job=started.json()["job"]["id"], job_status="cancelled", subscription_status="terminated")
+    # R10-after: as if the termination job had run
+    refused = api.call("POST", f"/v1/vps/{vps_id}/start", api.alice)
+    assert refused.status_code == 422 and refused.json()["rule"] == "R10-after"
+    assert api.call("POST", f"/v1/vps/{vps_id}/start", api.support).status_code == 202
