@@ -33,19 +33,24 @@ def _remember(ctx: Context, volumes: list[str]) -> None:
     ctx.update_params(erased_volumes=erased + [v for v in volumes if v not in erased])
 
 
+def _discard(ctx: Context, pool: str) -> list[str]:
+    # Named in the job before they go, so a worker killed halfway leaves a complete record.
+    prefix = ctx.vps().volume_prefix
+    _remember(ctx, [v for v in ctx.driver.list_volumes(pool) if v.startswith(prefix)])
+    return discard_vps_volumes(ctx, pool)
+
+
 def discard_volumes(ctx: Context) -> str:
     """R10-after: every disk of the VPS, discarded (or wiped, ``wipe_volumes_on_delete``)."""
     if ctx.vps().host_id is None:
         return "never placed: no volumes"
-    volumes = discard_vps_volumes(ctx, ctx.host().pool_name)
-    _remember(ctx, volumes)
-    return "; ".join(volumes) or "no volumes left"
+    return "; ".join(_discard(ctx, ctx.host().pool_name)) or "no volumes left"
 
 
 def discard_backups(ctx: Context) -> str:
     """R10-after: the VPS's backups and exports are its data too."""
     vps = ctx.vps()
-    volumes = discard_vps_volumes(ctx, ctx.settings.backup_pool) if vps.host_id is not None else []
+    volumes = _discard(ctx, ctx.settings.backup_pool) if vps.host_id is not None else []
     files = []
     with session_scope(ctx.engine) as session:
         for record in session.exec(select(Backup).where(Backup.vps_id == vps.id)).all():
@@ -55,7 +60,6 @@ def discard_backups(ctx: Context) -> str:
                 files.append(path.name)
             record.status = "deleted"
             session.add(record)
-    _remember(ctx, volumes)
     return "; ".join(volumes + [f"export file {f}" for f in files]) or "no backups"
 
 
