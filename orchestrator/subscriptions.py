@@ -24,7 +24,7 @@ from orchestrator.clock import utcnow
 from orchestrator.contract import billing, terms
 from orchestrator.contract.calendar import add_months, paris_midnight, to_paris, to_utc
 from orchestrator.errors import Conflict, ContractRefusal, Forbidden, InvalidRequest, NotFound
-from orchestrator.models import Invoice, Subscription, Vps, VpsStatus
+from orchestrator.models import Invoice, PaymentDefault, Subscription, Vps, VpsStatus
 from orchestrator.notify import enqueue
 from orchestrator.operations import backup
 from orchestrator.operations.base import request
@@ -145,7 +145,25 @@ def view(session: Session, settings: Settings, subscription: Subscription) -> di
         "reversibility_received_at": subscription.reversibility_received_at,
         "terminated_at": subscription.terminated_at,
         "termination_right": _termination_right(session, settings, subscription),
+        "payment_default": _payment_default(session, subscription),
     }
+
+
+def _payment_default(session: Session, subscription: Subscription) -> dict[str, Any] | None:
+    """R8.7-default, R10-nonpayment: the open payment default of one of the subscription's
+    invoices, with its deadlines counted from the formal notice's sending (None until it is sent)."""
+    from orchestrator.contract.deadlines import erasure_not_before, termination_for_nonpayment_at
+    from orchestrator.nonpayment import notice_sent_at
+
+    default = session.exec(select(PaymentDefault).join(Invoice, col(Invoice.id) == col(PaymentDefault.invoice_id))
+                           .where(Invoice.subscription_id == subscription.id, PaymentDefault.status == "open")
+                           .order_by(col(PaymentDefault.opened_at).desc())).first()
+    if default is None:
+        return None
+    sent = notice_sent_at(session, default)
+    return {"invoice_id": default.invoice_id, "opened_at": default.opened_at, "notice_sent_at": sent,
+            "erasure_not_before": erasure_not_before(sent) if sent else None,
+            "termination_at": termination_for_nonpayment_at(sent) if sent else None}
 
 
 def check_service_may_run(session: Session, principal: Principal, vps: Vps) -> None:

@@ -38,6 +38,14 @@ class TermOut(BaseModel):
     ends_on: date
 
 
+class PaymentDefaultOut(BaseModel):
+    invoice_id: str
+    opened_at: datetime | None
+    notice_sent_at: datetime | None
+    erasure_not_before: datetime | None = Field(description="five days after the formal notice was sent")
+    termination_at: datetime | None = Field(description="fifteen days after the formal notice was sent")
+
+
 class SubscriptionOut(BaseModel):
     id: str
     customer_id: int
@@ -63,6 +71,8 @@ class SubscriptionOut(BaseModel):
     reversibility_received_at: datetime | None
     terminated_at: datetime | None
     termination_right: Any = Field(description="R5.4-fix-delay, R5.4-repeat: the client's right to terminate")
+    payment_default: PaymentDefaultOut | None = Field(
+        description="R8.7-default, R10-nonpayment: an open payment default and its deadlines")
 
 
 class OrderOut(BaseModel):

@@ -182,6 +182,8 @@ def test_default_on_an_overdue_invoice_and_payment_calls_it_off(api: Api, clock:
     assert body["erasure_not_before"].startswith("2026-05-25T10:00")  # R8.7-default: five days
     assert body["termination_at"].startswith("2026-06-04T10:00")  # R10-nonpayment: fifteen days
     assert api.call("POST", path, api.support).status_code == 409
+    shown = api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"]
+    assert shown["invoice_id"] == invoice["id"] and shown["notice_sent_at"] is None  # no outbox sender here
     with Session(api.engine) as session:
         jobs = {j.kind: j for j in session.exec(select(Job).where(Job.vps_id == vps_id)).all()}
         assert jobs["suspend"].params["reason"] == "nonpayment" and jobs["suspend"].scheduled_at is None
@@ -196,6 +198,7 @@ def test_default_on_an_overdue_invoice_and_payment_calls_it_off(api: Api, clock:
     assert statuses["erase"] == statuses["terminate"] == statuses["suspend"] == JobStatus.cancelled
     assert "resume" not in statuses  # the suspension never ran: nothing to resume
     assert default.status == "settled" and default.settled_at is not None
+    assert api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"] is None
 
 
 def test_automatic_default_by_policy(api: Api, clock: Any, tmp_path: Path) -> None:

@@ -135,6 +135,8 @@ def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_pa
     shown = erasure_date_in(mail.message.get_content())
     assert shown <= erase_at < shown + timedelta(minutes=1)  # the email tells the deadline enforced
     assert erase_at - datetime.fromisoformat(declared["erasure_not_before"]) >= timedelta(hours=2)
+    shown_on_subscription = api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"]
+    assert datetime.fromisoformat(shown_on_subscription["erasure_not_before"]) == erase_at
 
     # Past the date the job was queued for, before the one counted from the sending: it waits again.
     clock.travel_to(erase_at - timedelta(minutes=30))
