@@ -24,9 +24,11 @@ app = typer.Typer(help="VPS provisioning and lifecycle orchestrator.", no_args_i
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 image_app = typer.Typer(help="Guest images.", no_args_is_help=True)
 host_app = typer.Typer(help="Hypervisor hosts.", no_args_is_help=True)
+db_app = typer.Typer(help="The database's schema (migrations).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(image_app, name="image")
 app.add_typer(host_app, name="host")
+app.add_typer(db_app, name="db")
 err = Console(stderr=True)
 
 
@@ -149,6 +151,50 @@ def host_add(
         finally:
             drivers.close()
     typer.echo(f"{host.name}: {host.uri} {host.domain_type} {host.vcpus} CPU {host.memory_mib} MiB")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database's schema to this version (also done at every start; safe to repeat)."""
+    from orchestrator import migrations
+
+    _logging()
+    engine = make_engine(get_settings(), upgrade=False)
+    before = migrations.current(engine)
+    try:
+        outcome = migrations.migrate(engine)
+    except VpsctlError as exc:
+        _fail(exc)
+    typer.echo(f"{outcome}: {before or 'unversioned'} -> {migrations.current(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision (changes nothing); exit status 1 when it is behind."""
+    from orchestrator import migrations
+
+    revision = migrations.current(make_engine(get_settings(), upgrade=False))
+    head = migrations.head()
+    typer.echo(revision or "unversioned")
+    if revision != head:
+        err.print(f"this version's schema is {head}: run vpsctl db upgrade")
+        raise typer.Exit(1)
+    err.print("up to date")
+
+
+@db_app.command("revision", hidden=True)
+def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="What the change is")]) -> None:
+    """Developers: draft the next revision from the models' difference with the database."""
+    from alembic import command
+
+    from orchestrator import migrations
+
+    engine = make_engine(get_settings())
+    with engine.connect() as conn:
+        cfg = migrations.alembic_config(conn)
+        cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+        script = command.revision(cfg, message, autogenerate=True, rev_id=f"{int(migrations.head()) + 1:04d}")
+    typer.echo(getattr(script, "path", script))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,16 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from orchestrator import models  # noqa: F401  (registers the tables)
+from orchestrator.migrations import migrate
 from orchestrator.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
+    """An engine on the configured database, its schema brought to this version's (migrations;
+    ``upgrade=False`` only for commands that look at the schema without changing it)."""
     url = settings.database
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -25,7 +28,8 @@ def make_engine(settings: Settings) -> Engine:
         _sqlite_pragmas(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    if upgrade:
+        migrate(engine)
     return engine
 
 

@@ -15,7 +15,8 @@ a failed step is worth retrying (TransientError) or must roll back (everything e
     ├── OperationFailed         a step failed for good; the job rolls back
     ├── HypervisorError         libvirt said no
     │   └── TransientError      worth retrying (connection lost, host busy)
-    └── ImageError              building or finding an image failed
+    ├── ImageError              building or finding an image failed
+    └── SchemaError             the database cannot be migrated to this version's schema
 """
 
 from __future__ import annotations
@@ -88,3 +89,9 @@ class TransientError(HypervisorError):
 
 class ImageError(VpsctlError):
     title = "Image error"
+
+
+class SchemaError(VpsctlError):
+    """Raised at start-up, before serving: the database is not one this version can upgrade."""
+
+    title = "Database schema error"
