@@ -50,12 +50,41 @@ def affected(session: Session, spec: MaintenanceRequest) -> list[Vps]:
     return found
 
 
-def schedule(session: Session, settings: Settings, principal: Principal, spec: MaintenanceRequest) -> Maintenance:
-    """R5.4-duration, R5.4-frequency: refused (naming the rule) or recorded with its notices queued."""
+def _record(session: Session, settings: Settings, principal: Principal, spec: MaintenanceRequest, kind: str,
+            vps_list: list[Vps]) -> Maintenance:
+    """Record the window and queue one notice per affected VPS, in its customer's language."""
+    record = Maintenance(kind=kind, host_id=spec.host_id, starts_at=spec.starts_at,
+                         duration_minutes=spec.duration_minutes, reason=spec.reason, created_by=str(principal))
+    session.add(record)
+    session.flush()
+    ends_at = spec.starts_at + timedelta(minutes=spec.duration_minutes)
+    for vps in vps_list:
+        session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
+        if kind == "maintenance":
+            template, context = "maintenance_notice", {"duration_minutes": spec.duration_minutes,
+                                                       "description": spec.reason}
+        else:
+            template, context = "interruption_notice", {"ends_at": ends_at, "reason": spec.reason}
+        notice = enqueue(session, vps.customer_id, template,
+                         {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at, **context},
+                         vps_id=vps.id, settings=settings)
+        if notice.id is not None:
+            record.notice_ids = [*record.notice_ids, notice.id]
+    session.add(record)
+    session.commit()
+    return record
+
+
+def _check_start(spec: MaintenanceRequest, refusal: Exception) -> None:
     if spec.starts_at.tzinfo is None:
         raise InvalidRequest("starts_at needs a UTC offset")
     if spec.starts_at <= utcnow():
-        raise InvalidRequest("starts_at must be in the future")
+        raise refusal
+
+
+def schedule(session: Session, settings: Settings, principal: Principal, spec: MaintenanceRequest) -> Maintenance:
+    """R5.4-duration, R5.4-frequency: refused (naming the rule) or recorded with its notices queued."""
+    _check_start(spec, InvalidRequest("starts_at must be in the future"))
     vps_list = affected(session, spec)
     others = session.exec(
         select(MaintenanceVps.starts_at)
@@ -63,22 +92,7 @@ def schedule(session: Session, settings: Settings, principal: Principal, spec: M
         .where(col(MaintenanceVps.vps_id).in_([v.id for v in vps_list]), Maintenance.kind == "maintenance")
     ).all()
     check_window(spec.starts_at, spec.duration_minutes, [t for t in others if t is not None])
-    record = Maintenance(host_id=spec.host_id, starts_at=spec.starts_at, duration_minutes=spec.duration_minutes,
-                         reason=spec.reason, created_by=str(principal))
-    session.add(record)
-    session.flush()
-    ids = []
-    for vps in vps_list:
-        session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
-        notice = enqueue(session, vps.customer_id, "maintenance_notice",
-                         {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at,
-                          "duration_minutes": spec.duration_minutes, "description": spec.reason},
-                         vps_id=vps.id, settings=settings)
-        ids.append(notice.id)
-    record.notice_ids = [i for i in ids if i is not None]
-    session.add(record)
-    session.commit()
-    return record
+    return _record(session, settings, principal, spec, "maintenance", vps_list)
 
 
 MAX_INTERRUPTION_MINUTES = 7 * 24 * 60
@@ -90,31 +104,11 @@ def announce_interruption(session: Session, settings: Settings, principal: Princ
     to another host, ...) is announced to every affected client by email beforehand: it is
     recorded only for a start in the future, and its notices are queued at once.  Staff check
     ``notices_sent`` before starting the work (the outbox retries while SMTP is down)."""
-    if spec.starts_at.tzinfo is None:
-        raise InvalidRequest("starts_at needs a UTC offset")
-    if spec.starts_at <= utcnow():
-        raise ContractRefusal("R5.4-notice", "an interruption is announced to the client beforehand: "
-                                             "starts_at must be in the future")
+    _check_start(spec, ContractRefusal("R5.4-notice", "an interruption is announced to the client beforehand: "
+                                                      "starts_at must be in the future"))
     if not 1 <= spec.duration_minutes <= MAX_INTERRUPTION_MINUTES:
         raise InvalidRequest(f"duration_minutes must be between 1 and {MAX_INTERRUPTION_MINUTES}")
-    vps_list = affected(session, spec)
-    record = Maintenance(kind="interruption", host_id=spec.host_id, starts_at=spec.starts_at,
-                         duration_minutes=spec.duration_minutes, reason=spec.reason, created_by=str(principal))
-    session.add(record)
-    session.flush()
-    ends_at = spec.starts_at + timedelta(minutes=spec.duration_minutes)
-    ids = []
-    for vps in vps_list:
-        session.add(MaintenanceVps(maintenance_id=record.id, vps_id=vps.id, starts_at=spec.starts_at))
-        notice = enqueue(session, vps.customer_id, "interruption_notice",
-                         {"vps_name": vps.name, "vps_id": vps.id, "starts_at": spec.starts_at, "ends_at": ends_at,
-                          "reason": spec.reason},
-                         vps_id=vps.id, settings=settings)
-        ids.append(notice.id)
-    record.notice_ids = [i for i in ids if i is not None]
-    session.add(record)
-    session.commit()
-    return record
+    return _record(session, settings, principal, spec, "interruption", affected(session, spec))
 
 
 def notices(session: Session, record: Maintenance) -> list[Outbox]:

@@ -177,6 +177,11 @@ def check_service_may_run(session: Session, principal: Principal, vps: Vps) -> N
         raise ContractRefusal("R10-after", f"the subscription of this VPS ended on "
                                            f"{latest.ends_on.isoformat() if latest.ends_on else '?'}: "
                                            "its service does not run any more")
+    # R8.7-default: the service is interrupted for non-payment, even when the VPS was already off
+    # when the default was declared (there was nothing to suspend).
+    if latest is not None and _payment_default(session, latest) is not None:
+        raise ContractRefusal("R8.7-default", "the service of this VPS is interrupted for non-payment: "
+                                              "it runs again once the overdue invoice is paid")
 
 
 def _received_at(principal: Principal, channel: str, received_at: datetime | None) -> datetime:

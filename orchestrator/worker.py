@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -153,41 +153,39 @@ class Worker:
             job.steps_done = list(row.steps_done)
             job.step = row.step
 
+    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool) -> None:
+        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt) or
+        a deadline job that looked at its deadline and waits again (not counted, not started)."""
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None:
+                return
+            row.status = JobStatus.queued
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.not_before = not_before
+            if deferred:
+                row.attempts = max(0, row.attempts - 1)
+                row.started_at = None
+                row.scheduled_at = not_before
+                if job.vps_id:
+                    vps = session.get(Vps, job.vps_id)
+                    if vps is not None and vps.task == job.kind:
+                        vps.task = None
+                        session.add(vps)
+            session.add(row)
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status=status,
+                                 message=message[:2000], actor=self.worker_id))
+
     def _retry(self, job: Job, error: Exception) -> None:
         delay = min(2 ** job.attempts, 60)
-        with session_scope(self.engine) as session:
-            row = session.get(Job, job.id)
-            if row is None:
-                return
-            row.status = JobStatus.queued
-            row.lease_owner = None
-            row.lease_expires_at = None
-            row.not_before = utcnow() + timedelta(seconds=delay)
-            session.add(row)
-            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status="retry",
-                                      message=f"{error} (retrying in {delay} s)", actor=self.worker_id))
+        self._requeue(job, "retry", f"{error} (retrying in {delay} s)",
+                      not_before=utcnow() + timedelta(seconds=delay), deferred=False)
 
     def _defer(self, job: Job, deferred: Deferred) -> None:
-        """Put a deadline job back to wait for its (recomputed) time; not counted as an attempt."""
-        with session_scope(self.engine) as session:
-            row = session.get(Job, job.id)
-            if row is None:
-                return
-            row.status = JobStatus.queued
-            row.lease_owner = None
-            row.lease_expires_at = None
-            row.attempts = max(0, row.attempts - 1)
-            row.started_at = None  # it did not start: it looked at its deadline
-            row.scheduled_at = row.not_before = deferred.until
-            session.add(row)
-            if job.vps_id:
-                vps = session.get(Vps, job.vps_id)
-                if vps is not None and vps.task == job.kind:
-                    vps.task = None
-                    session.add(vps)
-            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status="deferred",
-                                 message=f"{deferred.reason}; due {deferred.until.isoformat()}",
-                                 actor=self.worker_id))
+        """Put a deadline job back to wait for its (recomputed) time."""
+        self._requeue(job, "deferred", f"{deferred.reason}; due {deferred.until.isoformat()}",
+                      not_before=deferred.until, deferred=True)
 
     def _fail(self, ctx: Context, operation: type[Operation] | None, error: Exception) -> None:
         job = ctx.job

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.routers.maintenance import MaintenanceBody, spec_of
 from orchestrator import maintenance
 from orchestrator.errors import NotFound
 from orchestrator.models import Maintenance, MaintenanceVps
@@ -18,13 +18,8 @@ from orchestrator.models import Maintenance, MaintenanceVps
 router = APIRouter(prefix="/v1/interruptions", tags=["maintenance"])
 
 
-class InterruptionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host_id: int | None = None
-    vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(default=None, max_length=10_000)
-    starts_at: AwareDatetime
+class InterruptionBody(MaintenanceBody):
     duration_minutes: int = Field(ge=1, le=maintenance.MAX_INTERRUPTION_MINUTES)
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class InterruptionOut(BaseModel):
@@ -54,11 +49,7 @@ def announce(body: InterruptionBody, session: SessionDep, settings: SettingsDep,
              principal: StaffPrincipal) -> InterruptionOut:
     """Recorded only for a start in the future (otherwise 422 naming R5.4-notice); the notices
     are queued at once and sent by the outbox."""
-    spec = maintenance.MaintenanceRequest(
-        starts_at=body.starts_at, duration_minutes=body.duration_minutes, reason=body.reason,
-        host_id=body.host_id, vps_ids=tuple(body.vps_ids or ()),
-    )
-    return _out(session, maintenance.announce_interruption(session, settings, principal, spec))
+    return _out(session, maintenance.announce_interruption(session, settings, principal, spec_of(body)))
 
 
 @router.get("", response_model=list[InterruptionOut])

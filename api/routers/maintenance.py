@@ -41,6 +41,13 @@ class MaintenanceOut(BaseModel):
     least_harmful_next_start: datetime | None = Field(default=None, description="its next occurrence")
 
 
+def spec_of(body: MaintenanceBody) -> maintenance.MaintenanceRequest:
+    return maintenance.MaintenanceRequest(
+        starts_at=body.starts_at, duration_minutes=body.duration_minutes, reason=body.reason,
+        host_id=body.host_id, vps_ids=tuple(body.vps_ids or ()),
+    )
+
+
 def _out(session: SessionDep, record: Maintenance) -> MaintenanceOut:
     vps_ids = session.exec(select(MaintenanceVps.vps_id).where(MaintenanceVps.maintenance_id == record.id)).all()
     hint = maintenance.suggestion(session, list(vps_ids), record.starts_at) if record.starts_at else None
@@ -60,11 +67,7 @@ def schedule(body: MaintenanceBody, session: SessionDep, settings: SettingsDep,
     """Refused with a problem naming the rule when longer than an hour (R5.4-duration) or within
     7 days of another maintenance of an affected VPS (R5.4-frequency); otherwise recorded and every
     affected customer is sent a notice."""
-    spec = maintenance.MaintenanceRequest(
-        starts_at=body.starts_at, duration_minutes=body.duration_minutes, reason=body.reason,
-        host_id=body.host_id, vps_ids=tuple(body.vps_ids or ()),
-    )
-    return _out(session, maintenance.schedule(session, settings, principal, spec))
+    return _out(session, maintenance.schedule(session, settings, principal, spec_of(body)))
 
 
 @router.get("", response_model=list[MaintenanceOut])

@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from orchestrator import billing_run
-from orchestrator.models import Job, JobStatus, Outbox, PaymentDefault
+from orchestrator.models import Job, JobStatus, Outbox, PaymentDefault, Vps, VpsStatus
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 
@@ -216,3 +216,25 @@ def test_automatic_default_by_policy(api: Api, clock: Any, tmp_path: Path) -> No
         assert default.opened_by == "automation:billing-run"
         assert {j.kind for j in session.exec(select(Job).where(Job.vps_id == vps_id)).all()} >= {
             "suspend", "erase", "terminate"}
+
+
+def test_a_stopped_vps_in_default_cannot_be_started_by_its_client(api: Api, clock: Any, tmp_path: Path) -> None:
+    """R8.7-default: declared while the VPS was off (nothing to suspend), the interruption still
+    holds: the client cannot start it until the invoice is paid; staff still can."""
+    vps_id = running_vps(api, tmp_path, api.alice)
+    with Session(api.engine) as session:
+        vps = session.get(Vps, vps_id)
+        vps.status = VpsStatus.stopped
+        session.add(vps)
+        session.commit()
+    invoice = subscribe(api, vps_id)["invoice"]
+    clock.travel_to(paris(2026, 5, 20, 10, 0))
+    declared = api.call("POST", f"/v1/invoices/{invoice['id']}/default", api.support)
+    assert declared.status_code == 201, declared.text
+    refused = api.call("POST", f"/v1/vps/{vps_id}/start", api.alice)
+    assert refused.status_code == 422 and refused.json()["rule"] == "R8.7-default"
+    with Session(api.engine) as session:
+        assert not [j for j in session.exec(select(Job).where(Job.vps_id == vps_id)).all() if j.kind == "start"]
+    assert api.call("POST", f"/v1/vps/{vps_id}/start", api.support).status_code == 202
+    api.call("POST", f"/v1/invoices/{invoice['id']}/payments", api.support, json={"method": "transfer"})
+    assert api.call("POST", f"/v1/vps/{vps_id}/start", api.alice).status_code == 202

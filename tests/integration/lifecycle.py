@@ -62,5 +62,17 @@ def order(api: Api, tmp_path: Path, token: str | None = None, **sizes: int | str
     return Guest(api, token, response.json()["vps"], key)
 
 
+def eventually(probe: Any, within: float = 60, what: str = "condition") -> Any:
+    """Poll ``probe`` until it returns something true, and return that; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {within} s")
+        time.sleep(0.25)
+
+
 def mem_total_mib(guest: Guest) -> int:
     return int(guest.ssh("grep MemTotal /proc/meminfo").split()[1]) // 1024

@@ -4,20 +4,12 @@ tax); only the client's acceptance starts the resize; the guest's /proc/meminfo 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 from tests.conftest import Api
+from tests.integration.lifecycle import eventually as wait_until
 from tests.integration.lifecycle import mem_total_mib, order
-
-
-def wait_until(check: Callable[[], bool], within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.5)
 
 
 def test_a_change_order_from_request_to_the_guest_seeing_its_new_memory(live_api: Api, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import paramiko
 import pytest
 
 from tests.conftest import Api, client_key
+from tests.integration.lifecycle import eventually as wait_for
 from tests.integration.lifecycle import order
 
 PARIS_WEDNESDAY = datetime.fromisoformat("2026-05-13T10:00:00+02:00")  # Ascension is Thursday 14
@@ -26,16 +27,6 @@ PARIS_WEDNESDAY = datetime.fromisoformat("2026-05-13T10:00:00+02:00")  # Ascensi
 def subjects(api: Api) -> list[str]:
     assert api.smtp is not None
     return [str(r.message["Subject"]) for r in api.smtp.collector.received]
-
-
-def wait_for(predicate: Any, within: float = 120, what: str = "condition") -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not reached within {within} s")
 
 
 def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tmp_path: Path) -> None:

@@ -12,15 +12,9 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.lifecycle import Guest, mem_total_mib, order
+from tests.integration.lifecycle import eventually as wait_until
 
 pytestmark = pytest.mark.libvirt
-
-
-def wait_until(check: object, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.5)
 
 
 def test_stop_start_reboot(live_api: Api, tmp_path: Path) -> None:

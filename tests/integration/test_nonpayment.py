@@ -26,7 +26,7 @@ from orchestrator.models import Customer, Erasure, Job, JobEvent, Outbox
 from orchestrator.operations.backup import export_path
 from tests.api.money import paris, subscribe
 from tests.conftest import URI, Api
-from tests.integration.lifecycle import Guest, order
+from tests.integration.lifecycle import Guest, eventually, order
 
 pytestmark = pytest.mark.usefixtures("requires_libvirt")
 
@@ -62,13 +62,7 @@ def job_status(api: Api, job_id: str) -> str:
 
 
 def wait_for(what: str, probe: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
+    return eventually(probe, timeout, what)
 
 
 def erasure_date_in(body: str) -> datetime:
