@@ -111,13 +111,18 @@ def _migrate(conn: Connection) -> Outcome:
             TARGET.create_all(conn)
             command.stamp(cfg, "head")
             return "created"
-        if not differences(conn):
+        found = differences(conn)
+        if not found:
             command.stamp(cfg, "head")
             return "stamped"
         missing = RELEASE_TABLES - tables
         if missing:
             raise SchemaError(f"the database has tables but not those of a vpsctl installation "
                               f"(missing: {', '.join(sorted(missing))}); refusing to migrate it")
+        if tables - RELEASE_TABLES:
+            raise SchemaError(f"the database has no schema version and tables the first release did not "
+                              f"have ({', '.join(sorted(tables - RELEASE_TABLES))}), but differs from this "
+                              f"version's models (e.g. {found[0]}); a development database? refusing to guess")
         command.stamp(cfg, "0001")
     elif revision not in {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}:
         raise SchemaError(f"the database is at revision {revision}, unknown to this version of vpsctl "

@@ -296,6 +296,34 @@ def test_a_database_of_something_else_is_refused_untouched(settings: Settings) -
         assert set(sa.inspect(engine).get_table_names()) == {"customer"}
 
 
+def test_an_unversioned_database_of_neither_schema_is_refused(settings: Settings) -> None:
+    """Tables beyond the first release's but not the models' (a development database made by
+    create_all from code between releases): neither 0001 nor the head would be true of it."""
+    with raw_engine(settings) as engine:
+        migrations.TARGET.create_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_job_scheduled_at")
+        with pytest.raises(SchemaError, match="no schema version"):
+            migrations.migrate(engine)
+        assert migrations.current(engine) is None
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(settings: Settings) -> None:
+    """The stamp and every revision run in one transaction: an upgrade that fails halfway (here a
+    name 0002 wants is taken) leaves the installation at the previous release, unversioned."""
+    with raw_engine(settings) as engine:
+        load_f15dd45(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE INDEX ix_paymentdefault_status ON customer (email)")
+        before = reflect(engine)
+        with pytest.raises(sa.exc.DBAPIError):
+            migrations.migrate(engine)
+        after = reflect(engine)
+        assert sorted(after.tables) == sorted(before.tables)  # no alembic_version, no new table
+        assert "scheduled_at" not in after.tables["job"].c  # added before the failure, rolled back
+        assert migrations.current(engine) is None
+
+
 def start(database_url: str, state_dir: str, go: Any, out: Any) -> None:
     """One process starting (API or worker): make_engine, then report the revision it sees."""
     go.wait(60)
