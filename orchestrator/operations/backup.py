@@ -2,12 +2,14 @@
 
 A running guest keeps running: libvirt's push-mode backup copies the disk as it was when the
 backup began. A stopped or suspended VPS is copied directly (the disk is not changing).
-``export`` is the same copy, kept for the customer to download (R13-reversibility).
+``export`` is the same copy, kept for the customer to download, and of every data disk too:
+R13-reversibility asks for "a disk image export of each VPS", the whole of its data.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +28,51 @@ def backup_volume(vps: Vps, backup_id: str) -> str:
     return f"{vps.volume_prefix}backup-{backup_id}.qcow2"
 
 
-def copy_root_disk(ctx: Context) -> str:
+def data_disk_backup_id(job_id: str, disk_id: str) -> str:
+    """The copy of a data disk made by job ``job_id`` (the root disk's copy has the job's id)."""
+    return str(uuid.uuid5(uuid.UUID(job_id), disk_id))
+
+
+def _copy_disk(ctx: Context, backup_id: str, target: str, source_volume: str, note: str) -> str:
     vps, host = ctx.vps(), ctx.host()
-    backup_id = ctx.job.id
     volume = backup_volume(vps, backup_id)
     pool = ctx.settings.backup_pool
     with session_scope(ctx.engine) as session:
         session.merge(Backup(id=backup_id, vps_id=vps.id, kind=ctx.params["kind"], pool=pool, volume=volume,
-                             status="creating", note=ctx.params.get("note", "")))
+                             status="creating", note=note))
     info = ctx.driver.domain(vps.id)
     if info is not None and info.state == DomainState.running:
-        size = ctx.driver.backup_disk_live(vps.id, "vda", pool, volume, ctx.settings.backup_timeout_seconds)
+        size = ctx.driver.backup_disk_live(vps.id, target, pool, volume, ctx.settings.backup_timeout_seconds)
         how = "live (push-mode backup, guest kept running)"
     else:
-        size = ctx.driver.copy_volume(host.pool_name, vps.root_volume, pool, volume)
+        size = ctx.driver.copy_volume(host.pool_name, source_volume, pool, volume)
         how = "from the stopped disk"
     with session_scope(ctx.engine) as session:
         record = session.get(Backup, backup_id)
         if record is not None:
             record.status, record.size_bytes = "available", size
             session.add(record)
-    return f"{volume}: {size} bytes, {how}"
+    return f"{target} -> {volume}: {size} bytes, {how}"
+
+
+def copy_root_disk(ctx: Context) -> str:
+    return _copy_disk(ctx, ctx.job.id, "vda", ctx.vps().root_volume, ctx.params.get("note", ""))
+
+
+def _data_disks(ctx: Context) -> list[dict[str, Any]]:
+    return list(ctx.vps().data_disks) if ctx.params["kind"] == "export" else []
+
+
+def copy_data_disks(ctx: Context) -> str:
+    """R13-reversibility: an export takes every data disk along with the root disk."""
+    done = [_copy_disk(ctx, data_disk_backup_id(ctx.job.id, disk["id"]), disk["target"], disk["volume"],
+                       f"data disk {disk['target']} ({disk['size_gib']} GiB)")
+            for disk in _data_disks(ctx)]
+    return "; ".join(done) or "no data disk to copy"
+
+
+def _exported_ids(ctx: Context) -> list[str]:
+    return [ctx.job.id] + [data_disk_backup_id(ctx.job.id, d["id"]) for d in _data_disks(ctx)]
 
 
 def export_path(settings: Settings, backup_id: str) -> Path:
@@ -59,25 +85,30 @@ def fetch_export(ctx: Context) -> str:
     if ctx.params["kind"] != "export":
         return "skipped: not an export"
     vps = ctx.vps()
-    target = export_path(ctx.settings, ctx.job.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    digest = hashlib.sha256()
-    with partial.open("wb") as handle:
-        for chunk in ctx.driver.download_volume(ctx.settings.backup_pool, backup_volume(vps, ctx.job.id)):
-            handle.write(chunk)
-            digest.update(chunk)
-    partial.chmod(0o600)
-    partial.replace(target)
-    ctx.update_params(sha256=digest.hexdigest())
-    return f"export ready: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}"
+    ready, digests = [], {}
+    for backup_id in _exported_ids(ctx):
+        target = export_path(ctx.settings, backup_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        digest = hashlib.sha256()
+        with partial.open("wb") as handle:
+            for chunk in ctx.driver.download_volume(ctx.settings.backup_pool, backup_volume(vps, backup_id)):
+                handle.write(chunk)
+                digest.update(chunk)
+        partial.chmod(0o600)
+        partial.replace(target)
+        digests[backup_id] = digest.hexdigest()
+        ready.append(f"{backup_id}: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}")
+    ctx.update_params(sha256=digests[ctx.job.id], sha256_by_backup=digests)
+    return "export ready: " + "; ".join(ready)
 
 
 @register
 class BackupVps(Operation):
     kind = "backup"
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
-    steps = (Step("copy_root_disk", copy_root_disk), Step("fetch_export", fetch_export))
+    steps = (Step("copy_root_disk", copy_root_disk), Step("copy_data_disks", copy_data_disks),
+             Step("fetch_export", fetch_export))
 
     @classmethod
     def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
@@ -88,11 +119,12 @@ class BackupVps(Operation):
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:
         vps = ctx.vps()
-        export_path(ctx.settings, ctx.job.id).unlink(missing_ok=True)
-        ctx.driver.delete_volume(ctx.settings.backup_pool, backup_volume(vps, ctx.job.id))
-        with session_scope(ctx.engine) as session:
-            record = session.get(Backup, ctx.job.id)
-            if record is not None:
-                record.status = "failed"
-                record.note = str(error)[:500]
-                session.add(record)
+        for backup_id in _exported_ids(ctx):
+            export_path(ctx.settings, backup_id).unlink(missing_ok=True)
+            ctx.driver.delete_volume(ctx.settings.backup_pool, backup_volume(vps, backup_id))
+            with session_scope(ctx.engine) as session:
+                record = session.get(Backup, backup_id)
+                if record is not None:
+                    record.status = "failed"
+                    record.note = str(error)[:500]
+                    session.add(record)

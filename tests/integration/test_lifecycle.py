@@ -277,6 +277,36 @@ def test_backup_restore_export(live_api: Api, tmp_path: Path) -> None:
     assert '"virtual-size": 2147483648' in info
 
 
+def test_export_takes_every_disk(live_api: Api, tmp_path: Path) -> None:
+    """R13-reversibility: the export of a VPS is its whole data: the root disk and each data disk,
+    each a standalone qcow2 to download, with the bytes the guest wrote."""
+    import subprocess
+
+    guest = order(live_api, tmp_path)
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.alice, json={"size_gib": 1})
+    assert live_api.wait_job(response.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
+    target = guest.record["data_disks"][0]["target"]
+    wait_until(lambda: guest.ssh(f"cat /sys/block/{target}/size 2>/dev/null || echo 0").strip() != "0")
+    marker = "reversibility-marker-7f3a"
+    guest.ssh(f"printf {marker} | dd of=/dev/{target} bs=1M seek=5 conv=fsync 2>/dev/null; sync")
+
+    job = guest.do("export")
+    assert job["status"] == "succeeded", job
+    exports = [b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+               if b["kind"] == "export"]
+    assert len(exports) == 2 and all(b["download"] and b["status"] == "available" for b in exports)
+    data = next(b for b in exports if target in b["note"])
+    image, raw = tmp_path / "data.qcow2", tmp_path / "data.raw"
+    image.write_bytes(live_api.call("GET", data["download"], live_api.alice).content)
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(image)], capture_output=True, text=True,
+                          check=True).stdout
+    assert '"format": "qcow2"' in info and '"virtual-size": 1073741824' in info
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    with raw.open("rb") as handle:
+        handle.seek(5 << 20)
+        assert handle.read(len(marker)).decode() == marker
+
+
 def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -> None:
     """R6.4-spam: outgoing 25/465/587 dropped by the nwfilter; SSH and other ports still flow."""
     import subprocess
