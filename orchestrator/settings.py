@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SHIPPED_HOOKS = REPO_ROOT / "playbooks" / "hooks"
 
 
 class Settings(BaseSettings):
@@ -88,6 +89,13 @@ class Settings(BaseSettings):
     transfer_attach_delay_seconds: float = Field(120.0, ge=0)
     wipe_volumes_on_delete: bool = False  # discard (delete) is the default; wipe writes zeros first
 
+    # --- Ansible hooks (orchestrator/hooks.py): <hooks_dir>/<event>.yml run after an operation ---
+    # Default: the playbooks/hooks directory shipped with the project; empty disables hooks.
+    hooks_dir: str = str(_SHIPPED_HOOKS) if _SHIPPED_HOOKS.is_dir() else ""
+    hooks_data_dir: Path | None = None  # the hooks' files (inventory, audit log); default state_dir/hooks
+    hook_timeout_seconds: float = Field(300.0, gt=0)
+    hook_max_attempts: int = Field(3, ge=1)  # runs of a failing hook in all, then recorded failed
+
     # --- API ----------------------------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8080
@@ -116,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def images_cache(self) -> Path:
         return self.image_cache_dir or self.state_dir / "images"
+
+    @property
+    def hooks_data(self) -> Path:
+        return self.hooks_data_dir or self.state_dir / "hooks"
 
 
 @lru_cache

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from orchestrator import jobs
+from orchestrator import hooks, jobs
 from orchestrator.clock import utcnow
 from orchestrator.db import session_scope
 from orchestrator.errors import TransientError, VpsctlError
@@ -122,6 +122,7 @@ class Worker:
                 self._mark(job, marks)
             ctx.check_lease()
             operation.succeed(ctx)
+            self._queue_hook(ctx)
             self._finish(job, JobStatus.succeeded)
         except LeaseLost:
             raise
@@ -136,6 +137,15 @@ class Worker:
             if not isinstance(exc, VpsctlError):
                 log.exception("job %s step %s failed", job.id, job.step)
             self._fail(ctx, operation, exc)
+
+    def _queue_hook(self, ctx: Context) -> None:
+        """The Ansible hook of the event, if any (orchestrator/hooks.py): a hook that cannot even
+        be queued is recorded in the job's events; the operation succeeded all the same."""
+        try:
+            hooks.queue_after(ctx)
+        except Exception as exc:
+            log.exception("queueing the hook of job %s failed", ctx.job.id)
+            jobs.record_event(self.engine, ctx.job, "hook", "failed", f"hook not queued: {exc}", self.worker_id)
 
     def _mark(self, job: Job, marks: list[tuple[str, str, str]]) -> None:
         """Record (step, status, message) events; 'done' steps join the job's progress."""

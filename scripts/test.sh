@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export VPSCTL_TEST_NETNS=${VPSCTL_TEST_NETNS:-vpsctl-test}
 export VPSCTL_TEST_REQUIRE_LIBVIRT=1
+export VPSCTL_TEST_REQUIRE_ANSIBLE=1  # hooks run the real ansible-playbook (ansible-core, scripts/install.sh)
 export VPSCTL_IMAGE_CACHE_DIR=${VPSCTL_IMAGE_CACHE_DIR:-/var/cache/vpsctl/images}
 
 scripts/install.sh --test

@@ -72,6 +72,7 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "address_timeout_seconds": 120.0,
         "ssh_ready_timeout_seconds": 120.0,
         "guest_proxy_command": proxy_command(),
+        "hooks_dir": "",  # Ansible hooks off unless a test turns them on (tests/integration/test_hooks.py)
     }
     values.update(overrides)
     return Settings(**values)

@@ -43,9 +43,10 @@ def pubkey(tmp_path: Path) -> str:
 def test_every_operation_has_a_guarded_route() -> None:
     # erase and terminate are deadline jobs of the non-payment and end-of-contract workflows
     # (R8.7-default, R10-nonpayment, R3-notice): no route of their own; nor have an incident's
-    # fix deadline (R5.4-fix-delay) and the reconciler's restart (R5.2-keep-running)
+    # fix deadline (R5.4-fix-delay) and the reconciler's restart (R5.2-keep-running); a hook job
+    # is queued by the worker after an operation succeeded (orchestrator/hooks.py)
     deadline_jobs = {"erase", "terminate", "incident_deadline", "recover"}
-    assert set(CALLS) | {"create", "detach-disk"} | deadline_jobs == set(OPERATIONS)
+    assert set(CALLS) | {"create", "detach-disk", "hook"} | deadline_jobs == set(OPERATIONS)
 
 
 @pytest.mark.parametrize("status", STATUSES, ids=[s.value for s in STATUSES])
