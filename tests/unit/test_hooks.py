@@ -158,6 +158,30 @@ def test_shipped_inventory_hooks_lose_no_line_when_run_together(tmp_path: Path) 
     assert not (settings.hooks_data / "inventory.ini.lock").exists()
 
 
+def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    lock = settings.hooks_data / "inventory.ini.lock"
+    lock.mkdir(parents=True)  # another worker's hook is editing the inventory
+    results: list[hooks.HookResult] = []
+    thread = threading.Thread(target=lambda: results.append(
+        hooks.run_hook(settings, SHIPPED / "vps_created.yml", facts())))
+    thread.start()
+    time.sleep(8)
+    inventory = settings.hooks_data / "inventory.ini"
+    assert thread.is_alive() and not inventory.exists()  # it waits for the lock
+    lock.rmdir()
+    thread.join(timeout=120)
+    assert [r.status for r in results] == ["successful"]
+    assert "vps-0b6c1f5e" in inventory.read_text() and not lock.exists()
+
+    lock.mkdir()  # left by a run killed at its timeout, five minutes ago
+    os.utime(lock, (time.time() - 300, time.time() - 300))
+    started = time.monotonic()
+    assert hooks.run_hook(settings, SHIPPED / "vps_deleted.yml", facts()).ok
+    assert time.monotonic() - started < 60 and not lock.exists()
+    assert "vps-0b6c1f5e" not in inventory.read_text()
+
+
 def test_shipped_cut_off_hook_writes_one_audit_line_per_event(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     event = {**facts(cut_off=True, cut_off_reason="hacked", status="cut_off"), "event": "vps_cut_off"}
