@@ -1,7 +1,8 @@
 """Ansible hooks at lifecycle events on the real libvirtd, with the real ansible-runner and the
 hooks shipped in playbooks/hooks/: the company's inventory follows a VPS through create,
-reinstall and delete; a failing hook leaves its operation succeeded and shows its output in the
-VPS's events.  R2-no-guest-management: the playbooks run on the control plane (connection local)."""
+reinstall and delete, and the audit log records its cut-off and reconnection; a failing hook
+leaves its operation succeeded and shows its output in the VPS's events.
+R2-no-guest-management: the playbooks run on the control plane (connection local)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def ansible_host(inventory: Path, guest: Guest) -> str:
     return str(json.loads(out)["ansible_host"])
 
 
-def test_inventory_follows_create_reinstall_and_delete(live_api: Api, tmp_path: Path) -> None:
+def test_inventory_and_audit_follow_create_cutoff_reinstall_and_delete(live_api: Api, tmp_path: Path) -> None:
     live_api.settings.hooks_dir = str(REPO_ROOT / "playbooks" / "hooks")
     live_api.settings.hooks_data_dir = tmp_path / "hooks-data"
     inventory = tmp_path / "hooks-data" / "inventory.ini"
@@ -67,11 +68,22 @@ def test_inventory_follows_create_reinstall_and_delete(live_api: Api, tmp_path: 
     # the host key the inventory names is the one the guest presents (ssh verifies it, no TOFU)
     assert guest.ssh("echo ok").strip() == "ok"
 
+    # R5.5-cutoff: the cut-off and the reconnection leave one audit line each
+    assert guest.do("cutoff", {"reason": "abuse"}, token=live_api.support)["status"] == "succeeded"
+    assert hook_job(live_api, guest, 2)["status"] == "succeeded"
+    assert guest.do("reconnect", {"corrective_measures": "relay closed"}, token=live_api.support)["status"] \
+        == "succeeded"
+    assert hook_job(live_api, guest, 3)["status"] == "succeeded"
+    audit = (tmp_path / "hooks-data" / "audit.log").read_text().splitlines()
+    assert [line.split()[1:3] for line in audit] == [["cut_off", f"vps-{guest.id}"],
+                                                     ["reconnected", f"vps-{guest.id}"]], audit
+    assert "reason=abuse" in audit[0] and 'customer="alice"' in audit[0]
+
     key, public = client_key(tmp_path)
     job = guest.do("reinstall", {"ssh_keys": [public], "confirm_data_loss": True})
     assert job["status"] == "succeeded", job
     guest.key = key
-    assert hook_job(live_api, guest, 2)["status"] == "succeeded"
+    assert hook_job(live_api, guest, 4)["status"] == "succeeded"
     new_fp = fingerprint(guest.record["ssh_host_keys"][0]["public_key"])
     assert new_fp != first_fp
     line = inventory_line(inventory, guest)
@@ -81,7 +93,7 @@ def test_inventory_follows_create_reinstall_and_delete(live_api: Api, tmp_path: 
     response = live_api.call("DELETE", f"/v1/vps/{guest.id}?confirm_data_loss=true", guest.token)
     assert response.status_code == 202, response.text
     assert live_api.wait_job(response.json()["job"]["id"], guest.token)["status"] == "succeeded"
-    assert hook_job(live_api, guest, 3)["status"] == "succeeded"
+    assert hook_job(live_api, guest, 5)["status"] == "succeeded"
     assert inventory_line(inventory, guest) is None
     assert inventory.read_text().splitlines() == ["[vps]"]
 
