@@ -51,7 +51,9 @@ def enqueue(
 ) -> Job:
     """Record a job; with ``scheduled_at`` it is a deadline job that runs at that instant (and
     does not hold up the VPS's other jobs while it waits)."""
+    now = utcnow()
     job = Job(
+        created_at=now,
         vps_id=vps.id if vps else None,
         kind=kind,
         params=params,
@@ -60,7 +62,7 @@ def enqueue(
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
         scheduled_at=scheduled_at,
-        not_before=scheduled_at,
+        not_before=scheduled_at or now,
     )
     session.add(job)
     session.flush()
@@ -122,22 +124,26 @@ def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: floa
         ),
     )
     runnable = or_(
-        and_(col(Job.status) == JobStatus.queued,
-             or_(col(Job.not_before).is_(None), col(Job.not_before) <= now)),
+        # every job carries the instant it may run from (ix_job_ready: waiting jobs are not read)
+        and_(col(Job.status) == JobStatus.queued, col(Job.not_before) <= now),
         and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
     )
-    query = select(Job).where(runnable, ~blocked).order_by(col(Job.created_at)).limit(1)
+    # Ready first come first served; a VPS's own jobs keep the order they were asked in (blocked).
+    query = select(Job).where(runnable, ~blocked).order_by(col(Job.not_before), col(Job.created_at)).limit(1)
     if engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Job)
     job = session.exec(query).first()
     if job is None:
         return None
     resumed = job.status == JobStatus.running
+    # Stamped now that the row is ours (PostgreSQL takes the row lock in the query itself, after
+    # ``now`` was read): a start time never precedes the end of the job this one waited for.
+    claimed_at = max(now, utcnow())
     job.status = JobStatus.running
     job.lease_owner = worker_id
-    job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    job.lease_expires_at = claimed_at + timedelta(seconds=lease_seconds)
     job.attempts += 1
-    job.started_at = job.started_at or now
+    job.started_at = job.started_at or claimed_at
     session.add(job)
     if job.vps_id:
         vps = session.get(Vps, job.vps_id)

@@ -213,7 +213,10 @@ class Vps(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),)
+    # ix_job_ready: the claim reads only ready jobs (status, not_before <= now), never the deadline
+    # jobs waiting for a later instant (bench/queue_bench.py).
+    __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),
+                      Index("ix_job_ready", "status", "not_before"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str | None = Field(default=None, foreign_key="vps.id", index=True)
@@ -231,7 +234,7 @@ class Job(SQLModel, table=True):
     requested_by: str = Field(default="", max_length=100)
     idempotency_key: str | None = Field(default=None, max_length=200)
     created_at: datetime | None = _time(now=True, index=True)
-    not_before: datetime | None = _time()
+    not_before: datetime | None = _time(now=True)  # may run from then: asked, retried later, or scheduled
     # A deadline job (reinstall after notice, erasure, end of term): it waits for this instant
     # without holding up the VPS's other jobs, then runs in its turn.
     scheduled_at: datetime | None = _time(index=True)

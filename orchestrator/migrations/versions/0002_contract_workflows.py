@@ -35,6 +35,10 @@ def upgrade() -> None:
     with op.batch_alter_table("job") as batch:
         batch.add_column(sa.Column("scheduled_at", sa.DateTime(), nullable=True))
         batch.create_index("ix_job_scheduled_at", ["scheduled_at"], unique=False)
+        batch.create_index("ix_job_ready", ["status", "not_before"], unique=False)
+    # Every job now carries the instant it may run from (its asking, unless scheduled later): the
+    # claim finds ready jobs by (status, not_before) without reading the waiting ones.
+    op.execute("UPDATE job SET not_before = created_at WHERE not_before IS NULL")
     with op.batch_alter_table("compromise") as batch:
         batch.add_column(sa.Column("image", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("reinstall_job_id", sa.String(length=36), nullable=True))
@@ -219,6 +223,7 @@ def downgrade() -> None:
         for column in reversed(COMPROMISE_COLUMNS):
             batch.drop_column(column)
     with op.batch_alter_table("job") as batch:
+        batch.drop_index("ix_job_ready")
         batch.drop_index("ix_job_scheduled_at")
         batch.drop_column("scheduled_at")
     # PostgreSQL cannot remove a value from an enum type: 'cancelled' stays in jobstatus, unused.
