@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api import errors
 from api.routers import (
     billing,
+    breach,
     change_orders,
     console,
     health,
@@ -74,6 +75,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
     for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
-                   incidents, subscriptions, billing, interruptions):
+                   incidents, subscriptions, billing, interruptions, breach):
         app.include_router(module.router)
     return app

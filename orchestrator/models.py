@@ -516,3 +516,43 @@ class TrafficCounter(SQLModel, table=True):
     rx_bytes: int = 0
     tx_bytes: int = 0
     read_at: datetime | None = _time()
+
+
+class BreachNotice(SQLModel, table=True):
+    """R10-breach: a formal notice by registered letter for a breach of the terms; the contract
+    ends by right at ``cure_by`` unless the breach is recorded remedied before."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    subscription_id: str = Field(foreign_key="subscription.id", index=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    breach: str = Field(max_length=2000)
+    letter_sent_on: date | None = _date()
+    cure_by: date | None = _date()
+    terminates_at: datetime | None = _time()  # Europe/Paris start of the day after cure_by
+    status: str = Field(default="open", index=True, max_length=16)  # open | remedied | terminated
+    job_id: str | None = Field(default=None, max_length=36)
+    recorded_by: str = Field(max_length=100)
+    recorded_at: datetime | None = _time(now=True)
+    remedied_at: datetime | None = _time()
+    remedied_by: str | None = Field(default=None, max_length=100)
+    remedy_note: str = Field(default="", max_length=2000)
+
+
+class DdaRequest(SQLModel, table=True):
+    """R2-dda: a client's request for the Statement of Applicability, disclosed only once the
+    security officer approved it and an NDA is signed (its steps are Audit rows ``dda.*``)."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    purpose: str = Field(max_length=2000)
+    requested_by: str = Field(max_length=100)
+    requested_at: datetime | None = _time(now=True)
+    approval: str = Field(default="pending", max_length=16)  # pending | approved | refused
+    officer: str | None = Field(default=None, max_length=200)  # the security officer who decided
+    decided_at: datetime | None = _time()
+    decided_by: str | None = Field(default=None, max_length=100)
+    refusal_reason: str = Field(default="", max_length=2000)
+    nda_reference: str | None = Field(default=None, max_length=200)
+    nda_signed_on: date | None = _date()
+    nda_recorded_by: str | None = Field(default=None, max_length=100)
+    nda_recorded_at: datetime | None = _time()

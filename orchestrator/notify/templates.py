@@ -127,7 +127,7 @@ SPECS: dict[str, TemplateSpec] = {
         ),
         TemplateSpec(
             "termination_notice",
-            ("R10-after", "R10-nonpayment", "R3-notice", "R13-reversibility"),
+            ("R10-after", "R10-nonpayment", "R3-notice", "R13-reversibility", "R10-breach"),
             required=("subscription_id", "vps_name", "reason", "terminated_at"),
             optional={"data_erased": False},
         ),

@@ -3,7 +3,10 @@
 - ``non_renewal`` (R3-notice): at the end of the term the notice took effect for;
 - ``reversibility`` (R13-reversibility): two months after the registered letter;
 - ``nonpayment`` (R10-nonpayment): fifteen days after the formal notice was sent, if the payment
-  default is still open; the deadline is recomputed from the notice's actual sending time.
+  default is still open; the deadline is recomputed from the notice's actual sending time;
+- ``breach`` (R10-breach): as the day after the cure date of a formal notice by registered letter
+  begins (Paris), if the breach is not recorded remedied by then (orchestrator/breach);
+- ``insolvency``, ``cessation`` (R10-breach): at once, when staff record it.
 
 The VPS is powered off and the subscription marked terminated; its data is kept (erasure is a
 separate, recorded operation: orchestrator/operations/erase, run on non-payment). A termination
@@ -21,13 +24,13 @@ from orchestrator.clock import utcnow
 from orchestrator.contract.deadlines import termination_for_nonpayment_at
 from orchestrator.db import session_scope
 from orchestrator.errors import OperationFailed
-from orchestrator.models import Erasure, Job, PaymentDefault, Subscription, VpsStatus
+from orchestrator.models import BreachNotice, Erasure, Job, PaymentDefault, Subscription, VpsStatus
 from orchestrator.notify import enqueue
 from orchestrator.operations.base import Context, Deferred, Operation, Step, register
 from orchestrator.operations.erase import NOTICE_RECHECK
 from orchestrator.operations.power import power_off
 
-REASONS = ("non_renewal", "reversibility", "nonpayment")
+REASONS = ("non_renewal", "reversibility", "nonpayment", "breach", "insolvency", "cessation")
 GONE = (VpsStatus.deleting, VpsStatus.deleted)
 
 
@@ -56,11 +59,20 @@ def end_subscription(ctx: Context) -> str:
             return "already terminated"
         now = utcnow()
         subscription.status, subscription.terminated_at, subscription.end_reason = "terminated", now, reason
-        if subscription.ends_on is None:
-            from orchestrator.contract.calendar import to_paris
+        from orchestrator.contract.calendar import to_paris
 
-            subscription.ends_on = to_paris(now).date()
+        today = to_paris(now).date()
+        if subscription.ends_on is None or subscription.ends_on > today:
+            subscription.ends_on = today  # an end by right (R10-breach) comes before a later planned one
         session.add(subscription)
+        if ctx.params.get("breach_notice_id"):  # R10-breach: the notice had no effect
+            notice = session.get(BreachNotice, ctx.params["breach_notice_id"])
+            if notice is not None:
+                notice.status = "terminated"
+                session.add(notice)
+        for other in pending_terminations(session, subscription):
+            if other.id != ctx.job.id:
+                jobs.cancel(session, other, f"the subscription was terminated ({reason})", "terminate")
         if ctx.params.get("default_id"):
             default = session.get(PaymentDefault, ctx.params["default_id"])
             if default is not None:
@@ -91,6 +103,14 @@ class TerminateSubscription(Operation):
             subscription = session.get(Subscription, ctx.params.get("subscription_id"))
             if subscription is None:
                 raise OperationFailed("the subscription is not recorded")
+            if reason == "breach":
+                # R10-breach: only a formal notice still without effect ends the contract.
+                notice = session.get(BreachNotice, ctx.params.get("breach_notice_id"))
+                if notice is None or notice.status != "open":
+                    raise OperationFailed("the breach was remedied: the contract goes on")
+                if subscription.status == "terminated":
+                    raise OperationFailed("the subscription is already terminated")
+                return
             if reason != "nonpayment":
                 if subscription.status != "ending" or subscription.end_reason != reason:
                     raise OperationFailed(f"the subscription is {subscription.status}, not ending by {reason}")

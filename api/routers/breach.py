@@ -1,0 +1,103 @@
+"""``/v1/subscriptions/{id}/breach-notices`` and ``/terminate``: the end of a contract by right
+(R10-breach): a formal notice by registered letter for a breach that had no effect by its cure
+date, or the client's insolvency or cessation of activity (staff only)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from orchestrator import breach, jobs, subscriptions
+from orchestrator.models import BreachNotice
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["billing"])
+
+
+class BreachNoticeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    breach: str = Field(min_length=1, max_length=2000, description="the breach of the terms the letter names")
+    letter_sent_on: date = Field(description="when the registered letter (formal notice) was sent")
+    cure_by: date = Field(description="the deadline the letter gives, after letter_sent_on")
+
+
+class RemediedBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=2000)
+
+
+class TerminateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["insolvency", "cessation"]
+    note: str = Field("", max_length=2000)
+
+
+class BreachNoticeOut(BaseModel):
+    id: str
+    subscription_id: str
+    breach: str
+    letter_sent_on: date
+    cure_by: date
+    terminates_at: datetime = Field(description="R10-breach: Europe/Paris start of the day after cure_by")
+    status: str = Field(description="open | remedied | terminated | superseded")
+    termination_job_id: str | None
+    recorded_by: str
+    recorded_at: datetime | None
+    remedied_at: datetime | None
+    remedied_by: str | None
+    remedy_note: str
+
+
+class TerminateOut(BaseModel):
+    termination_job_id: str
+    reason: str
+
+
+def _out(notice: BreachNotice) -> BreachNoticeOut:
+    assert notice.letter_sent_on is not None and notice.cure_by is not None and notice.terminates_at is not None
+    return BreachNoticeOut(
+        id=notice.id, subscription_id=notice.subscription_id, breach=notice.breach,
+        letter_sent_on=notice.letter_sent_on, cure_by=notice.cure_by, terminates_at=notice.terminates_at,
+        status=notice.status, termination_job_id=notice.job_id, recorded_by=notice.recorded_by,
+        recorded_at=notice.recorded_at, remedied_at=notice.remedied_at, remedied_by=notice.remedied_by,
+        remedy_note=notice.remedy_note)
+
+
+@router.post("/{subscription_id}/breach-notices", status_code=status.HTTP_201_CREATED,
+             response_model=BreachNoticeOut)
+def record_notice(subscription_id: str, body: BreachNoticeBody, session: SessionDep, settings: SettingsDep,
+                  staff: StaffPrincipal) -> BreachNoticeOut:
+    """R10-breach: staff record the formal notice sent by registered letter. Unless recorded
+    remedied, the subscription is terminated as the day after `cure_by` begins (Paris)."""
+    record = subscriptions.visible(session, staff, subscription_id)
+    notice = breach.record_notice(session, settings, staff, record, body.breach, body.letter_sent_on, body.cure_by)
+    jobs.notify()
+    return _out(notice)
+
+
+@router.get("/{subscription_id}/breach-notices", response_model=list[BreachNoticeOut])
+def list_notices(subscription_id: str, session: SessionDep, staff: StaffPrincipal) -> list[BreachNoticeOut]:
+    record = subscriptions.visible(session, staff, subscription_id)
+    return [_out(n) for n in breach.notices(session, record)]
+
+
+@router.post("/{subscription_id}/breach-notices/{notice_id}/remedied", response_model=BreachNoticeOut)
+def remedied(subscription_id: str, notice_id: str, body: RemediedBody, session: SessionDep,
+             staff: StaffPrincipal) -> BreachNoticeOut:
+    """R10-breach: the breach was remedied in time: the termination deadline job is called off."""
+    record = subscriptions.visible(session, staff, subscription_id)
+    notice = breach.remedied(session, staff, breach.get_notice(session, record, notice_id), body.note)
+    return _out(notice)
+
+
+@router.post("/{subscription_id}/terminate", status_code=status.HTTP_202_ACCEPTED, response_model=TerminateOut)
+def terminate(subscription_id: str, body: TerminateBody, session: SessionDep, settings: SettingsDep,
+              staff: StaffPrincipal) -> TerminateOut:
+    """R10-breach: insolvency or cessation of activity ends the contract at once (a terminate job
+    now: the VPS is powered off, the client emailed)."""
+    record = subscriptions.visible(session, staff, subscription_id)
+    job_id = breach.terminate_now(session, settings, staff, record, body.reason, body.note)
+    return TerminateOut(termination_job_id=job_id, reason=body.reason)
