@@ -308,6 +308,26 @@ class Audit(SQLModel, table=True):
     detail: str = Field(default="", max_length=500)
 
 
+class Evidence(SQLModel, table=True):
+    """R6.3-evidence: what a VPS served publicly when staff checked it, fetched like any visitor
+    would (R2-no-guest-management: no login).  The raw response is in state_dir/evidence/<job>.http."""
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
+    job_id: str = Field(index=True, max_length=36)
+    requested_by: str = Field(max_length=100)
+    reason: str = Field(max_length=2000)
+    url: str = Field(max_length=2100)
+    host_header: str | None = Field(default=None, max_length=255)
+    fetched_at: datetime | None = _time(now=True)
+    status_code: int | None = None
+    headers: list[list[str]] = _json(list)  # [[name, value], ...] in the order received
+    body_sha256: str | None = Field(default=None, max_length=64)
+    size_bytes: int = 0  # of the body kept (at most the cap)
+    truncated: bool = False
+    error: str | None = Field(default=None, max_length=2000)  # unreachable, timed out, malformed
+
+
 class Backup(SQLModel, table=True):
     """A copy of a VPS's disk(s) kept in a storage pool of its host."""
 

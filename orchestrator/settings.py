@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     # How the orchestrator reaches a guest's port, when the guests' network is not routed to it:
     # an OpenSSH-style ProxyCommand with %h/%p, e.g. "ssh -W %h:%p jump" or a netns exec.
     guest_proxy_command: str = ""
+    # R6.3-evidence: fetching what a VPS serves: the whole exchange must end within this time, and
+    # the body kept is cut at this size (the evidence says it was truncated)
+    evidence_timeout_seconds: float = Field(30.0, gt=0)
+    evidence_max_bytes: int = Field(5 * 1024 * 1024, gt=0)
     # R6.2-transfer: the old disk is hot-plugged into the reinstalled system this long after it
     # started, once it has mounted its own filesystems (the old disk has the same labels).
     transfer_attach_delay_seconds: float = Field(120.0, ge=0)

@@ -6,15 +6,47 @@ from __future__ import annotations
 
 import shlex
 import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import paramiko
 
 
+def proxy_command_line(proxy_command: str, host: str, port: int) -> str:
+    """``settings.guest_proxy_command`` with its %h/%p filled in (the host quoted for the shell)."""
+    return proxy_command.replace("%h", shlex.quote(host)).replace("%p", str(port))
+
+
 def _socket(host: str, port: int, proxy_command: str, timeout: float) -> socket.socket | paramiko.ProxyCommand:
     if proxy_command:
-        command = proxy_command.replace("%h", shlex.quote(host)).replace("%p", str(port))
-        return paramiko.ProxyCommand(command)
+        return paramiko.ProxyCommand(proxy_command_line(proxy_command, host, port))
     return socket.create_connection((host, port), timeout=timeout)
+
+
+@contextmanager
+def guest_connection(host: str, port: int, proxy_command: str, timeout: float) -> Iterator[socket.socket]:
+    """A plain socket to a guest's port, reached the way the orchestrator reaches guests: through
+    the proxy command when there is one (its stdin/stdout bridged to a socket pair, so reads see
+    the end of the stream), else a direct TCP connection.  The proxy process ends on exit."""
+    if not proxy_command:
+        with socket.create_connection((host, port), timeout=timeout) as direct:
+            yield direct
+        return
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(shlex.split(proxy_command_line(proxy_command, host, port)),
+                                   stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.DEVNULL)
+    finally:
+        theirs.close()
+    try:
+        ours.settimeout(timeout)
+        yield ours
+    finally:
+        ours.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 def server_host_key(host: str, port: int = 22, proxy_command: str = "", timeout: float = 10.0) -> str:

@@ -28,6 +28,7 @@ CALLS: dict[str, tuple[str, str, dict[str, object], str]] = {
     "reconnect": ("reconnect", "POST", {"corrective_measures": "patched"}, "support"),
     "mail-block": ("mail-block", "POST", {}, "support"),
     "mail-unblock": ("mail-unblock", "POST", {}, "support"),
+    "evidence": ("evidence", "POST", {"reason": "phishing reported"}, "support"),
     "attach-disk": ("disks", "POST", {"size_gib": 1}, "alice"),
     "delete": ("?confirm_data_loss=true", "DELETE", {}, "alice"),
 }
