@@ -15,6 +15,7 @@ from api.routers import (
     breach,
     change_orders,
     console,
+    dda,
     evidence,
     health,
     hosts,
@@ -76,6 +77,6 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
     for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
-                   incidents, subscriptions, billing, interruptions, breach, evidence):
+                   incidents, subscriptions, billing, interruptions, breach, dda, evidence):
         app.include_router(module.router)
     return app

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # the body kept is cut at this size (the evidence says it was truncated)
     evidence_timeout_seconds: float = Field(30.0, gt=0)
     evidence_max_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    # R2-dda: the Statement of Applicability, disclosed to a client once approved and under NDA
+    dda_document_path: Path | None = None
     # R6.2-transfer: the old disk is hot-plugged into the reinstalled system this long after it
     # started, once it has mounted its own filesystems (the old disk has the same labels).
     transfer_attach_delay_seconds: float = Field(120.0, ge=0)

@@ -1,0 +1,114 @@
+"""``/v1/dda-requests``: the Statement of Applicability (DDA), disclosed on request after the
+security officer's approval and a signed NDA (R2-dda). Every step and download is recorded and
+shown as the request's history; another client's request is a 404 (R7-confidential)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from orchestrator import dda
+from orchestrator.models import DdaRequest
+
+router = APIRouter(prefix="/v1/dda-requests", tags=["contract"])
+
+
+class DdaRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(min_length=1, max_length=2000, description="why the client needs the document")
+
+
+class ApprovalBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approved: bool
+    officer: str = Field(min_length=1, max_length=200, description="the security officer who decided")
+    reason: str = Field("", max_length=2000, description="required for a refusal")
+
+
+class NdaBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(min_length=1, max_length=200, description="the signed NDA's reference")
+    signed_on: date
+
+
+class HistoryOut(BaseModel):
+    at: datetime | None
+    actor: str
+    action: str = Field(description="dda.requested, dda.approved, dda.refused, dda.nda_recorded, dda.downloaded")
+    detail: str
+
+
+class DdaRequestOut(BaseModel):
+    id: str
+    customer_id: int
+    purpose: str
+    requested_by: str
+    requested_at: datetime | None
+    approval: str = Field(description="pending | approved | refused")
+    officer: str | None
+    decided_at: datetime | None
+    refusal_reason: str
+    nda_reference: str | None
+    nda_signed_on: date | None
+    document_available: bool = Field(description="R2-dda: both gates passed")
+    missing: list[str] = Field(description="R2-dda: the gates still missing")
+    history: list[HistoryOut]
+
+
+def _out(session: Session, request: DdaRequest) -> DdaRequestOut:
+    missing = dda.missing_gates(request)
+    return DdaRequestOut(
+        id=request.id, customer_id=request.customer_id, purpose=request.purpose,
+        requested_by=request.requested_by, requested_at=request.requested_at, approval=request.approval,
+        officer=request.officer, decided_at=request.decided_at, refusal_reason=request.refusal_reason,
+        nda_reference=request.nda_reference, nda_signed_on=request.nda_signed_on,
+        document_available=not missing, missing=missing,
+        history=[HistoryOut(at=a.at, actor=a.actor, action=a.action, detail=a.detail)
+                 for a in dda.history(session, request)])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DdaRequestOut)
+def create(body: DdaRequestBody, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
+    """R2-dda: the client asks for the Statement of Applicability."""
+    return _out(session, dda.create(session, principal, body.purpose))
+
+
+@router.get("", response_model=list[DdaRequestOut])
+def listing(session: SessionDep, principal: CurrentPrincipal) -> list[DdaRequestOut]:
+    """Your requests (staff: everyone's)."""
+    return [_out(session, r) for r in dda.listing(session, principal)]
+
+
+@router.get("/{request_id}", response_model=DdaRequestOut)
+def get_request(request_id: str, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
+    return _out(session, dda.visible(session, principal, request_id))
+
+
+@router.post("/{request_id}/approval", response_model=DdaRequestOut)
+def approval(request_id: str, body: ApprovalBody, session: SessionDep, staff: StaffPrincipal) -> DdaRequestOut:
+    """R2-dda: staff record the security officer's approval, or refusal with a reason."""
+    request = dda.visible(session, staff, request_id)
+    return _out(session, dda.decide(session, staff, request, body.approved, body.officer, body.reason))
+
+
+@router.post("/{request_id}/nda", response_model=DdaRequestOut)
+def nda(request_id: str, body: NdaBody, session: SessionDep, staff: StaffPrincipal) -> DdaRequestOut:
+    """R2-dda: staff record the signed NDA."""
+    request = dda.visible(session, staff, request_id)
+    return _out(session, dda.record_nda(session, staff, request, body.reference, body.signed_on))
+
+
+@router.get("/{request_id}/document", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def document(request_id: str, session: SessionDep, settings: SettingsDep,
+             principal: CurrentPrincipal) -> FileResponse:
+    """R2-dda: the document, for the requesting client once approved and under NDA (422 naming
+    R2-dda with the missing gates before; 404 when no document is configured)."""
+    request = dda.visible(session, principal, request_id)
+    path = dda.document(session, settings, principal, request)
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
