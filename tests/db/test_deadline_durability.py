@@ -20,8 +20,9 @@ from sqlmodel import Session, select
 
 from orchestrator import incidents
 from orchestrator.db import make_engine
-from orchestrator.models import Customer, Host, Job, JobStatus, Outbox, Vps, VpsStatus
+from orchestrator.models import Customer, Job, JobStatus, Outbox
 from orchestrator.settings import Settings
+from tests.db.records import running_vps
 
 
 def worker(settings: Settings, now: str | None, log: Path) -> subprocess.Popen[bytes]:
@@ -41,14 +42,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Any, Settings, str, str]]:
     settings = Settings(state_dir=tmp_path)
     engine = make_engine(settings)
     with Session(engine) as session:
-        customer, host = Customer(name="c", email="c@example.test"), Host(name="h", uri="test:///default")
-        session.add(customer)
-        session.add(host)
-        session.flush()
-        vps = Vps(name="web", customer_id=customer.id, host_id=host.id, image="tiny", vcpus=1, memory_mib=256,
-                  disk_gib=2, status=VpsStatus.running)
-        session.add(vps)
-        session.flush()
+        vps = running_vps(session, Customer(name="c", email="c@example.test"))
         incident = incidents.open_incident(session, settings, vps, "network", "no route to the VPS", "support:test")
         job = session.exec(select(Job).where(Job.kind == incidents.DEADLINE_KIND)).one()
         ids = (incident.id, job.id)

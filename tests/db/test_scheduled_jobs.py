@@ -16,10 +16,11 @@ from sqlmodel import Session, SQLModel
 from orchestrator import clock, jobs
 from orchestrator.clock import utcnow
 from orchestrator.db import make_engine
-from orchestrator.models import Customer, Host, Job, JobStatus, Vps, VpsStatus
+from orchestrator.models import Job, JobStatus, Vps, VpsStatus
 from orchestrator.operations import OPERATIONS
 from orchestrator.operations.base import Context, Deferred, Operation, Step
 from orchestrator.worker import Worker
+from tests.db.records import running_vps
 from tests.db.test_claim_concurrency import databases, settings_for
 
 
@@ -31,15 +32,8 @@ def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, str]]:
         SQLModel.metadata.drop_all(engine)
         SQLModel.metadata.create_all(engine)
     with Session(engine) as session:
-        customer, host = Customer(name="c"), Host(name="h", uri="test:///default")
-        session.add(customer)
-        session.add(host)
-        session.flush()
-        vps = Vps(name="v", customer_id=customer.id, host_id=host.id, image="tiny", vcpus=1, memory_mib=128,
-                  disk_gib=1, status=VpsStatus.running)
-        session.add(vps)
+        vps_id = running_vps(session).id
         session.commit()
-        vps_id = vps.id
     yield engine, settings, vps_id
     clock.reset()
     engine.dispose()
