@@ -111,6 +111,12 @@ def announce_interruption(session: Session, settings: Settings, principal: Princ
     return _record(session, settings, principal, spec, "interruption", affected(session, spec))
 
 
+def of_kind(session: Session, kind: str) -> list[Maintenance]:
+    """Every recorded maintenance (or interruption), earliest first."""
+    return list(session.exec(select(Maintenance).where(Maintenance.kind == kind)
+                             .order_by(col(Maintenance.starts_at))).all())
+
+
 def notices(session: Session, record: Maintenance) -> list[Outbox]:
     """The notices of a maintenance or interruption, to see whether they have left."""
     if not record.notice_ids:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.routers.maintenance import MaintenanceBody, spec_of
@@ -54,9 +54,7 @@ def announce(body: InterruptionBody, session: SessionDep, settings: SettingsDep,
 
 @router.get("", response_model=list[InterruptionOut])
 def list_interruptions(session: SessionDep, _staff: StaffPrincipal) -> list[InterruptionOut]:
-    rows = session.exec(select(Maintenance).where(Maintenance.kind == "interruption")
-                        .order_by(col(Maintenance.starts_at))).all()
-    return [_out(session, m) for m in rows]
+    return [_out(session, m) for m in maintenance.of_kind(session, "interruption")]
 
 
 @router.get("/{interruption_id}", response_model=InterruptionOut)

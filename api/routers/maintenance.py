@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from orchestrator import maintenance
@@ -72,6 +72,4 @@ def schedule(body: MaintenanceBody, session: SessionDep, settings: SettingsDep,
 
 @router.get("", response_model=list[MaintenanceOut])
 def list_maintenance(session: SessionDep, _staff: StaffPrincipal) -> list[MaintenanceOut]:
-    rows = session.exec(select(Maintenance).where(Maintenance.kind == "maintenance")
-                        .order_by(col(Maintenance.starts_at))).all()
-    return [_out(session, m) for m in rows]
+    return [_out(session, m) for m in maintenance.of_kind(session, "maintenance")]

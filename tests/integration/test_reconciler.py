@@ -18,18 +18,12 @@ from orchestrator import traffic
 from orchestrator.hosts import Drivers
 from orchestrator.models import Audit, TrafficCounter, TrafficSample
 from tests.conftest import URI, Api
+from tests.integration import lifecycle
 from tests.integration.lifecycle import Guest, order
 
 
 def eventually(what: str, probe: Callable[[], Any], within: float = 180) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {within:.0f} s")
-        time.sleep(0.5)
+    return lifecycle.eventually(probe, within, what)
 
 
 def incidents(api: Api, vps_id: str) -> list[dict[str, Any]]:
