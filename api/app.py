@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
 from api import errors
 from api.routers import (
     billing,
     breach,
     change_orders,
+    compromise,
     console,
     dda,
     evidence,
@@ -29,12 +31,14 @@ from api.routers import (
     subscriptions,
     vps,
 )
-from orchestrator import __version__, ticker
-from orchestrator.db import make_engine
-from orchestrator.hosts import Drivers
+from orchestrator import __version__
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core import clock
+from orchestrator.core.db import make_engine
+from orchestrator.core.settings import Settings, get_settings
+from orchestrator.engine import ticker
+from orchestrator.engine.worker import Worker
 from orchestrator.notify import start_outbox_thread
-from orchestrator.settings import Settings, get_settings
-from orchestrator.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ Errors are `application/problem+json` documents (RFC 9457).
 
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
+    clock.start(settings.now)
     engine = make_engine(settings)
     with_worker = settings.run_worker if run_worker is None else run_worker
 
@@ -76,7 +81,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    for module in (health, images, hosts, vps, operations, console, jobs, maintenance, invoices, change_orders,
-                   incidents, subscriptions, billing, interruptions, breach, dda, evidence):
+    for module in (health, images, hosts, vps, operations, compromise, console, jobs, maintenance, invoices,
+                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence):
         app.include_router(module.router)
     return app

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator import errors
+from orchestrator.core import errors
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"

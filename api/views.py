@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from api import schemas
-from orchestrator import jobs
-from orchestrator.models import Customer, Host, Job, Vps
+from api.schemas.jobs import EventOut, JobOut, ProgressOut
+from api.schemas.vps import DiskOut, HostKeyOut, VpsOut
+from orchestrator.core.models import Customer, Host, Job, Vps
+from orchestrator.engine import jobs
 
 
-def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
+def vps_out(session: Session, vps: Vps) -> VpsOut:
     customer = session.get(Customer, vps.customer_id)
     host = session.get(Host, vps.host_id) if vps.host_id else None
-    return schemas.VpsOut(
+    return VpsOut(
         id=vps.id,
         name=vps.name,
         customer=customer.name if customer else "",
@@ -24,8 +25,8 @@ def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
         disk_gib=vps.disk_gib,
         host=host.name if host else None,
         addresses=vps.addresses,
-        ssh_host_keys=[schemas.HostKeyOut(**k) for k in vps.ssh_host_keys],
-        data_disks=[schemas.DiskOut(id=d["id"], size_gib=d["size_gib"], target=d["target"]) for d in vps.data_disks],
+        ssh_host_keys=[HostKeyOut(**k) for k in vps.ssh_host_keys],
+        data_disks=[DiskOut(id=d["id"], size_gib=d["size_gib"], target=d["target"]) for d in vps.data_disks],
         cut_off=vps.cut_off,
         cut_off_reason=vps.cut_off_reason,
         mail_blocked=vps.mail_blocked,
@@ -36,22 +37,23 @@ def vps_out(session: Session, vps: Vps) -> schemas.VpsOut:
     )
 
 
-def job_out(session: Session, job: Job) -> schemas.JobOut:
-    return schemas.JobOut(
+def job_out(session: Session, job: Job) -> JobOut:
+    return JobOut(
         id=job.id,
         vps_id=job.vps_id,
         kind=job.kind,
         status=job.status.value,
-        progress=schemas.ProgressOut(done=len(job.steps_done), total=job.steps_total, step=job.step),
+        progress=ProgressOut(done=len(job.steps_done), total=job.steps_total, step=job.step),
         attempts=job.attempts,
         error=job.error,
         requested_by=job.requested_by,
+        cause=job.cause,
         created_at=job.created_at,
         scheduled_at=job.scheduled_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
         events=[
-            schemas.EventOut(at=e.at, step=e.step, status=e.status, message=e.message, actor=e.actor)
+            EventOut(at=e.at, step=e.step, status=e.status, message=e.message, actor=e.actor)
             for e in jobs.events(session, job.id)
         ],
     )

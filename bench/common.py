@@ -40,7 +40,7 @@ class VpsctlServer:
     def __init__(self, tmp: Path, **overrides: Any) -> None:
         settings = base_settings(tmp, **{"verify_guest_ssh": False, **overrides})
         self.env = dict(os.environ)
-        self.env.update({f"VPSCTL_{k.upper()}": str(v) for k, v in settings.model_dump().items() if v is not None})
+        self.env.update(settings.as_environment())
         self.port = 18080
         cli = [sys.executable, "-m", "orchestrator.cli"]
         token = subprocess.run([*cli, "token", "create", "--role", "customer", "--customer", "bench"],

@@ -22,9 +22,9 @@ from pathlib import Path
 import libvirt
 
 from bench.common import URI, VpsctlServer, summary, wait_running, write_section
-from orchestrator.designer import domain_config
+from orchestrator.compute.designer import domain_config
+from orchestrator.core.models import Host, Vps
 from orchestrator.hypervisor.config import VolumeConfig
-from orchestrator.models import Host, Vps
 
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
@@ -81,8 +81,8 @@ def virt_install_sample(conn: libvirt.virConnect, pool: libvirt.virStoragePool, 
 
 
 def main() -> None:
-    from orchestrator.keys import generate_host_key
-    from orchestrator.seed import Seed
+    from orchestrator.compute.keys import generate_host_key
+    from orchestrator.compute.seed import Seed
 
     tmp = Path(tempfile.mkdtemp(prefix="vpsctl-bench-"))
     server = VpsctlServer(tmp)

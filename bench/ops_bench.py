@@ -25,7 +25,7 @@ from typing import Any
 import libvirt
 
 from bench.common import URI, VpsctlServer, summary, write_section
-from orchestrator.designer import mac_for
+from orchestrator.compute.designer import mac_for
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "10"))
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

@@ -22,11 +22,11 @@ from typing import Any
 from sqlmodel import Session, SQLModel
 
 from bench.common import summary, write_section
-from orchestrator import jobs
-from orchestrator.clock import utcnow
-from orchestrator.db import make_engine, session_scope
-from orchestrator.models import Customer, Host, Job, JobStatus, Vps, VpsStatus
-from orchestrator.settings import Settings
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import make_engine, session_scope
+from orchestrator.core.models import Customer, Host, Job, JobStatus, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine import jobs
 
 FLEET = 500  # VPS
 WAITING = 10_000  # deadline jobs pending

@@ -24,7 +24,7 @@ packages=(
     dosfstools e2fsprogs fdisk cpio kmod debootstrap genisoimage cloud-image-utils
     # reaching guests inside a network namespace; ssh client for checks
     netcat-openbsd openssh-client procps
-    # Ansible hooks at lifecycle events (orchestrator/hooks.py runs ansible-playbook through ansible-runner)
+    # Ansible hooks at lifecycle events (orchestrator/workflows/hooks.py runs ansible-playbook through ansible-runner)
     ansible-core
     "${test_packages[@]}"
 )

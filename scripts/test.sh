@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: lint, types, unit, API and integration tests against a
+# Set up and run the whole test suite: lint, types, import layers, unit, API and integration tests against a
 # real libvirtd + QEMU.  libvirtd runs inside its own network namespace so that guests reach
 # nothing but each other and the test run; everything started here is stopped on exit.
 #   scripts/test.sh [pytest args]        e.g. scripts/test.sh -k create
@@ -14,6 +14,7 @@ export VPSCTL_IMAGE_CACHE_DIR=${VPSCTL_IMAGE_CACHE_DIR:-/var/cache/vpsctl/images
 scripts/install.sh --test
 .venv/bin/ruff check orchestrator api tests bench
 .venv/bin/mypy orchestrator api
+.venv/bin/lint-imports --no-cache  # the layers (pyproject.toml, docs/architecture.md)
 
 started=0
 cleanup() {

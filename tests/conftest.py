@@ -18,10 +18,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.app import create_app
-from orchestrator.auth import create_token, ensure_customer
-from orchestrator.db import make_engine
-from orchestrator.models import Host, Image, Role
-from orchestrator.settings import Settings
+from orchestrator.core.auth import create_token, ensure_customer
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Host, Image, Role
+from orchestrator.core.settings import Settings
 from tests.smtp import Server, free_port
 
 NETNS = os.environ.get("VPSCTL_TEST_NETNS", "vpsctl-test")
@@ -139,7 +139,7 @@ class Api:
 
 
 def register_image(engine: Any, settings: Settings, name: str = "tiny") -> Image:
-    from orchestrator import images
+    from orchestrator.compute import images
 
     recipe = images.catalog(settings)[name]
     path = settings.images_cache / f"{name}.qcow2"
@@ -179,13 +179,13 @@ def smtp() -> Iterator[Server]:
 def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[Api]:
     """The API with an in-process worker driving the real libvirtd, and its outbox sending to a
     real SMTP server on loopback (``api.smtp``)."""
-    from orchestrator.hosts import Drivers, register_host
+    from orchestrator.compute.hosts import Drivers, register_host
 
     settings = base_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, outbox_poll_seconds=0.2)
     engine = make_engine(settings)
     drivers = Drivers()
     with Session(engine) as session:
-        register_host(session, settings, drivers, "local", settings.libvirt_uri, "Marseille")
+        register_host(session, settings, drivers, "local", settings.hosts.libvirt_uri, "Marseille")
     drivers.close()
     register_image(engine, settings)
     app = create_app(settings, run_worker=True)
@@ -200,14 +200,14 @@ def cleanup_host(settings: Settings) -> None:
     """Leave the test host as found: no test domain, no test volume."""
     import libvirt
 
-    conn = libvirt.open(settings.libvirt_uri)
+    conn = libvirt.open(settings.hosts.libvirt_uri)
     try:
         for dom in conn.listAllDomains(0):
             if dom.name().startswith("vps-"):
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
-        for name in (settings.storage_pool, settings.backup_pool):
+        for name in (settings.hosts.storage_pool, settings.hosts.backup_pool):
             try:
                 pool = conn.storagePoolLookupByName(name)
                 pool.refresh(0)
@@ -250,8 +250,8 @@ def ssh_run(address: str, host_public_key: str, key: paramiko.PKey, command: str
 def clock() -> Iterator[Any]:
     """Move the orchestrator's clock (``clock.travel_to(instant)``, ``clock.advance(delta)``) for the
     in-process API, worker and outbox; put back afterwards."""
-    from orchestrator import clock as module
-    from orchestrator import jobs
+    from orchestrator.core import clock as module
+    from orchestrator.engine import jobs
 
     class Clock:
         def travel_to(self, instant: Any) -> None:
@@ -268,3 +268,18 @@ def clock() -> Iterator[Any]:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def ask_job(engine: Any, settings: Settings, principal: Any, vps_id: str | None, operation: Any, params: Any,
+            **options: Any) -> str:
+    """Ask for an operation as the API would (orchestrator.engine.operation.request), commit, and
+    answer the job's id."""
+    from orchestrator.core.models import Vps
+    from orchestrator.engine.context import Request
+    from orchestrator.engine.operation import request
+
+    with Session(engine, expire_on_commit=False) as session:
+        vps = session.get(Vps, vps_id) if vps_id else None
+        job = request(Request(session, settings, principal, vps), operation, params, **options)
+        session.commit()
+        return job.id

@@ -1,0 +1,1 @@
+"""One router per resource; the operations on a VPS are declared in ``operations``."""

@@ -9,94 +9,36 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal, get_engine
-from api.routers.invoices import InvoiceOut, invoice_out
-from orchestrator import billing_run, invoicing, jobs, nonpayment
-from orchestrator.access import visible_invoice, visible_vps
-from orchestrator.clock import utcnow
+from api.routers.invoices import invoice_out
+from api.schemas.billing import (
+    ComplaintBody,
+    ComplaintOut,
+    DefaultOut,
+    InvoiceOut,
+    LateFeesOut,
+    LineOut,
+    PaymentIncidentBody,
+    RunOut,
+    SyntecBody,
+    SyntecOut,
+)
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
-from orchestrator.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
-from orchestrator.models import Customer, SyntecIndex
-from orchestrator.operations import suspend
-from orchestrator.operations.base import request
+from orchestrator.core.access import visible_invoice, visible_vps
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
+from orchestrator.core.models import Customer, SyntecIndex
+from orchestrator.workflows import abuse, billing_run, invoicing, nonpayment
 
 router = APIRouter(tags=["billing"])
-
-
-class RunOut(BaseModel):
-    issued: list[str] = Field(description="numbers of the rent invoices issued by this run")
-    revised: list[str] = Field(description="subscriptions whose rent was revised (R8.4-syntec)")
-    defaults: list[str] = Field(description="invoices put in default by policy (R8.7-default)")
-
-
-class SyntecBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    month: date = Field(description="the month the index is published for (any day of it)")
-    value: Decimal = Field(gt=0, max_digits=12, decimal_places=4)
-
-
-class SyntecOut(BaseModel):
-    month: date
-    value: Decimal
-    recorded_by: str
-    recorded_at: datetime | None
-
-
-class IncidentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    incidents: int = Field(1, ge=1, le=100, description="rejected debits or bounced cheques")
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
-
-
-class ComplaintBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    complaints: int = Field(1, ge=1, le=100)
-    note: Annotated[str, StringConstraints(max_length=500)] = ""
-    suspend_vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] = Field(
-        default_factory=list, max_length=1000,
-        description="R6.4-blacklist-fee: the client's services named in the complaints, suspended without notice")
-
-
-class ComplaintOut(BaseModel):
-    invoice: InvoiceOut
-    suspend_job_ids: list[str]
-
-
-class LineOut(BaseModel):
-    rule: str
-    label: str
-    amount_ht: Decimal
-    taxable: bool
-
-
-class LateFeesOut(BaseModel):
-    invoice_id: str
-    amount_due: Decimal = Field(description="the invoice's total, tax included")
-    due_on: date | None
-    on: date
-    days_late: int
-    lines: list[LineOut] = Field(description="R8.6-billing interest (1.5 x legal rate), R8.7-default penalty")
-
-
-class DefaultOut(BaseModel):
-    id: str
-    invoice_id: str
-    status: str
-    suspended_vps: list[str]
-    erasure_job_ids: list[str]
-    termination_job_id: str | None
-    erasure_not_before: datetime = Field(description="R8.7-default: counted again from the notice's sending")
-    termination_at: datetime = Field(description="R10-nonpayment: counted again from the notice's sending")
 
 
 @router.post("/v1/billing/run", response_model=RunOut)
@@ -116,7 +58,6 @@ def record_syntec(body: SyntecBody, session: SessionDep, staff: StaffPrincipal) 
         raise Conflict(f"the SYNTEC index of {month:%Y-%m} is already recorded")
     record = SyntecIndex(month=month, value=body.value, recorded_by=str(staff))
     session.add(record)
-    session.commit()
     return SyntecOut.model_validate(record, from_attributes=True)
 
 
@@ -128,7 +69,8 @@ def list_syntec(session: SessionDep, _staff: StaffPrincipal) -> list[SyntecOut]:
 
 @router.post("/v1/invoices/{invoice_id}/payment-incidents", status_code=status.HTTP_201_CREATED,
              response_model=InvoiceOut)
-def payment_incident(invoice_id: str, body: IncidentBody, session: SessionDep, staff: StaffPrincipal) -> InvoiceOut:
+def payment_incident(invoice_id: str, body: PaymentIncidentBody, session: SessionDep,
+                     staff: StaffPrincipal) -> InvoiceOut:
     """R8.7-default: a rejected direct debit or a bounced cheque for this invoice: an invoice of
     35 € per incident (the rejected invoice may then be put in default)."""
     invoice = visible_invoice(session, staff, invoice_id)
@@ -138,7 +80,6 @@ def payment_incident(invoice_id: str, body: IncidentBody, session: SessionDep, s
     issued = invoicing.issue(session, customer_id=invoice.customer_id, purpose="payment_incident",
                              lines=[fee], purpose_ref=invoice.id, subscription_id=invoice.subscription_id,
                              vps_id=invoice.vps_id)
-    session.commit()
     return invoice_out(issued)
 
 
@@ -186,18 +127,6 @@ def blacklist_complaints(customer: str, body: ComplaintBody, session: SessionDep
         record = session.get(Customer, int(customer))
     if record is None or record.id is None:
         raise NotFound(f"no customer {customer[:100]!r}")
-    named = []
-    for vps_id in dict.fromkeys(body.suspend_vps_ids):
-        vps = visible_vps(session, staff, vps_id)
-        if vps.customer_id != record.id:
-            raise NotFound(f"customer {record.name} has no VPS {vps_id}")
-        named.append(vps)
-    fee = billing.blacklist_fee(body.complaints)
-    if body.note:
-        fee = billing.Line(fee.rule, f"{fee.label} ({body.note})"[:500], fee.amount, fee.taxable)
-    issued = invoicing.issue(session, customer_id=record.id, purpose="blacklist", lines=[fee])
-    suspended = [request(session, settings, staff, vps, suspend.SuspendVps, {"reason": "abuse"}, commit=False).id
-                 for vps in named if vps.status in suspend.SuspendVps.allowed_from]
-    session.commit()
-    jobs.notify()
-    return ComplaintOut(invoice=invoice_out(issued), suspend_job_ids=suspended)
+    named = [visible_vps(session, staff, vps_id) for vps_id in dict.fromkeys(body.suspend_vps_ids)]
+    done = abuse.blacklisting(session, settings, staff, record, body.complaints, body.note, named)
+    return ComplaintOut(invoice=invoice_out(done.invoice), suspend_job_ids=done.suspend_job_ids)

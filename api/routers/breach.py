@@ -4,56 +4,14 @@ date, or the client's insolvency or cessation of activity (staff only)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
-
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
-from orchestrator import breach, jobs, subscriptions
-from orchestrator.models import BreachNotice
+from api.schemas.breach import BreachNoticeBody, BreachNoticeOut, RemediedBody, TerminateBody, TerminateOut
+from orchestrator.core.models import BreachNotice
+from orchestrator.workflows import breach, subscriptions
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["billing"])
-
-
-class BreachNoticeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    breach: str = Field(min_length=1, max_length=2000, description="the breach of the terms the letter names")
-    letter_sent_on: date = Field(description="when the registered letter (formal notice) was sent")
-    cure_by: date = Field(description="the deadline the letter gives, after letter_sent_on")
-
-
-class RemediedBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    note: str = Field("", max_length=2000)
-
-
-class TerminateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Literal["insolvency", "cessation"]
-    note: str = Field("", max_length=2000)
-
-
-class BreachNoticeOut(BaseModel):
-    id: str
-    subscription_id: str
-    breach: str
-    letter_sent_on: date
-    cure_by: date
-    terminates_at: datetime = Field(description="R10-breach: Europe/Paris start of the day after cure_by")
-    status: str = Field(description="open | remedied | terminated | superseded")
-    termination_job_id: str | None
-    recorded_by: str
-    recorded_at: datetime | None
-    remedied_at: datetime | None
-    remedied_by: str | None
-    remedy_note: str
-
-
-class TerminateOut(BaseModel):
-    termination_job_id: str
-    reason: str
 
 
 def _out(notice: BreachNotice) -> BreachNoticeOut:
@@ -74,7 +32,6 @@ def record_notice(subscription_id: str, body: BreachNoticeBody, session: Session
     remedied, the subscription is terminated as the day after `cure_by` begins (Paris)."""
     record = subscriptions.visible(session, staff, subscription_id)
     notice = breach.record_notice(session, settings, staff, record, body.breach, body.letter_sent_on, body.cure_by)
-    jobs.notify()
     return _out(notice)
 
 

@@ -4,74 +4,25 @@ resize runs.  Another customer's VPS or change order is a 404 (R7-confidential).
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
-from api.schemas import JobOut, ResizePlanOut
+from api.schemas.change_orders import (
+    ApproveBody,
+    ChangeOrderAccepted,
+    ChangeOrderBody,
+    ChangeOrderOut,
+    RefuseBody,
+)
+from api.schemas.jobs import ResizePlanOut
 from api.views import job_out
-from orchestrator import change_orders
-from orchestrator.access import visible_vps
-from orchestrator.models import ChangeOrder, Job
+from orchestrator.core.access import visible_vps
+from orchestrator.core.models import ChangeOrder, Job
+from orchestrator.workflows import change_orders
 
 router = APIRouter(tags=["change orders"])
-
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
-
-
-class ChangeOrderBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    vcpus: int | None = Field(default=None, ge=1, le=1024)
-    memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
-    disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
-    note: Note = Field(default="", description="What the change is for (shown on the order form)")
-
-
-class ApproveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rent_ht: Amount = Field(description="R8.3-ht: the new rent per billing period, euros before tax")
-    fee_ht: Amount | None = Field(default=None, description="R8.3-ht: one-off price of the change, before tax")
-    note: Note = ""
-
-
-class RefuseBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-class ChangeOrderOut(BaseModel):
-    id: str
-    number: str | None = Field(description="The order form's number, once approved")
-    vps_id: str
-    customer_id: int
-    status: str = Field(description="requested, approved, refused, accepted, done, failed or cancelled")
-    current: dict[str, int]
-    requested: dict[str, int] = Field(description="The whole new configuration")
-    rent_ht: Decimal | None = Field(description="R8.3-ht: new rent per billing period, before tax")
-    fee_ht: Decimal | None = Field(description="R8.3-ht: one-off fee, before tax")
-    requested_by: str
-    requested_at: datetime | None
-    request_note: str
-    decided_by: str | None
-    decided_at: datetime | None
-    decision_note: str
-    accepted_at: datetime | None
-    job_id: str | None
-    closed_at: datetime | None
-    outcome: str
-    invoice_id: str | None = Field(default=None, description="The invoice of the one-off fee")
-
-
-class ChangeOrderAccepted(BaseModel):
-    change_order: ChangeOrderOut
-    job: JobOut
-    plan: ResizePlanOut
-
 
 def order_out(session: SessionDep, order: ChangeOrder) -> ChangeOrderOut:
     values: dict[str, Any] = order.model_dump()

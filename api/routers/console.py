@@ -1,52 +1,73 @@
 """``GET /v1/vps/{id}/console``: the guest's serial console as a WebSocket (owner and staff).
 
 The one place where the API process talks to a hypervisor itself: a console is a live pipe to
-the guest, not a change of state, so there is no job to queue.  Opening it is audited."""
+the guest, not a change of state, so there is no job to queue.  Opening it is audited.  The
+token is read by the ``websocket_principal`` dependency; the database and the hypervisor are
+reached from a worker thread, never from the event loop."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import Annotated
 
 import anyio
 import anyio.abc
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect, status
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.access import visible_vps
-from orchestrator.auth import authenticate
-from orchestrator.errors import VpsctlError
-from orchestrator.hosts import Drivers
+from api.deps import websocket_principal
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.access import visible_vps
+from orchestrator.core.auth import Principal
+from orchestrator.core.errors import VpsctlError
+from orchestrator.core.models import Audit, Host, VpsStatus
 from orchestrator.hypervisor import ConsoleStream
-from orchestrator.models import Audit, Host, VpsStatus
 
 router = APIRouter(tags=["console"])
 POWERED = (VpsStatus.running, VpsStatus.cut_off, VpsStatus.suspended)
 
 
-@router.websocket("/v1/vps/{vps_id}/console")
-async def console(websocket: WebSocket, vps_id: str) -> None:
-    """Bytes from the guest's serial port arrive as binary messages; send text or binary to type."""
-    header = websocket.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    with Session(websocket.app.state.engine, expire_on_commit=False) as session:
-        try:
-            if scheme.lower() != "bearer" or not token:
-                raise VpsctlError("missing bearer token")
-            principal = authenticate(session, token.strip())
-            vps = visible_vps(session, principal, vps_id)
-        except VpsctlError:
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
-            return
+@dataclass(frozen=True)
+class Opening:
+    vps_id: str
+    host_uri: str | None
+    refusal: str | None = None
+
+
+def _open(engine: Engine, principal: Principal, vps_id: str) -> Opening:
+    """The VPS and its host if the principal may open its console now; the opening is audited."""
+    with Session(engine, expire_on_commit=False) as session:
+        vps = visible_vps(session, principal, vps_id)
         host = session.get(Host, vps.host_id) if vps.host_id else None
         if host is None or vps.status not in POWERED:
-            await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=f"VPS is {vps.status.value}")
-            return
+            return Opening(vps.id, None, f"VPS is {vps.status.value}")
         session.add(Audit(vps_id=vps.id, actor=str(principal), action="console", detail="serial console opened"))
         session.commit()
-    drivers: Drivers = websocket.app.state.drivers
+        return Opening(vps.id, host.uri)
+
+
+@router.websocket("/v1/vps/{vps_id}/console")
+async def console(websocket: WebSocket, vps_id: str,
+                  principal: Annotated[Principal | None, Depends(websocket_principal)]) -> None:
+    """Bytes from the guest's serial port arrive as binary messages; send text or binary to type."""
+    if principal is None:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        return
     try:
-        stream = await run_in_threadpool(drivers.for_uri(host.uri).open_console, vps.id)
+        opening = await run_in_threadpool(_open, websocket.app.state.engine, principal, vps_id)
+    except VpsctlError:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        return
+    if opening.host_uri is None:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=opening.refusal or "")
+        return
+    drivers: Drivers = websocket.app.state.drivers
+    uri = opening.host_uri
+    try:
+        stream = await run_in_threadpool(lambda: drivers.for_uri(uri).open_console(opening.vps_id))
     except VpsctlError as exc:
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason=exc.detail[:120])
         return

@@ -6,55 +6,21 @@ customer (R7-confidential).  Asking is a job (in the VPS's events); each downloa
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
-from fastapi import APIRouter, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from api.schemas import JobAccepted
-from api.views import job_out
-from orchestrator import evidence
-from orchestrator.access import visible_vps
-from orchestrator.auth import Principal
-from orchestrator.errors import Forbidden, NotFound
-from orchestrator.models import Audit, Evidence, Vps
-from orchestrator.operations.base import request
+from api.operations import expose
+from api.schemas.evidence import EvidenceOut
+from orchestrator.core.access import visible_vps
+from orchestrator.core.auth import Principal, require_staff
+from orchestrator.core.errors import NotFound
+from orchestrator.core.models import Audit, Evidence, Vps
+from orchestrator.operations import evidence
 from orchestrator.operations.evidence import EvidenceVps
 
 router = APIRouter(tags=["evidence"])
-
-
-class EvidenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
-        description="Why the content is checked (the suspected breach); recorded with the evidence")
-    port: int = Field(default=80, ge=1, le=65535)
-    path: Annotated[str, StringConstraints(pattern=evidence.PATH_PATTERN, max_length=2000)] = Field(
-        default="/", description="Absolute path and query, printable ASCII without spaces")
-    host_header: Annotated[str, StringConstraints(pattern=evidence.HOST_PATTERN, max_length=255)] | None = Field(
-        default=None, description="Host header to send (a name-based virtual host); default: the address")
-
-
-class EvidenceOut(BaseModel):
-    id: str
-    vps_id: str
-    job_id: str
-    requested_by: str
-    reason: str
-    url: str
-    host_header: str | None
-    fetched_at: datetime | None
-    status_code: int | None
-    headers: list[list[str]]
-    body_sha256: str | None
-    size_bytes: int
-    truncated: bool
-    error: str | None
-    download: str
 
 
 def _out(row: Evidence) -> EvidenceOut:
@@ -65,8 +31,7 @@ def _out(row: Evidence) -> EvidenceOut:
 def _staff_vps(session: Session, principal: Principal, vps_id: str) -> Vps:
     """Another customer's VPS is a 404; the client's own is a 403 (evidence is staff-only)."""
     vps = visible_vps(session, principal, vps_id)
-    if not principal.is_staff:
-        raise Forbidden("evidence of a VPS's content is for staff only (R6.3-evidence)")
+    require_staff(principal, "evidence of a VPS's content is for staff only (R6.3-evidence)")
     return vps
 
 
@@ -78,16 +43,7 @@ def _evidence(session: Session, principal: Principal, evidence_id: str) -> Evide
     return row
 
 
-@router.post("/v1/vps/{vps_id}/evidence", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def ask_evidence(vps_id: str, body: EvidenceBody, session: SessionDep, settings: SettingsDep,
-                 principal: CurrentPrincipal) -> JobAccepted:
-    """R6.3-evidence (staff): fetch `http://<the VPS's first address>:<port><path>` like a visitor
-    (one GET, redirects recorded not followed, bounded in time and size) and keep the response as
-    evidence.  The job's result names the evidence; a VPS that cannot be reached (e.g. cut off)
-    ends the job failed with the reason."""
-    vps = _staff_vps(session, principal, vps_id)
-    job = request(session, settings, principal, vps, EvidenceVps, body.model_dump(exclude_none=True))
-    return JobAccepted(job=job_out(session, job))
+expose(router, EvidenceVps, prefix="/v1/vps/{vps_id}", name="ask_evidence")
 
 
 @router.get("/v1/vps/{vps_id}/evidence", response_model=list[EvidenceOut])
@@ -115,5 +71,4 @@ def download_evidence(evidence_id: str, session: SessionDep, settings: SettingsD
         raise NotFound(f"the raw response of evidence {row.id} is not on this server")
     session.add(Audit(vps_id=row.vps_id, actor=str(principal), action="evidence-download",
                       detail=f"evidence {row.id} downloaded"))
-    session.commit()
     return FileResponse(path, media_type="application/octet-stream", filename=f"evidence-{row.id}.http")

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from api.deps import SessionDep
-from api.schemas import Health
+from api.schemas.fleet import Health
 from orchestrator import __version__
 
 router = APIRouter(tags=["health"])

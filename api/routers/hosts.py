@@ -4,10 +4,10 @@ from fastapi import APIRouter
 from sqlmodel import col, select
 
 from api.deps import SessionDep, StaffPrincipal
-from api.schemas import HostOut, ResourcesOut
-from orchestrator.hosts import allocations
-from orchestrator.models import Host
-from orchestrator.placement import Resources
+from api.schemas.fleet import HostOut, ResourcesOut
+from orchestrator.compute.hosts import allocations
+from orchestrator.compute.placement import Resources
+from orchestrator.core.models import Host
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
 

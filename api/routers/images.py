@@ -4,8 +4,8 @@ from fastapi import APIRouter
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.schemas import ImageOut
-from orchestrator.models import Image
+from api.schemas.fleet import ImageOut
+from orchestrator.core.models import Image
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 

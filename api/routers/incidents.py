@@ -4,78 +4,28 @@ R5.4-repeat).  Staff open, flag and resolve; a customer reads their own (others'
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
-from orchestrator import incidents
-from orchestrator.access import visible_vps
-from orchestrator.auth import Principal
-from orchestrator.clock import utcnow
+from api.schemas.incidents import (
+    ForceMajeureBody,
+    IncidentBody,
+    IncidentOut,
+    ResolveBody,
+    TerminationRightOut,
+    VpsTerminationRightOut,
+)
 from orchestrator.contract.calendar import to_paris, to_utc
-from orchestrator.errors import NotFound
-from orchestrator.models import Incident, JobStatus
+from orchestrator.core.access import owned, visible, visible_vps
+from orchestrator.core.auth import Principal
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Incident, JobStatus
+from orchestrator.workflows import incidents
 
 router = APIRouter(tags=["incidents"])
-
-Malfunction = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
-
-
-class IncidentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    vps_id: Annotated[str, StringConstraints(max_length=36)]
-    malfunction: Malfunction = Field(description="stable key: the same key is the same malfunction (R5.4-repeat), "
-                                                 "e.g. vps_down, network, disk")
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
-    force_majeure: bool = False
-    force_majeure_note: Annotated[str, StringConstraints(max_length=500)] = ""
-
-
-class ForceMajeureBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    force_majeure: bool
-    note: Annotated[str, StringConstraints(max_length=500)] = Field(
-        default="", description="R5.3-force-majeure: what the force majeure is (needed to flag)")
-
-
-class ResolveBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    resolution: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-
-
-class IncidentOut(BaseModel):
-    id: str
-    vps_id: str
-    malfunction: str
-    description: str
-    opened_by: str
-    opened_at: datetime | None
-    fix_deadline: datetime | None = Field(description="R5.4-fix-delay: 48 heures ouvrées (Europe/Paris); null for "
-                                                      "force majeure or while force majeure stops the clock")
-    deadline_passed: bool = Field(description="R5.4-fix-delay: the deadline passed without a solution")
-    force_majeure: bool
-    force_majeure_note: str
-    resolved_at: datetime | None
-    resolution: str
-    deadline_job_id: str | None = Field(description="the pending deadline job, if any")
-
-
-class TerminationRightOut(BaseModel):
-    rule: str
-    since: datetime
-    reason: str
-
-
-class VpsTerminationRightOut(BaseModel):
-    vps_id: str
-    termination_right: TerminationRightOut | None = Field(
-        description="R5.4-fix-delay, R5.4-repeat: the client may request termination, since when and why")
-
 
 def _out(session: Session, incident: Incident) -> IncidentOut:
     pending = [j for j in incidents.deadline_jobs(session, incident.vps_id).get(incident.id, [])
@@ -94,14 +44,7 @@ def _out(session: Session, incident: Incident) -> IncidentOut:
 
 def _visible(session: Session, principal: Principal, incident_id: str) -> Incident:
     """R7-confidential: another customer's incident is as absent as a missing one."""
-    try:
-        uuid.UUID(incident_id)
-    except ValueError:
-        raise NotFound(f"no incident {incident_id[:64]!r}") from None
-    incident = session.get(Incident, incident_id)
-    if incident is None or (not principal.is_staff and incident.customer_id != principal.customer_id):
-        raise NotFound(f"no incident {incident_id[:64]!r}")
-    return incident
+    return visible(session, Incident, incident_id, principal, "incident")
 
 
 @router.post("/v1/incidents", status_code=status.HTTP_201_CREATED, response_model=IncidentOut)
@@ -121,9 +64,7 @@ def list_incidents(session: SessionDep, principal: CurrentPrincipal,
                    vps_id: Annotated[str | None, Query(max_length=36)] = None,
                    open_only: Annotated[bool, Query(alias="open")] = False) -> list[IncidentOut]:
     """Staff see every incident; a customer sees those of their own VPS."""
-    query = select(Incident)
-    if not principal.is_staff:
-        query = query.where(Incident.customer_id == principal.customer_id)
+    query = owned(select(Incident), Incident.customer_id, principal)
     if vps_id is not None:
         visible_vps(session, principal, vps_id)
         query = query.where(Incident.vps_id == vps_id)

@@ -3,36 +3,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
-from api.routers.maintenance import MaintenanceBody, spec_of
-from orchestrator import maintenance
-from orchestrator.errors import NotFound
-from orchestrator.models import Maintenance, MaintenanceVps
+from api.routers.maintenance import spec_of
+from api.schemas.maintenance import InterruptionBody, InterruptionOut
+from orchestrator.core.errors import NotFound
+from orchestrator.core.models import Maintenance, MaintenanceVps
+from orchestrator.workflows import maintenance
 
 router = APIRouter(prefix="/v1/interruptions", tags=["maintenance"])
-
-
-class InterruptionBody(MaintenanceBody):
-    duration_minutes: int = Field(ge=1, le=maintenance.MAX_INTERRUPTION_MINUTES)
-
-
-class InterruptionOut(BaseModel):
-    id: str
-    host_id: int | None
-    vps_ids: list[str]
-    starts_at: datetime | None
-    duration_minutes: int
-    reason: str
-    created_by: str
-    notices_sent: bool = Field(description="R5.4-notice: every affected client's notice has left (check before "
-                                           "starting the work)")
-    notices_pending: int
 
 
 def _out(session: SessionDep, record: Maintenance) -> InterruptionOut:

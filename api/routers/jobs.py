@@ -3,9 +3,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.schemas import JobOut
+from api.schemas.jobs import JobOut
 from api.views import job_out
-from orchestrator.access import visible_job
+from orchestrator.core.access import visible_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
-
 from fastapi import APIRouter, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
-from orchestrator import maintenance
-from orchestrator.models import Maintenance, MaintenanceVps
+from api.schemas.maintenance import MaintenanceBody, MaintenanceOut
+from orchestrator.core.models import Maintenance, MaintenanceVps
+from orchestrator.workflows import maintenance
 
 router = APIRouter(prefix="/v1/maintenance", tags=["maintenance"])
-
-
-class MaintenanceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host_id: int | None = None
-    vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(default=None, max_length=10_000)
-    starts_at: AwareDatetime
-    duration_minutes: int = Field(ge=1, le=24 * 60)
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-
-
-class MaintenanceOut(BaseModel):
-    id: str
-    host_id: int | None
-    vps_ids: list[str]
-    starts_at: datetime | None
-    duration_minutes: int
-    reason: str
-    created_by: str
-    least_harmful_hours_utc: list[int] = Field(description="R5.4-hours: that day's least harmful UTC hours")
-    least_harmful_basis: str = Field(description="R5.4-hours: 'traffic' (measured on the VPS concerned) or "
-                                                 "'time_zones' (daytime in Europe and the Americas)")
-    least_harmful_hour_of_week: int | None = Field(
-        default=None, description="R5.4-hours: the week's hour (0 = Monday 00:00 UTC) with the least measured traffic")
-    least_harmful_next_start: datetime | None = Field(default=None, description="its next occurrence")
 
 
 def spec_of(body: MaintenanceBody) -> maintenance.MaintenanceRequest:

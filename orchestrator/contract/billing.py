@@ -22,7 +22,7 @@ from orchestrator.contract.rates import (
     DatedRates,
     rate_in_force,
 )
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 CENT = Decimal("0.01")
 BillingPeriod = Literal["monthly", "quarterly", "half-yearly", "yearly"]

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator.contract.calendar import BusinessCalendar, Reading, add_days, add_months_at, to_paris, to_utc
-from orchestrator.errors import ContractRefusal
+from orchestrator.core.errors import ContractRefusal
 
 REINSTALL_NOTICE_JOURS_OUVRES = 3  # R6.2-notice
 ERASURE_NOTICE_DAYS = 5  # R8.7-default

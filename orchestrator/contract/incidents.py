@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.contract.calendar import BusinessCalendar, Reading, add_months_at, to_paris, to_utc
 from orchestrator.contract.deadlines import FIX_DELAY_HEURES_OUVREES
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 
 REPEAT_MORE_THAN = 3  # R5.4-repeat: more than three times…
 REPEAT_WITHIN_MONTHS = 3  # …within three months

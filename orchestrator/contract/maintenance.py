@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from orchestrator.contract.calendar import add_days, to_utc
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 MAX_MAINTENANCE_MINUTES = 60  # R5.4-duration: at most one hour
 MIN_DAYS_BETWEEN_MAINTENANCES = 7  # R5.4-frequency: less than once a week, start to start

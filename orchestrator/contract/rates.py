@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from orchestrator.contract.calendar import add_months
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 
 DatedRates = Sequence[tuple[date, Decimal]]
 

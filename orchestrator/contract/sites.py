@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.errors import ContractRefusal
+from orchestrator.core.errors import ContractRefusal
 
 # R2-locations: exactly these 23 sites, as the contract lists them (city, ISO country code).
 SITES: dict[str, str] = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from orchestrator.contract.calendar import add_months, add_months_at, paris_midnight, to_paris, to_utc
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 TERM_MONTHS: tuple[int, ...] = (1, 3, 6, 12, 24)  # R3-terms
 NON_RENEWAL_NOTICE_MONTHS = 2  # R3-notice

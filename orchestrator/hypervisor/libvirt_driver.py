@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from orchestrator.errors import HypervisorError, TransientError
+from orchestrator.core.errors import HypervisorError, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,

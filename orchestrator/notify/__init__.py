@@ -1,4 +1,5 @@
 """Email notices: templates (French and English), a durable outbox and an SMTP sender.
+May import ``core`` and ``contract`` (the calendar, for the dates notices show).
 
     from orchestrator.notify import enqueue, delivery_context
     enqueue(session, vps.customer_id, "delivery_report", delivery_context(vps, image), vps_id=vps.id)

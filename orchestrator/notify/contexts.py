@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from orchestrator.clock import utcnow
-from orchestrator.models import Image, Vps
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Image, Vps
 
 
 def delivery_context(vps: Vps, image: Image | None = None, *, delivered_at: datetime | None = None,

@@ -35,14 +35,14 @@ from sqlalchemy import event, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from orchestrator.clock import utcnow
 from orchestrator.contract.calendar import BusinessCalendar
-from orchestrator.db import session_scope
-from orchestrator.errors import Conflict, InvalidRequest, NotFound
-from orchestrator.models import Customer, Outbox
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import session_scope
+from orchestrator.core.errors import Conflict, InvalidRequest, NotFound
+from orchestrator.core.models import Customer, Outbox
+from orchestrator.core.settings import Settings
 from orchestrator.notify.smtp import Sender, SmtpSender, build_message, new_message_id
 from orchestrator.notify.templates import decode_context, encode_context, get_spec, normalize_language, render
-from orchestrator.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +75,16 @@ def backoff_seconds(attempts: int, base: float, ceiling: float) -> float:
 def claim_lease_seconds(settings: Settings) -> float:
     """How long a claimed message is left alone by other processes: more than one SMTP exchange
     can take (each blocking step is bounded by ``smtp_timeout_seconds``)."""
-    return 5 * settings.smtp_timeout_seconds + 30
+    return 5 * settings.smtp.timeout_seconds + 30
 
 
 def enqueue(session: Session, customer_id: int | None, template: str, context: Mapping[str, Any],
-            vps_id: str | None = None, job_id: str | None = None, *, to_address: str | None = None,
-            language: str | None = None, settings: Settings | None = None) -> Outbox:
+            vps_id: str | None = None, job_id: str | None = None, *, settings: Settings,
+            to_address: str | None = None, language: str | None = None) -> Outbox:
     """Queue ``template`` for ``customer_id`` (or, without a customer, for ``to_address``), in the
     caller's session; it is sent once the caller commits.  The language is the customer's
     (``language`` overrides it; fallback French).  Raises InvalidRequest when the template does
     not exist or the context does not fit it."""
-    settings = settings or get_settings()
     get_spec(template)
     customer: Customer | None = None
     if customer_id is not None:
@@ -99,7 +98,7 @@ def enqueue(session: Session, customer_id: int | None, template: str, context: M
     lang = normalize_language(language or (customer.language if customer else None))
     stored = encode_context(context)
     preview = render(template, decode_context(stored), language=lang, sent_at=utcnow(),
-                     company_name=settings.company_name, customer_name=customer.name if customer else "")
+                     company_name=settings.mail.company_name, customer_name=customer.name if customer else "")
     message = Outbox(
         customer_id=customer_id,
         to_address=(customer.email if customer else (to_address or "")).strip(),
@@ -148,12 +147,12 @@ class _Claim:
 
 def _record_failure(message: Outbox, error: str, settings: Settings, now: datetime) -> None:
     message.last_error = error[:2000]
-    if message.attempts >= settings.outbox_max_attempts:
+    if message.attempts >= settings.mail.max_attempts:
         message.status = FAILED
         log.error("outbox %s (%s to %s) failed for good after %d attempts: %s", message.id, message.template,
                   message.to_address or "?", message.attempts, error)
     else:
-        delay = backoff_seconds(message.attempts, settings.outbox_retry_seconds, settings.outbox_max_backoff_seconds)
+        delay = backoff_seconds(message.attempts, settings.mail.retry_seconds, settings.mail.max_backoff_seconds)
         message.next_attempt_at = now + timedelta(seconds=delay)
         log.warning("outbox %s (%s to %s) not sent (attempt %d), next try in %.0f s: %s", message.id,
                     message.template, message.to_address or "?", message.attempts, delay, error)
@@ -172,10 +171,10 @@ def _prepare(session: Session, message: Outbox, settings: Settings, calendar: Bu
         if not message.to_address:
             raise InvalidRequest(f"R6.5-contact: no email address on file for customer {message.customer_id}")
     rendered = render(message.template, decode_context(message.context), language=message.language, sent_at=now,
-                      calendar=calendar, company_name=settings.company_name, customer_name=customer_name)
+                      calendar=calendar, company_name=settings.mail.company_name, customer_name=customer_name)
     message.subject, message.body_text = rendered.subject, rendered.body
-    message.message_id = new_message_id(settings.mail_from, f"outbox.{message.id}.{message.attempts}")
-    return build_message(mail_from=settings.mail_from, to_address=message.to_address, subject=rendered.subject,
+    message.message_id = new_message_id(settings.mail.sender, f"outbox.{message.id}.{message.attempts}")
+    return build_message(mail_from=settings.mail.sender, to_address=message.to_address, subject=rendered.subject,
                          body=rendered.body, date=now, message_id=message.message_id)
 
 
@@ -195,7 +194,7 @@ def _claim_next(engine: Engine, settings: Settings, calendar: BusinessCalendar, 
         if message is None or message.id is None:
             return None
         message.attempts += 1
-        retry = backoff_seconds(message.attempts, settings.outbox_retry_seconds, settings.outbox_max_backoff_seconds)
+        retry = backoff_seconds(message.attempts, settings.mail.retry_seconds, settings.mail.max_backoff_seconds)
         message.next_attempt_at = now + timedelta(seconds=max(retry, claim_lease_seconds(settings)))
         try:
             email: EmailMessage | None = _prepare(session, message, settings, calendar, now)
@@ -277,7 +276,7 @@ def run_outbox_forever(engine: Engine, settings: Settings, stop_event: threading
     is given); waits ``outbox_poll_seconds`` between rounds, less when mail is queued."""
     sender = sender or SmtpSender.from_settings(settings)
     cal = calendar or BusinessCalendar()
-    log.info("outbox started (SMTP %s:%d)", settings.smtp_host, settings.smtp_port)
+    log.info("outbox started (SMTP %s:%d)", settings.smtp.host, settings.smtp.port)
     while not stop_event.is_set():
         busy = False
         try:
@@ -286,7 +285,7 @@ def run_outbox_forever(engine: Engine, settings: Settings, stop_event: threading
         except Exception:
             log.exception("outbox loop error")
         if not busy:
-            _wait(stop_event, settings.outbox_poll_seconds)
+            _wait(stop_event, settings.mail.poll_seconds)
     log.info("outbox stopped")
 
 

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr
 
 from orchestrator.contract.calendar import to_paris
-from orchestrator.settings import Settings
+from orchestrator.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ class SmtpSender:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpSender:
-        return cls(host=settings.smtp_host, port=settings.smtp_port, user=settings.smtp_user,
-                   password=settings.smtp_password, starttls=settings.smtp_starttls,
-                   timeout=settings.smtp_timeout_seconds)
+        return cls(host=settings.smtp.host, port=settings.smtp.port, user=settings.smtp.user,
+                   password=settings.smtp.password, starttls=settings.smtp.starttls,
+                   timeout=settings.smtp.timeout_seconds)
 
     def send(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:

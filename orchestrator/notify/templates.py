@@ -1,4 +1,4 @@
-"""Email templates: jinja2 text files in ``orchestrator/templates/email/<language>/<name>.txt.j2``.
+"""Email templates: jinja2 text files in ``orchestrator/notify/email/<language>/<name>.txt.j2``.
 
 The first line of a template file is the subject, the rest is the body.  Both are rendered with
 ``StrictUndefined`` (a missing value is an error, never an empty string) and without autoescape
@@ -26,16 +26,16 @@ from typing import Any
 
 import jinja2
 
-from orchestrator.clock import utcnow
 from orchestrator.contract.calendar import BusinessCalendar, to_paris
 from orchestrator.contract.deadlines import (
     erasure_not_before,
     reinstall_not_before,
     termination_for_nonpayment_at,
 )
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import InvalidRequest
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "email"
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
 SUFFIX = ".txt.j2"

@@ -1,4 +1,11 @@
-"""One module per operation; importing this package registers them all."""
+"""One module per operation, named after it: its parameters (the API body and the job's), its
+check (which returns the plan), its steps, and how it ends; ``steps`` holds the step code
+several operations share.  Importing this package registers every operation
+(``orchestrator.engine.operation.OPERATIONS``).
+
+May import ``core``, ``contract``, ``hypervisor``, ``adapters``, ``compute``, ``notify`` and
+``engine``; never a workflow: operations publish their lifecycle events, workflows subscribe.
+"""
 
 from orchestrator.operations import (
     backup,
@@ -9,26 +16,21 @@ from orchestrator.operations import (
     erase,
     evidence,
     hook,
-    incident_deadline,
     mail_block,
     reboot,
     reconnect,
     recover,
     reinstall,
+    rename,
     resize,
     restore,
     resume,
     start,
     stop,
     suspend,
-    terminate,
 )
-from orchestrator.operations.base import OPERATIONS, Context, Operation
 
 __all__ = [
-    "OPERATIONS",
-    "Context",
-    "Operation",
     "backup",
     "create",
     "cutoff",
@@ -37,17 +39,16 @@ __all__ = [
     "erase",
     "evidence",
     "hook",
-    "incident_deadline",
     "mail_block",
     "reboot",
     "reconnect",
     "recover",
     "reinstall",
+    "rename",
     "resize",
     "restore",
     "resume",
     "start",
     "stop",
     "suspend",
-    "terminate",
 ]

@@ -11,17 +11,26 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from orchestrator.auth import Principal
-from orchestrator.db import session_scope
-from orchestrator.errors import InvalidRequest
+from pydantic import Field
+
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Backup, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import Operation, Params, Step, register
 from orchestrator.hypervisor import DomainState
-from orchestrator.models import Backup, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.settings import Settings
 
-KINDS = ("manual", "export")
+
+class BackupBody(Params):
+    note: str = Field(default="", max_length=500)
+
+
+class BackupParams(BackupBody):
+    """``export``: the copy is for the client to download, and takes every data disk along."""
+
+    kind: Literal["manual", "export"] = "manual"
 
 
 def backup_volume(vps: Vps, backup_id: str) -> str:
@@ -36,13 +45,13 @@ def data_disk_backup_id(job_id: str, disk_id: str) -> str:
 def _copy_disk(ctx: Context, backup_id: str, target: str, source_volume: str, note: str) -> str:
     vps, host = ctx.vps(), ctx.host()
     volume = backup_volume(vps, backup_id)
-    pool = ctx.settings.backup_pool
+    pool = ctx.settings.hosts.backup_pool
     with session_scope(ctx.engine) as session:
-        session.merge(Backup(id=backup_id, vps_id=vps.id, kind=ctx.params["kind"], pool=pool, volume=volume,
+        session.merge(Backup(id=backup_id, vps_id=vps.id, kind=ctx.args(BackupParams).kind, pool=pool, volume=volume,
                              status="creating", note=note))
     info = ctx.driver.domain(vps.id)
     if info is not None and info.state == DomainState.running:
-        size = ctx.driver.backup_disk_live(vps.id, target, pool, volume, ctx.settings.backup_timeout_seconds)
+        size = ctx.driver.backup_disk_live(vps.id, target, pool, volume, ctx.settings.lifecycle.backup_timeout_seconds)
         how = "live (push-mode backup, guest kept running)"
     else:
         size = ctx.driver.copy_volume(host.pool_name, source_volume, pool, volume)
@@ -56,11 +65,11 @@ def _copy_disk(ctx: Context, backup_id: str, target: str, source_volume: str, no
 
 
 def copy_root_disk(ctx: Context) -> str:
-    return _copy_disk(ctx, ctx.job.id, "vda", ctx.vps().root_volume, ctx.params.get("note", ""))
+    return _copy_disk(ctx, ctx.job.id, "vda", ctx.vps().root_volume, ctx.args(BackupParams).note)
 
 
 def _data_disks(ctx: Context) -> list[dict[str, Any]]:
-    return list(ctx.vps().data_disks) if ctx.params["kind"] == "export" else []
+    return list(ctx.vps().data_disks) if ctx.args(BackupParams).kind == "export" else []
 
 
 def copy_data_disks(ctx: Context) -> str:
@@ -82,7 +91,7 @@ def export_path(settings: Settings, backup_id: str) -> Path:
 def fetch_export(ctx: Context) -> str:
     """An export is brought to the control plane, where the API serves it (the API itself never
     talks to a hypervisor)."""
-    if ctx.params["kind"] != "export":
+    if ctx.args(BackupParams).kind != "export":
         return "skipped: not an export"
     vps = ctx.vps()
     ready, digests = [], {}
@@ -92,36 +101,35 @@ def fetch_export(ctx: Context) -> str:
         partial = target.with_suffix(".part")
         digest = hashlib.sha256()
         with partial.open("wb") as handle:
-            for chunk in ctx.driver.download_volume(ctx.settings.backup_pool, backup_volume(vps, backup_id)):
+            for chunk in ctx.driver.download_volume(ctx.settings.hosts.backup_pool, backup_volume(vps, backup_id)):
                 handle.write(chunk)
                 digest.update(chunk)
         partial.chmod(0o600)
         partial.replace(target)
         digests[backup_id] = digest.hexdigest()
         ready.append(f"{backup_id}: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}")
-    ctx.update_params(sha256=digests[ctx.job.id], sha256_by_backup=digests)
+    ctx.remember(sha256=digests[ctx.job.id], sha256_by_backup=digests)
     return "export ready: " + "; ".join(ready)
 
 
 @register
-class BackupVps(Operation):
+class BackupVps(Operation[BackupParams]):
+    """A consistent copy of the root disk into the backup pool (a running guest keeps running)."""
+
     kind = "backup"
+    route = "/backup"
+    params = BackupBody
+    job_params = BackupParams
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
     steps = (Step("copy_root_disk", copy_root_disk), Step("copy_data_disks", copy_data_disks),
              Step("fetch_export", fetch_export))
-
-    @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        params.setdefault("kind", "manual")
-        if params["kind"] not in KINDS:
-            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:
         vps = ctx.vps()
         for backup_id in _exported_ids(ctx):
             export_path(ctx.settings, backup_id).unlink(missing_ok=True)
-            ctx.driver.delete_volume(ctx.settings.backup_pool, backup_volume(vps, backup_id))
+            ctx.driver.delete_volume(ctx.settings.hosts.backup_pool, backup_volume(vps, backup_id))
             with session_scope(ctx.engine) as session:
                 record = session.get(Backup, backup_id)
                 if record is not None:

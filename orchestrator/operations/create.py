@@ -1,7 +1,7 @@
 """Create a VPS: place it, then build it on its host from an image.
 
-Request (API side): validate sizes and keys against limits and the image, choose a host with room
-(placement), record the VPS as ``building`` and a ``create`` job.
+Check (when asked): validate sizes and keys against limits and the image, choose a host with room
+(placement); then the VPS is recorded ``building`` on it, with its ``create`` job.
 Plan (worker side), every step re-runnable:
   upload_image      the image's base volume on the host, recorded once fully uploaded
   create_root_disk  a qcow2 overlay of the image, of the ordered size
@@ -15,49 +15,75 @@ Rollback: remove the domain and both volumes; the VPS ends ``error`` holding not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
-from sqlmodel import Session, select
+from pydantic import Field, StringConstraints
+from sqlmodel import select
 
-from orchestrator import jobs
-from orchestrator.auth import Principal
+from orchestrator.compute.designer import live_ceilings, mac_for
+from orchestrator.compute.hosts import candidates, policy
+from orchestrator.compute.keys import normalise_authorized_key
+from orchestrator.compute.placement import Resources, choose_host
 from orchestrator.contract.sites import check_site
-from orchestrator.designer import live_ceilings, mac_for
-from orchestrator.errors import InvalidRequest, NotFound
-from orchestrator.hosts import candidates, policy
-from orchestrator.keys import normalise_authorized_key
-from orchestrator.models import Customer, Image, Job, Vps, VpsStatus
-from orchestrator.operations import provision
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.placement import Resources, choose_host
-from orchestrator.settings import Settings
+from orchestrator.core.access import owner_for_create
+from orchestrator.core.errors import InvalidRequest, NotFound
+from orchestrator.core.models import Customer, Image, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register
+from orchestrator.operations.steps import provision
 
 GIB = 1 << 30
 
 
-@dataclass(frozen=True)
-class CreateRequest:
-    name: str
-    image: str
-    vcpus: int
-    memory_mib: int
-    disk_gib: int
-    ssh_keys: tuple[str, ...]
+# An RFC 1123 label: it becomes the guest's hostname, so it cannot carry markup or spaces.
+VpsName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"),
+]
+
+
+class VpsCreate(Params):
+    name: VpsName = Field(description="Hostname: lowercase letters, digits and '-', 1-63 characters")
+    image: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    vcpus: int = Field(ge=1, le=1024)
+    memory_mib: int = Field(ge=64, le=16 * 1024 * 1024)
+    disk_gib: int = Field(ge=1, le=1024 * 1024)
+    ssh_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=16384)]] = Field(
+        min_length=1, max_length=100, description="OpenSSH public keys for root"
+    )
+    customer: str | None = Field(
+        default=None, max_length=100, description="Owner, for staff tokens only (customers own what they create)"
+    )
+    site: str | None = Field(default=None, max_length=64, description="Data-centre site (R2-locations)")
+
+
+class CreatePlan(Plan):
     customer_id: int
-    site: str | None = None
+    host_id: int
+    image: str
+    ssh_keys: list[str]
+    max_vcpus: int
+    max_memory_mib: int
 
 
-def request(
-    session: Session, settings: Settings, principal: Principal, spec: CreateRequest,
-    idempotency_key: str | None = None,
-) -> tuple[Vps, Job]:
-    """Validate, place and record; nothing touches a hypervisor here."""
-    if idempotency_key:
-        earlier = jobs.find_idempotent(session, str(principal), idempotency_key)
-        if earlier is not None and earlier.vps_id:
-            vps = session.get(Vps, earlier.vps_id)
-            if vps is not None:
-                return vps, earlier
+def _check_limits(settings: Settings, spec: VpsCreate) -> None:
+    limits = (
+        ("vcpus", spec.vcpus, settings.limits.max_vcpus),
+        ("memory_mib", spec.memory_mib, settings.limits.max_memory_mib),
+        ("disk_gib", spec.disk_gib, settings.limits.max_disk_gib),
+    )
+    for field, value, ceiling in limits:
+        if value < 1 or value > ceiling:
+            raise InvalidRequest(f"{field} must be between 1 and {ceiling}, got {value}")
+    if len(spec.ssh_keys) > settings.limits.max_ssh_keys:
+        raise InvalidRequest(f"at most {settings.limits.max_ssh_keys} SSH keys")
+
+
+def place(req: Request, spec: VpsCreate) -> CreatePlan:
+    """Validate the order against the limits and the image, and choose a host with room."""
+    session, settings = req.session, req.settings
+    customer_id = owner_for_create(session, req.principal, spec.customer)
     _check_limits(settings, spec)
     image = session.get(Image, spec.image)
     if image is None:
@@ -67,52 +93,17 @@ def request(
         raise InvalidRequest(f"image {image.name} needs a disk of at least {image.min_disk_gib} GiB")
     if spec.memory_mib < image.min_memory_mib:
         raise InvalidRequest(f"image {image.name} needs at least {image.min_memory_mib} MiB of memory")
-    keys = tuple(normalise_authorized_key(k) for k in spec.ssh_keys)
+    keys = [normalise_authorized_key(k) for k in spec.ssh_keys]
     if not keys:
         raise InvalidRequest("at least one SSH public key is needed to log in as root (R6.1-root)")
-    if session.get(Customer, spec.customer_id) is None:
+    if session.get(Customer, customer_id) is None:
         raise NotFound("no such customer")
-
     site = check_site(spec.site) if spec.site else None  # R2-locations
     want = Resources(spec.vcpus, spec.memory_mib, spec.disk_gib)
     chosen = choose_host(candidates(session), want, policy(settings), site=site)
     max_vcpus, max_memory_mib = live_ceilings(spec.vcpus, spec.memory_mib, settings)
-    vps = Vps(
-        name=spec.name,
-        max_vcpus=max_vcpus,
-        max_memory_mib=max_memory_mib,
-        customer_id=spec.customer_id,
-        host_id=chosen.host_id,
-        image=image.name,
-        vcpus=spec.vcpus,
-        memory_mib=spec.memory_mib,
-        disk_gib=spec.disk_gib,
-        status=VpsStatus.building,
-        ssh_authorized_keys=list(keys),
-    )
-    vps.mac = mac_for(vps.id)
-    session.add(vps)
-    session.flush()
-    job = jobs.enqueue(
-        session, CreateVps.kind, vps, {}, str(principal), len(CreateVps.steps),
-        settings.job_max_attempts, idempotency_key,
-    )
-    session.commit()
-    jobs.notify()
-    return vps, job
-
-
-def _check_limits(settings: Settings, spec: CreateRequest) -> None:
-    limits = (
-        ("vcpus", spec.vcpus, settings.max_vcpus),
-        ("memory_mib", spec.memory_mib, settings.max_memory_mib),
-        ("disk_gib", spec.disk_gib, settings.max_disk_gib),
-    )
-    for field, value, ceiling in limits:
-        if value < 1 or value > ceiling:
-            raise InvalidRequest(f"{field} must be between 1 and {ceiling}, got {value}")
-    if len(spec.ssh_keys) > settings.max_ssh_keys:
-        raise InvalidRequest(f"at most {settings.max_ssh_keys} SSH keys")
+    return CreatePlan(customer_id=customer_id, host_id=chosen.host_id, image=image.name, ssh_keys=keys,
+                      max_vcpus=max_vcpus, max_memory_mib=max_memory_mib)
 
 
 # --- plan ------------------------------------------------------------------------------------
@@ -144,8 +135,11 @@ def start_domain(ctx: Context) -> str:
 
 
 @register
-class CreateVps(Operation):
+class CreateVps(Operation[VpsCreate]):
+    """Order a VPS.  Answers at once with the VPS (``building``) and its create job."""
+
     kind = "create"
+    params = VpsCreate
     allowed_from = frozenset({VpsStatus.building})
     steps = (
         Step("upload_image", upload_image),
@@ -156,6 +150,27 @@ class CreateVps(Operation):
         Step("wait_for_address", provision.wait_for_address),
         Step("verify_ssh", provision.verify_ssh),
     )
+
+    @classmethod
+    def check(cls, req: Request, params: VpsCreate) -> CreatePlan | None:
+        if req.vps is not None:  # the worker, at start: the VPS holds its place already
+            if req.session.get(Image, req.vps.image) is None:
+                raise InvalidRequest(f"image {req.vps.image} is no longer registered")
+            return None
+        return place(req, params)
+
+    @classmethod
+    def prepare(cls, req: Request, params: VpsCreate, plan: Plan | None) -> Vps | None:
+        """The VPS record, ``building``, on the chosen host: its resources are held from now."""
+        assert isinstance(plan, CreatePlan)
+        vps = Vps(name=params.name, max_vcpus=plan.max_vcpus, max_memory_mib=plan.max_memory_mib,
+                  customer_id=plan.customer_id, host_id=plan.host_id, image=plan.image, vcpus=params.vcpus,
+                  memory_mib=params.memory_mib, disk_gib=params.disk_gib, status=VpsStatus.building,
+                  ssh_authorized_keys=plan.ssh_keys)
+        vps.mac = mac_for(vps.id)
+        req.session.add(vps)
+        req.session.flush()
+        return vps
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:

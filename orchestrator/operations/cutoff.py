@@ -4,46 +4,64 @@ until ``reconnect``: the record's ``cut_off`` flag drives every later definition
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-from orchestrator.auth import Principal
-from orchestrator.clock import utcnow
-from orchestrator.errors import Conflict, Forbidden, InvalidRequest
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.network import apply_interface
-from orchestrator.operations.provision import notify_once
+from pydantic import Field
 
-REASONS = ("hacked", "security_update_missing", "dangerous_application", "abuse")
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import Conflict
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Audience, Operation, Params, Plan, Step, register
+from orchestrator.operations.steps.network import apply_interface
+from orchestrator.operations.steps.provision import notify_once
+
+Reason = Literal["hacked", "security_update_missing", "dangerous_application", "abuse"]
+REASONS: tuple[str, ...] = ("hacked", "security_update_missing", "dangerous_application", "abuse")
+
+
+class CutOffBody(Params):
+    reason: Reason
+    details: str = Field(default="", max_length=2000, description="Told to the client in the cut-off notice")
+
+
+class CutOffParams(CutOffBody):
+    """A workflow may cut off without the cut-off notice: the compromise notice says it (R6.2-notice)."""
+
+    notice: bool = True
 
 
 def record_cut_off(ctx: Context) -> str:
-    ctx.update_vps(cut_off=True, cut_off_reason=ctx.params["reason"])
-    return f"reason: {ctx.params['reason']}"
+    reason = ctx.args(CutOffParams).reason
+    ctx.update_vps(cut_off=True, cut_off_reason=reason)
+    return f"reason: {reason}"
 
 
 @register
-class CutOffVps(Operation):
+class CutOffVps(Operation[CutOffParams]):
+    """R5.5-cutoff (staff): cut the network, live and persistently, until reconnect."""
+
     kind = "cutoff"
+    route = "/cutoff"
+    params = CutOffBody
+    job_params = CutOffParams
+    audience = Audience.staff
+    rule = "R5.5-cutoff"
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended})
     steps = (Step("record_cut_off", record_cut_off), Step("link_down", apply_interface))
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        if not principal.is_staff:
-            raise Forbidden("only staff cut a VPS off (R5.5-cutoff)")
-        if params.get("reason") not in REASONS:
-            raise InvalidRequest(f"R5.5-cutoff: reason must be one of {', '.join(REASONS)}")
-        if vps.cut_off:
+    def check(cls, req: Request, params: CutOffParams) -> Plan | None:
+        if req.vps is not None and req.vps.cut_off:
             raise Conflict("the VPS is already cut off")
+        return None
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
-        vps = ctx.vps()
-        # R5.5-cutoff: without notice, but the client is told at once why (a compromise report
-        # tells it in its own notice, R6.2-notice).
-        if ctx.params.get("notice", True):
-            notify_once(ctx, "cutoff_notice", {"vps_name": vps.name, "vps_id": vps.id, "reason": ctx.params["reason"],
-                                               "cut_off_at": utcnow(), "details": ctx.params.get("details", "")})
-        if ctx.vps().status == VpsStatus.running:
+        vps, args = ctx.vps(), ctx.args(CutOffParams)
+        # R5.5-cutoff: without notice, but the client is told at once why.
+        if args.notice:
+            notify_once(ctx, "cutoff_notice", {"vps_name": vps.name, "vps_id": vps.id, "reason": args.reason,
+                                               "cut_off_at": utcnow(), "details": args.details})
+        if vps.status == VpsStatus.running:
             ctx.update_vps(status=VpsStatus.cut_off)

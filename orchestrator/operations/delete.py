@@ -1,37 +1,26 @@
 """Delete a VPS: stop it, remove its domain, and discard or wipe its volumes (R10-after: erasure
-is real, not a detach, and is recorded in the job's events).
+is real, not a detach, and is recorded in the job's events).  Needs ``confirm_data_loss``.
 
 Plan: destroy_domain -> undefine_domain -> discard_volumes; each step is a no-op when its object
-is already gone, so a delete interrupted at any point converges when run again.
+is already gone, so a delete interrupted at any point converges when run again.  Asking twice is
+asking once: the pending delete is the answer.
 """
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from pydantic import Field
 
-from orchestrator import jobs
-from orchestrator.auth import Principal
-from orchestrator.clock import utcnow
-from orchestrator.errors import InvalidState
-from orchestrator.models import Job, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.settings import Settings
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import InvalidRequest, InvalidState
+from orchestrator.core.models import Job, VpsStatus
+from orchestrator.engine import jobs
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 
 
-def request(session: Session, settings: Settings, principal: Principal, vps: Vps) -> Job:
-    pending = session.exec(
-        select(Job).where(Job.vps_id == vps.id, Job.kind == DeleteVps.kind, col(Job.status).in_(jobs.ACTIVE))
-    ).first()
-    if pending is not None:
-        return pending  # asking twice is asking once
-    if vps.status in (VpsStatus.deleting, VpsStatus.deleted):
-        raise InvalidState(DeleteVps.kind, vps.status.value, {s.value for s in DeleteVps.allowed_from})
-    DeleteVps.check_status(vps)
-    job = jobs.enqueue(session, DeleteVps.kind, vps, {}, str(principal), len(DeleteVps.steps),
-                       settings.job_max_attempts)
-    session.commit()
-    jobs.notify()
-    return job
+class DeleteParams(Params):
+    confirm_data_loss: bool = Field(default=False,
+                                    description="Must be true: deleting discards the VPS's disks for good")
 
 
 def destroy_domain(ctx: Context) -> str:
@@ -54,7 +43,7 @@ def discard_vps_volumes(ctx: Context, pool: str) -> list[str]:
     """R10-after: discard (or wipe, then delete) every volume of the VPS in ``pool``; the names of
     those that were there."""
     vps = ctx.vps()
-    wipe = ctx.settings.wipe_volumes_on_delete
+    wipe = ctx.settings.lifecycle.wipe_volumes_on_delete
     return [volume for volume in ctx.driver.list_volumes(pool)
             if volume.startswith(vps.volume_prefix) and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
 
@@ -64,15 +53,19 @@ def discard_volumes(ctx: Context) -> str:
     vps = ctx.vps()
     if vps.host_id is None:
         return "no volumes"
-    how = "wiped and deleted" if ctx.settings.wipe_volumes_on_delete else "discarded"
+    how = "wiped and deleted" if ctx.settings.lifecycle.wipe_volumes_on_delete else "discarded"
     # Every volume of the VPS: root disks of every generation, seeds, kept disks, extra disks.
     done = [f"{volume} {how}" for volume in discard_vps_volumes(ctx, ctx.host().pool_name)]
     return "; ".join(done) or "no volumes left"
 
 
 @register
-class DeleteVps(Operation):
+class DeleteVps(Operation[DeleteParams]):
+    """Delete a VPS: its domain is removed and its volumes discarded (or wiped)."""
+
     kind = "delete"
+    params = DeleteParams
+    # deleting: a delete whose worker died after ``begin`` starts again
     allowed_from = frozenset(
         {VpsStatus.building, VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended,
          VpsStatus.cut_off, VpsStatus.error, VpsStatus.deleting}
@@ -82,6 +75,19 @@ class DeleteVps(Operation):
         Step("undefine_domain", undefine_domain),
         Step("discard_volumes", discard_volumes),
     )
+
+    @classmethod
+    def pending(cls, req: Request) -> Job | None:
+        return next(iter(jobs.pending(req.session, req.vps.id, {cls.kind})), None) if req.vps else None
+
+    @classmethod
+    def check(cls, req: Request, params: DeleteParams) -> Plan | None:
+        assert req.vps is not None
+        if not req.at_start and req.vps.status in (VpsStatus.deleting, VpsStatus.deleted):
+            raise InvalidState(cls.kind, req.vps.status.value, {s.value for s in cls.allowed_from})
+        if not params.confirm_data_loss:
+            raise InvalidRequest("deleting a VPS destroys its disks; repeat with ?confirm_data_loss=true")
+        return None
 
     @classmethod
     def begin(cls, ctx: Context) -> None:

@@ -1,50 +1,75 @@
 """Extra data disks: attach a new empty disk (live when the VPS runs, and in the definition), or
 detach one — which discards it, so it needs ``confirm_data_loss``.  Disks count against the
-host's capacity like the root disk."""
+host's capacity like the root disk.  A new disk is named after its job (a job resumed after a
+crash finds the volume it started)."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from sqlmodel import Session
+from pydantic import BaseModel, Field
 
-from orchestrator.designer import data_disk_config, next_disk_target
-from orchestrator.errors import InsufficientCapacity, InvalidRequest, NotFound, OperationFailed
-from orchestrator.hosts import candidates, policy
+from orchestrator.compute.designer import data_disk_config, next_disk_target
+from orchestrator.compute.hosts import candidates, policy
+from orchestrator.compute.placement import Resources, fits
+from orchestrator.core.errors import InsufficientCapacity, InvalidRequest, NotFound, OperationFailed
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.hypervisor import DomainState, VolumeConfig
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.placement import Resources, fits
-from orchestrator.settings import Settings
 
 GIB = 1 << 30
 MAX_DATA_DISKS = 8
 ALLOWED = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off})
 
 
-def attach_params(session: Session, settings: Settings, vps: Vps, size_gib: int) -> dict[str, Any]:
-    AttachDisk.check_status(vps)
-    if len(vps.data_disks) >= MAX_DATA_DISKS:
-        raise InvalidRequest(f"at most {MAX_DATA_DISKS} extra disks")
-    if size_gib < 1 or size_gib > settings.max_disk_gib:
-        raise InvalidRequest(f"size_gib must be between 1 and {settings.max_disk_gib}")
-    own = next((c for c in candidates(session) if c.host_id == vps.host_id), None)
-    if own is None or not fits(own, Resources(0, 0, size_gib), policy(settings)):
-        raise InsufficientCapacity(f"the VPS's host cannot hold {size_gib} more GiB")
-    disk_id = secrets.token_hex(4)
-    return {"disk": {"id": disk_id, "volume": f"{vps.volume_prefix}disk-{disk_id}.qcow2", "size_gib": size_gib,
-                     "target": next_disk_target(vps)}}
+class DataDisk(BaseModel):
+    """A data disk as the VPS records it (``Vps.data_disks``).  ``existing``: a volume brought from
+    elsewhere (R6.2-transfer), never created nor discarded here."""
+
+    id: str
+    volume: str
+    size_gib: int
+    target: str
+    existing: bool = False
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(exclude_defaults=True) | {"size_gib": self.size_gib}
 
 
-def detach_params(vps: Vps, disk_id: str, confirm_data_loss: bool) -> dict[str, Any]:
-    DetachDisk.check_status(vps)
-    disk = next((d for d in vps.data_disks if d["id"] == disk_id), None)
-    if disk is None:
-        raise NotFound("no such disk on this VPS")
-    if not confirm_data_loss:
-        raise InvalidRequest("detaching a disk discards its data; repeat with ?confirm_data_loss=true")
-    return {"disk": disk}
+class DiskBody(Params):
+    size_gib: int = Field(ge=1, le=1024 * 1024)
+
+
+class AttachParams(Params):
+    """What a workflow may give as well: a disk that already exists (R6.2-transfer)."""
+
+    size_gib: int = Field(default=1, ge=1, le=1024 * 1024)
+    existing: DataDisk | None = None
+
+
+class AttachPlan(Plan):
+    size_gib: int
+    target: str
+    existing: DataDisk | None = None
+
+
+class DetachParams(Params):
+    disk_id: str
+    confirm_data_loss: bool = False
+
+
+class DetachPlan(Plan):
+    disk: DataDisk
+
+
+def attached_disk(ctx: Context) -> DataDisk:
+    plan = ctx.plan(AttachPlan)
+    if plan.existing is not None:
+        return plan.existing
+    disk_id = ctx.job.id[:8]
+    return DataDisk(id=disk_id, volume=f"{ctx.vps().volume_prefix}disk-{disk_id}.qcow2", size_gib=plan.size_gib,
+                    target=plan.target)
 
 
 def _powered(ctx: Context) -> bool:
@@ -53,72 +78,111 @@ def _powered(ctx: Context) -> bool:
 
 
 def create_volume(ctx: Context) -> str:
-    disk, host = ctx.params["disk"], ctx.host()
-    if ctx.driver.volume_path(host.pool_name, disk["volume"]):
+    disk, host = attached_disk(ctx), ctx.host()
+    if ctx.driver.volume_path(host.pool_name, disk.volume):
         return "volume already exists"
-    if disk.get("existing"):
-        raise OperationFailed(f"the disk to attach, {disk['volume']}, is not in the pool")
-    ctx.driver.create_volume(host.pool_name, VolumeConfig(name=disk["volume"], capacity_bytes=disk["size_gib"] * GIB))
-    return f"{disk['size_gib']} GiB empty qcow2"
+    if disk.existing:
+        raise OperationFailed(f"the disk to attach, {disk.volume}, is not in the pool")
+    ctx.driver.create_volume(host.pool_name, VolumeConfig(name=disk.volume, capacity_bytes=disk.size_gib * GIB))
+    return f"{disk.size_gib} GiB empty qcow2"
 
 
 def record_attached(ctx: Context) -> str:
-    vps, disk = ctx.vps(), ctx.params["disk"]
-    if all(d["id"] != disk["id"] for d in vps.data_disks):
-        ctx.update_vps(data_disks=[*vps.data_disks, disk])
+    vps, disk = ctx.vps(), attached_disk(ctx)
+    if all(d["id"] != disk.id for d in vps.data_disks):
+        ctx.update_vps(data_disks=[*vps.data_disks, disk.record()])
     ctx.define()
-    return f"{disk['target']} in the definition"
+    return f"{disk.target} in the definition"
 
 
 def plug(ctx: Context) -> str:
     if not _powered(ctx):
         return "the VPS is off: the disk appears at the next start"
-    vps, host = ctx.vps(), ctx.host()
-    ctx.driver.attach_disk_live(vps.id, data_disk_config(vps, host, ctx.params["disk"]))
-    return f"hot-plugged as {ctx.params['disk']['target']}"
+    vps, host, disk = ctx.vps(), ctx.host(), attached_disk(ctx)
+    ctx.driver.attach_disk_live(vps.id, data_disk_config(vps, host, disk.record()))
+    return f"hot-plugged as {disk.target}"
+
+
+def _detached(ctx: Context) -> DataDisk:
+    return ctx.plan(DetachPlan).disk
 
 
 def unplug(ctx: Context) -> str:
     if not _powered(ctx):
         return "the VPS is off"
-    vps, host = ctx.vps(), ctx.host()
-    ctx.driver.detach_disk_live(vps.id, data_disk_config(vps, host, ctx.params["disk"]))
-    return f"{ctx.params['disk']['target']} unplugged"
+    vps, host, disk = ctx.vps(), ctx.host(), _detached(ctx)
+    ctx.driver.detach_disk_live(vps.id, data_disk_config(vps, host, disk.record()))
+    return f"{disk.target} unplugged"
 
 
 def record_detached(ctx: Context) -> str:
     vps = ctx.vps()
-    ctx.update_vps(data_disks=[d for d in vps.data_disks if d["id"] != ctx.params["disk"]["id"]])
+    ctx.update_vps(data_disks=[d for d in vps.data_disks if d["id"] != _detached(ctx).id])
     ctx.define()
     return "removed from the definition"
 
 
 def discard_volume(ctx: Context) -> str:
-    host, disk = ctx.host(), ctx.params["disk"]
-    ctx.driver.delete_volume(host.pool_name, disk["volume"], wipe=ctx.settings.wipe_volumes_on_delete)
-    return f"{disk['volume']} discarded"
+    host, disk = ctx.host(), _detached(ctx)
+    ctx.driver.delete_volume(host.pool_name, disk.volume, wipe=ctx.settings.lifecycle.wipe_volumes_on_delete)
+    return f"{disk.volume} discarded"
 
 
 @register
-class AttachDisk(Operation):
+class AttachDisk(Operation[AttachParams]):
+    """Attach a new empty data disk (hot-plugged when the VPS runs)."""
+
     kind = "attach-disk"
+    params = DiskBody
+    job_params = AttachParams
     allowed_from = ALLOWED
     steps = (Step("create_volume", create_volume), Step("record_attached", record_attached), Step("plug", plug))
 
     @classmethod
+    def check(cls, req: Request, params: AttachParams) -> AttachPlan:
+        vps, settings = req.vps, req.settings
+        assert vps is not None
+        if params.existing is not None:  # brought by a workflow: it holds no new room
+            return AttachPlan(size_gib=params.existing.size_gib, target=params.existing.target,
+                              existing=params.existing)
+        if len(vps.data_disks) >= MAX_DATA_DISKS:
+            raise InvalidRequest(f"at most {MAX_DATA_DISKS} extra disks")
+        if params.size_gib > settings.limits.max_disk_gib:
+            raise InvalidRequest(f"size_gib must be between 1 and {settings.limits.max_disk_gib}")
+        own = next((c for c in candidates(req.session) if c.host_id == vps.host_id), None)
+        if own is None or not fits(own, Resources(0, 0, params.size_gib), policy(settings)):
+            raise InsufficientCapacity(f"the VPS's host cannot hold {params.size_gib} more GiB")
+        return AttachPlan(size_gib=params.size_gib, target=next_disk_target(vps))
+
+    @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:
-        vps, host, disk = ctx.vps(), ctx.host(), ctx.params["disk"]
+        if not ctx.planned:
+            return
+        vps, host, disk = ctx.vps(), ctx.host(), attached_disk(ctx)
         if _powered(ctx):
-            ctx.driver.detach_disk_live(vps.id, data_disk_config(vps, host, disk))
-        ctx.update_vps(data_disks=[d for d in vps.data_disks if d["id"] != disk["id"]])
+            ctx.driver.detach_disk_live(vps.id, data_disk_config(vps, host, disk.record()))
+        ctx.update_vps(data_disks=[d for d in vps.data_disks if d["id"] != disk.id])
         ctx.define()
-        if not disk.get("existing"):  # a disk brought from elsewhere (R6.2-transfer) is never discarded here
-            ctx.driver.delete_volume(host.pool_name, disk["volume"])
+        if not disk.existing:  # a disk brought from elsewhere (R6.2-transfer) is never discarded here
+            ctx.driver.delete_volume(host.pool_name, disk.volume)
 
 
 @register
-class DetachDisk(Operation):
+class DetachDisk(Operation[DetachParams]):
+    """Detach a data disk and discard it: needs `?confirm_data_loss=true`."""
+
     kind = "detach-disk"
+    params = DetachParams
     allowed_from = ALLOWED
     steps = (Step("unplug", unplug), Step("record_detached", record_detached),
              Step("discard_volume", discard_volume))
+
+    @classmethod
+    def check(cls, req: Request, params: DetachParams) -> DetachPlan:
+        assert req.vps is not None
+        disk = next((d for d in req.vps.data_disks if d["id"] == params.disk_id), None)
+        if disk is None:
+            raise NotFound("no such disk on this VPS")
+        if not params.confirm_data_loss:
+            raise InvalidRequest("detaching a disk discards its data; repeat with ?confirm_data_loss=true")
+        return DetachPlan(disk=DataDisk.model_validate(disk))

@@ -2,9 +2,10 @@
 volume of the VPS (root disks of every generation, seeds, data disks) and its backups in the
 backup pool, remove its exported files, and record the erasure (which volumes, why, which job).
 
-A deadline job: queued with a payment default five days ahead, it recomputes its deadline from the
-formal notice's actual sending time when it starts (R8.7-default: not before five days after the
-notice was sent) and waits again if that is later. It refuses to run once the default is settled.
+Asked by the non-payment workflow as a deadline job five days ahead (orchestrator/workflows/
+nonpayment.py): when it starts, that workflow recomputes the deadline from the formal notice's
+actual sending time (R8.7-default: not before five days after it) and makes it wait again if that
+is later, or refuses it once the default is settled.
 
 Plan: destroy_domain -> undefine_domain -> discard_volumes -> discard_backups -> record_erasure;
 every step is a no-op on what is already gone, so an erasure interrupted anywhere converges.
@@ -12,25 +13,31 @@ every step is a no-op on what is already gone, so an erasure interrupted anywher
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from orchestrator.clock import utcnow
-from orchestrator.contract.deadlines import check_erasure, erasure_not_before
-from orchestrator.db import session_scope
-from orchestrator.errors import OperationFailed
-from orchestrator.models import Backup, Erasure, PaymentDefault, VpsStatus
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import session_scope
+from orchestrator.core.models import Backup, Erasure, VpsStatus
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import Audience, Operation, Params, Step, register
 from orchestrator.operations.backup import export_path
-from orchestrator.operations.base import Context, Deferred, Operation, Step, register
 from orchestrator.operations.delete import destroy_domain, discard_vps_volumes, undefine_domain
 
-NOTICE_RECHECK = timedelta(minutes=1)  # the formal notice is not sent yet: look again this much later
+
+class EraseParams(Params):
+    reason: str = Field(default="erasure", max_length=200, description="Why, as the Erasure record says it")
+
+
+class Erased(BaseModel):
+    """The volumes named in the job before they go (a worker killed halfway leaves a complete record)."""
+
+    erased_volumes: list[str] = []
 
 
 def _remember(ctx: Context, volumes: list[str]) -> None:
-    erased = list(ctx.params.get("erased_volumes", []))
-    ctx.update_params(erased_volumes=erased + [v for v in volumes if v not in erased])
+    erased = ctx.args(Erased).erased_volumes
+    ctx.remember(erased_volumes=erased + [v for v in volumes if v not in erased])
 
 
 def _discard(ctx: Context, pool: str) -> list[str]:
@@ -50,7 +57,7 @@ def discard_volumes(ctx: Context) -> str:
 def discard_backups(ctx: Context) -> str:
     """R10-after: the VPS's backups and exports are its data too."""
     vps = ctx.vps()
-    volumes = _discard(ctx, ctx.settings.backup_pool) if vps.host_id is not None else []
+    volumes = _discard(ctx, ctx.settings.hosts.backup_pool) if vps.host_id is not None else []
     files = []
     with session_scope(ctx.engine) as session:
         for record in session.exec(select(Backup).where(Backup.vps_id == vps.id)).all():
@@ -68,17 +75,18 @@ def record_erasure(ctx: Context) -> str:
     with session_scope(ctx.engine) as session:
         existing = session.exec(select(Erasure).where(Erasure.job_id == ctx.job.id)).first()
         if existing is None:
-            reason = ctx.params.get("reason", "erasure")
-            if ctx.params.get("default_id"):
-                reason = f"{reason} (R8.7-default, payment default {ctx.params['default_id']})"
+            reason = ctx.args(EraseParams).reason
             session.add(Erasure(vps_id=vps.id, customer_id=vps.customer_id, reason=reason[:64],
-                                volumes=list(ctx.params.get("erased_volumes", [])), job_id=ctx.job.id))
-    return f"erasure recorded: {len(ctx.params.get('erased_volumes', []))} volume(s)"
+                                volumes=ctx.args(Erased).erased_volumes, job_id=ctx.job.id))
+    return f"erasure recorded: {len(ctx.args(Erased).erased_volumes)} volume(s)"
 
 
 @register
-class EraseVps(Operation):
+class EraseVps(Operation[EraseParams]):
     kind = "erase"
+    params = EraseParams
+    audience = Audience.system
+    rule = "R10-after"
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended, VpsStatus.cut_off,
                               VpsStatus.error, VpsStatus.deleting})
     steps = (
@@ -91,21 +99,6 @@ class EraseVps(Operation):
 
     @classmethod
     def begin(cls, ctx: Context) -> None:
-        default_id = ctx.params.get("default_id")
-        if default_id and not ctx.job.steps_done:
-            from orchestrator.nonpayment import notice_sent_at
-
-            with session_scope(ctx.engine) as session:
-                default = session.get(PaymentDefault, default_id)
-                if default is None or default.status != "open":
-                    raise OperationFailed("the payment default is settled: nothing is erased")
-                sent = notice_sent_at(session, default)
-            if sent is None:
-                raise Deferred(utcnow() + NOTICE_RECHECK, "the formal notice is not sent yet")
-            not_before = erasure_not_before(sent)
-            if utcnow() < not_before:
-                raise Deferred(not_before, "R8.7-default: five days after the formal notice was sent")
-            check_erasure(sent, utcnow())
         ctx.update_vps(status=VpsStatus.deleting)
 
     @classmethod

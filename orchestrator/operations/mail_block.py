@@ -4,20 +4,24 @@ in the definition; ``mail-unblock`` lifts it.  Staff only."""
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from orchestrator.auth import Principal
-from orchestrator.errors import Conflict, Forbidden
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.network import apply_interface
+from orchestrator.core.errors import Conflict
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Audience, NoParams, Operation, Params, Plan, Step, register
+from orchestrator.operations.steps.network import apply_interface
 
 ALLOWED = frozenset({VpsStatus.running, VpsStatus.cut_off, VpsStatus.stopped, VpsStatus.suspended})
 
 
+class MailBlockBody(Params):
+    complaint: str = Field(default="", max_length=500, description="The spam complaint behind it (R6.4-spam)")
+
+
 def record_block(ctx: Context) -> str:
     ctx.update_vps(mail_blocked=True)
-    return f"complaint: {ctx.params.get('complaint', '')}"[:500]
+    return f"complaint: {ctx.args(MailBlockBody).complaint}"[:500]
 
 
 def record_unblock(ctx: Context) -> str:
@@ -25,32 +29,36 @@ def record_unblock(ctx: Context) -> str:
     return "mail open again"
 
 
-def _staff(principal: Principal) -> None:
-    if not principal.is_staff:
-        raise Forbidden("only staff block or unblock a VPS's mail (R6.4-spam)")
-
-
 @register
-class MailBlockVps(Operation):
+class MailBlockVps(Operation[MailBlockBody]):
+    """R6.4-spam (staff): block outgoing mail (TCP 25, 465, 587); everything else still flows."""
+
     kind = "mail-block"
+    route = "/mail-block"
+    params = MailBlockBody
+    audience = Audience.staff
     allowed_from = ALLOWED
     steps = (Step("record_block", record_block), Step("apply_filter", apply_interface))
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        _staff(principal)
-        if vps.mail_blocked:
+    def check(cls, req: Request, params: MailBlockBody) -> Plan | None:
+        if req.vps is not None and req.vps.mail_blocked:
             raise Conflict("outgoing mail is already blocked")
+        return None
 
 
 @register
-class MailUnblockVps(Operation):
+class MailUnblockVps(Operation[NoParams]):
+    """Lift the outgoing-mail block (staff)."""
+
     kind = "mail-unblock"
+    route = "/mail-unblock"
+    audience = Audience.staff
     allowed_from = ALLOWED
     steps = (Step("record_unblock", record_unblock), Step("apply_filter", apply_interface))
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        _staff(principal)
-        if not vps.mail_blocked:
+    def check(cls, req: Request, params: NoParams) -> Plan | None:
+        if req.vps is not None and not req.vps.mail_blocked:
             raise Conflict("outgoing mail is not blocked")
+        return None

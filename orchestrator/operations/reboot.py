@@ -4,19 +4,30 @@ definition keeps the link down for a fresh start."""
 
 from __future__ import annotations
 
-from orchestrator.models import VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
+from pydantic import Field
+
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import Operation, Params, Step, register
+
+
+class RebootBody(Params):
+    hard: bool = Field(default=False, description="Reset instead of asking the guest to reboot")
 
 
 def reboot(ctx: Context) -> str:
-    hard = bool(ctx.params.get("hard"))
+    hard = ctx.args(RebootBody).hard
     ctx.define()
     ctx.driver.reboot_domain(ctx.vps().id, hard=hard)
     return "reset" if hard else "reboot requested from the guest (ACPI)"
 
 
 @register
-class RebootVps(Operation):
+class RebootVps(Operation[RebootBody]):
+    """Soft (ACPI) or hard (reset) reboot."""
+
     kind = "reboot"
+    route = "/reboot"
+    params = RebootBody
     allowed_from = frozenset({VpsStatus.running, VpsStatus.cut_off})
     steps = (Step("reboot", reboot),)

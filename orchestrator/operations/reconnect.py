@@ -2,37 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from orchestrator.auth import Principal
-from orchestrator.clock import utcnow
-from orchestrator.errors import Conflict, Forbidden, InvalidRequest
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.network import apply_interface
-from orchestrator.operations.provision import notify_once
+from pydantic import StringConstraints
+
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import Conflict
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Audience, Operation, Params, Plan, Step, register
+from orchestrator.operations.steps.network import apply_interface
+from orchestrator.operations.steps.provision import notify_once
+
+
+class ReconnectBody(Params):
+    corrective_measures: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 def record_reconnect(ctx: Context) -> str:
     ctx.update_vps(cut_off=False, cut_off_reason=None)
-    return f"corrective measures: {ctx.params['corrective_measures']}"
+    return f"corrective measures: {ctx.args(ReconnectBody).corrective_measures}"
 
 
 @register
-class ReconnectVps(Operation):
+class ReconnectVps(Operation[ReconnectBody]):
+    """R5.5-reconnect (staff): restore the network once corrective measures are recorded."""
+
     kind = "reconnect"
+    route = "/reconnect"
+    params = ReconnectBody
+    audience = Audience.staff
+    rule = "R5.5-reconnect"
     allowed_from = frozenset({VpsStatus.cut_off, VpsStatus.stopped, VpsStatus.suspended})
     steps = (Step("record_reconnect", record_reconnect), Step("link_up", apply_interface))
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        if not principal.is_staff:
-            raise Forbidden("only staff reconnect a VPS (R5.5-reconnect)")
-        if not vps.cut_off:
+    def check(cls, req: Request, params: ReconnectBody) -> Plan | None:
+        if req.vps is not None and not req.vps.cut_off:
             raise Conflict("the VPS is not cut off")
-        measures = params.get("corrective_measures")
-        if not isinstance(measures, str) or not measures.strip():
-            raise InvalidRequest("R5.5-reconnect: record the client's corrective measures")
+        return None
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
@@ -40,4 +48,4 @@ class ReconnectVps(Operation):
             ctx.update_vps(status=VpsStatus.running)
         vps = ctx.vps()
         notify_once(ctx, "reconnect_notice", {"vps_name": vps.name, "vps_id": vps.id, "reconnected_at": utcnow(),
-                                              "corrective_measures": ctx.params["corrective_measures"]})
+                                              "corrective_measures": ctx.args(ReconnectBody).corrective_measures})

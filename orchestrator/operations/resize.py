@@ -2,33 +2,32 @@
 
 Live where the hypervisor allows it (vCPUs up to the defined maximum, memory within the defined
 maximum by balloon, the disk grown with blockResize), otherwise cold (stop, change, start). The
-plan is decided when the request is made, and the answer says whether a reboot will happen.
+plan is decided when the request is made, and the answer says whether a reboot will happen; it
+is decided again when the job starts (a VPS stopped meanwhile is resized without a reboot).
 Disks never shrink. The host must have room for the difference; the image's minimums hold.
 
-R5.1-change-order: no resize job runs without an accepted order form (``change_order_id``, run
-with exactly the order's configuration, see orchestrator/change_orders.py), except one started by
-staff under another rule, with its ``reason`` recorded.  Checked when the job is asked for and
-again when it starts.
+R5.1-change-order: a resize runs for an accepted order form — asked by the change-order workflow
+(orchestrator/workflows/change_orders.py), which checks again when the job starts that its
+order is still accepted and the plan exactly its configuration — or is started by staff under
+another rule, named in ``reason`` (recorded in the VPS's events).  A client's own resize is
+refused naming the rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Literal
 
-from sqlmodel import Session
+from pydantic import Field
 
-from orchestrator import jobs
-from orchestrator.auth import Principal
-from orchestrator.db import session_scope
-from orchestrator.designer import live_ceilings
-from orchestrator.errors import ContractRefusal, InsufficientCapacity, InvalidRequest
-from orchestrator.hosts import candidates, policy
-from orchestrator.models import ChangeOrder, Image, Job, JobEvent, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register, request
-from orchestrator.operations.power import power_off, power_on, running_status
-from orchestrator.placement import Resources, fits
-from orchestrator.settings import Settings
+from orchestrator.compute.designer import live_ceilings
+from orchestrator.compute.hosts import candidates, policy
+from orchestrator.compute.placement import Resources, fits
+from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest
+from orchestrator.core.models import Image, JobEvent, Vps, VpsStatus
+from orchestrator.engine import events
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register
+from orchestrator.operations.steps.power import power_off, power_on, running_status
 
 GIB = 1 << 30
 POWERED = (VpsStatus.running, VpsStatus.cut_off)
@@ -36,32 +35,37 @@ SIZES = ("vcpus", "memory_mib", "disk_gib")
 CHANGE_ORDER = "R5.1-change-order"
 
 
-@dataclass(frozen=True)
-class ResizePlan:
+class ResizeBody(Params):
+    vcpus: int | None = Field(default=None, ge=1, le=1024)
+    memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
+    disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
+    reason: str | None = Field(default=None, max_length=500, description="Why staff resize (recorded)")
+
+
+class ResizePlan(Plan):
     vcpus: int
     memory_mib: int
     disk_gib: int
-    mode: str  # live | cold
-    reboot: bool
+    mode: Literal["live", "cold"] = Field(description="live: applied to the running guest; cold: stop, change, start")
+    reboot: bool = Field(description="whether the VPS will be restarted")
 
 
-def plan(session: Session, settings: Settings, vps: Vps, params: dict[str, Any]) -> ResizePlan:
-    """Check a resize and decide how it will run; raises InvalidRequest or InsufficientCapacity."""
-    wanted = {k: params.get(k) for k in ("vcpus", "memory_mib", "disk_gib")}
-    for key, value in wanted.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidRequest(f"{key} must be an integer")
-    vcpus = wanted["vcpus"] if wanted["vcpus"] is not None else vps.vcpus
-    memory = wanted["memory_mib"] if wanted["memory_mib"] is not None else vps.memory_mib
-    disk = wanted["disk_gib"] if wanted["disk_gib"] is not None else vps.disk_gib
-    limits = (("vcpus", vcpus, settings.max_vcpus), ("memory_mib", memory, settings.max_memory_mib),
-              ("disk_gib", disk, settings.max_disk_gib))
+def plan_for(req: Request, params: ResizeBody) -> ResizePlan:
+    """The new sizes, checked, and how they will be applied; raises InvalidRequest or
+    InsufficientCapacity.  The same check whoever asks (a change order is checked with it too)."""
+    vps, settings = req.vps, req.settings
+    assert vps is not None
+    vcpus = params.vcpus if params.vcpus is not None else vps.vcpus
+    memory = params.memory_mib if params.memory_mib is not None else vps.memory_mib
+    disk = params.disk_gib if params.disk_gib is not None else vps.disk_gib
+    limits = (("vcpus", vcpus, settings.limits.max_vcpus), ("memory_mib", memory, settings.limits.max_memory_mib),
+              ("disk_gib", disk, settings.limits.max_disk_gib))
     for key, value, ceiling in limits:
         if value < 1 or value > ceiling:
             raise InvalidRequest(f"{key} must be between 1 and {ceiling}, got {value}")
     if disk < vps.disk_gib:
         raise InvalidRequest(f"disks never shrink: the disk is {vps.disk_gib} GiB, {disk} GiB was asked")
-    image = session.get(Image, vps.image)
+    image = req.session.get(Image, vps.image)
     if image is not None and memory < image.min_memory_mib:
         raise InvalidRequest(f"memory_mib: the image {image.name} needs at least {image.min_memory_mib} MiB")
     if image is not None and disk < image.min_disk_gib:
@@ -69,7 +73,7 @@ def plan(session: Session, settings: Settings, vps: Vps, params: dict[str, Any])
     if (vcpus, memory, disk) == (vps.vcpus, vps.memory_mib, vps.disk_gib):
         raise InvalidRequest("nothing to change: give a new vcpus, memory_mib or disk_gib")
     delta = Resources(max(vcpus - vps.vcpus, 0), max(memory - vps.memory_mib, 0), disk - vps.disk_gib)
-    own = next((c for c in candidates(session) if c.host_id == vps.host_id), None)
+    own = next((c for c in candidates(req.session) if c.host_id == vps.host_id), None)
     if own is None or not fits(own, delta, policy(settings)):
         raise InsufficientCapacity(
             f"the VPS's host cannot hold {delta.vcpus} more vCPU, {delta.memory_mib} more MiB, "
@@ -77,16 +81,16 @@ def plan(session: Session, settings: Settings, vps: Vps, params: dict[str, Any])
         )
     powered = vps.status in POWERED
     live = powered and vps.vcpus <= vcpus <= vps.max_vcpus and memory <= vps.max_memory_mib
-    return ResizePlan(vcpus, memory, disk, "live" if live or not powered else "cold", reboot=powered and not live)
+    return ResizePlan(vcpus=vcpus, memory_mib=memory, disk_gib=disk, mode="live" if live or not powered else "cold",
+                      reboot=powered and not live)
 
 
 def _plan(ctx: Context) -> ResizePlan:
-    return ResizePlan(**ctx.params["plan"])
+    return ctx.plan(ResizePlan)
 
 
 def stop_if_cold(ctx: Context) -> str:
-    p = _plan(ctx)
-    if not p.reboot:
+    if not _plan(ctx).reboot:
         return "skipped: no reboot needed"
     return power_off(ctx, force=False)
 
@@ -118,14 +122,13 @@ def apply_live(ctx: Context) -> str:
 
 def record_size(ctx: Context) -> str:
     p, vps = _plan(ctx), ctx.vps()
-    changes: dict[str, Any] = {"vcpus": p.vcpus, "memory_mib": p.memory_mib, "disk_gib": p.disk_gib}
     if p.mode == "cold":
         # A cold restart is the moment to widen the live ceilings around the new size.
-        changes["max_vcpus"], changes["max_memory_mib"] = live_ceilings(p.vcpus, p.memory_mib, ctx.settings)
+        max_vcpus, max_memory_mib = live_ceilings(p.vcpus, p.memory_mib, ctx.settings)
     else:
-        changes["max_vcpus"] = max(vps.max_vcpus, p.vcpus)
-        changes["max_memory_mib"] = max(vps.max_memory_mib, p.memory_mib)
-    ctx.update_vps(**changes)
+        max_vcpus, max_memory_mib = max(vps.max_vcpus, p.vcpus), max(vps.max_memory_mib, p.memory_mib)
+    ctx.update_vps(vcpus=p.vcpus, memory_mib=p.memory_mib, disk_gib=p.disk_gib, max_vcpus=max_vcpus,
+                   max_memory_mib=max_memory_mib)
     return f"{p.vcpus} vCPU, {p.memory_mib} MiB, {p.disk_gib} GiB"
 
 
@@ -140,8 +143,16 @@ def start_if_cold(ctx: Context) -> str:
 
 
 @register
-class ResizeVps(Operation):
+class ResizeVps(Operation[ResizeBody]):
+    """Staff: change vCPUs, memory and/or disk size under a rule other than a change order, named in
+    `reason` (recorded in the VPS's events).  R5.1-change-order: a client's resize goes through
+    `POST /v1/vps/{id}/change-orders`; asked here it is refused naming the rule.  `plan` in the answer
+    says live or cold, and whether the VPS will reboot, before anything runs.  Disks never shrink."""
+
     kind = "resize"
+    route = "/resize"
+    params = ResizeBody
+    rule = CHANGE_ORDER
     allowed_from = frozenset({VpsStatus.running, VpsStatus.cut_off, VpsStatus.stopped})
     steps = (
         Step("stop_if_cold", stop_if_cold),
@@ -153,85 +164,32 @@ class ResizeVps(Operation):
     )
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        if "plan" not in params:
-            raise InvalidRequest("a resize is requested through resize.request (it needs a plan)")
-        check_gate(principal, params)
-
-    @classmethod
-    def begin(cls, ctx: Context) -> None:
-        """R5.1-change-order, again when the job starts: the order form is still the accepted one of
-        this job and the plan is exactly its configuration; or staff gave a reason."""
-        order_id = ctx.params.get("change_order_id")
-        if order_id is None:
-            if ctx.params.get("requested_role") in STAFF_ROLES and str(ctx.params.get("reason") or "").strip():
-                return
-            raise ContractRefusal(CHANGE_ORDER, "no accepted order form and no staff reason for this resize")
-        planned = _plan(ctx)
-        with session_scope(ctx.engine) as session:
-            order = session.get(ChangeOrder, order_id)
-            if order is None or order.vps_id != ctx.job.vps_id or order.job_id != ctx.job.id:
-                raise ContractRefusal(CHANGE_ORDER, f"change order {order_id} is not the one of this job")
-            if order.status not in ("accepted", "done"):
-                raise ContractRefusal(CHANGE_ORDER, f"order form {order.number} is {order.status}, not accepted")
-            if any(order.requested.get(key) != getattr(planned, key) for key in SIZES):
-                raise ContractRefusal(CHANGE_ORDER, f"the plan differs from order form {order.number}")
+    def check(cls, req: Request, params: ResizeBody) -> ResizePlan:
+        if req.cause is None:  # not for an order form: R5.1-change-order's one exception
+            if not req.principal.is_staff:
+                raise ContractRefusal(CHANGE_ORDER, "a resize runs only once you accept an order form: ask for a "
+                                                    "change order (POST /v1/vps/{id}/change-orders)")
+            if not (params.reason or "").strip():
+                raise ContractRefusal(CHANGE_ORDER, "a staff resize without an accepted change order needs a "
+                                                    "'reason' (the rule or request it is done under)")
+        return plan_for(req, params)
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
         if ctx.vps().status in POWERED:
             ctx.update_vps(status=running_status(ctx))
-        if ctx.params.get("change_order_id"):
-            # orchestrator.change_orders builds on this module: imported when needed, not at load.
-            import orchestrator.change_orders as change_orders
-
-            with session_scope(ctx.engine) as session:
-                change_orders.job_finished(session, ctx.params["change_order_id"], ctx.job.id, None)
-
-    @classmethod
-    def rollback(cls, ctx: Context, error: Exception) -> None:
-        if ctx.params.get("change_order_id"):
-            import orchestrator.change_orders as change_orders
-
-            with session_scope(ctx.engine) as session:
-                change_orders.job_finished(session, ctx.params["change_order_id"], ctx.job.id, str(error))
 
 
-STAFF_ROLES = ("support", "automation")
+def configuration(vps: Vps) -> dict[str, int]:
+    return {"vcpus": vps.vcpus, "memory_mib": vps.memory_mib, "disk_gib": vps.disk_gib}
 
 
-def check_gate(principal: Principal, params: dict[str, Any]) -> None:
-    """R5.1-change-order: a resize runs for an accepted order form (``change_order_id``, set only
-    by orchestrator.change_orders.accept), or is started by staff under another rule, which they
-    name in ``reason``.  Raises ContractRefusal naming the rule otherwise."""
-    if params.get("change_order_id"):
-        return
-    if not principal.is_staff:
-        raise ContractRefusal(CHANGE_ORDER, "a resize runs only once you accept an order form: ask for a change "
-                                            "order (POST /v1/vps/{id}/change-orders)")
-    if not str(params.get("reason") or "").strip():
-        raise ContractRefusal(CHANGE_ORDER, "a staff resize without an accepted change order needs a 'reason' "
-                                            "(the rule or request it is done under)")
-
-
-def request_params(session: Session, settings: Settings, vps: Vps, params: dict[str, Any]) -> dict[str, Any]:
-    """The job's parameters: what was asked plus the plan (so the answer can tell it)."""
-    ResizeVps.check_status(vps)
-    return {**params, "plan": asdict(plan(session, settings, vps, params))}
-
-
-def request_resize(session: Session, settings: Settings, principal: Principal, vps: Vps, params: dict[str, Any],
-                   *, why: str | None = None, commit: bool = True) -> Job:
-    """Check (status, R5.1-change-order gate, plan) and record a resize job; the VPS's events say
-    what it runs under: ``why`` (an order form) or the staff ``reason``."""
-    ResizeVps.check_status(vps)
-    check_gate(principal, params)
-    job = request(session, settings, principal, vps, ResizeVps, request_params(session, settings, vps, params),
-                  commit=False)
-    because = why or f"staff resize without a change order: {str(params.get('reason', '')).strip()}"
-    session.add(JobEvent(job_id=job.id, vps_id=vps.id, step="queued", status="info", actor=str(principal),
-                         message=f"{CHANGE_ORDER}: {because}"[:2000]))
-    if commit:
-        session.commit()
-        jobs.notify()
-    return job
+@events.on_requested(ResizeVps.kind)
+def _record_why(event: events.Requested) -> None:
+    """The VPS's events say what a staff resize runs under (a change order says it itself)."""
+    if event.request.cause is None:
+        reason = (event.params.reason or "").strip()
+        event.request.session.add(JobEvent(
+            job_id=event.job.id, vps_id=event.job.vps_id, step="queued", status="info",
+            actor=str(event.request.principal),
+            message=f"{CHANGE_ORDER}: staff resize without a change order: {reason}"[:2000]))

@@ -7,49 +7,44 @@ the replaced disk is discarded only once the restored system answers SSH.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from sqlmodel import Session
+from pydantic import Field
 
-from orchestrator.errors import InvalidRequest, NotFound
-from orchestrator.models import Backup, Vps
-from orchestrator.operations import provision, reinstall
-from orchestrator.operations.base import Context, Step, register
-from orchestrator.settings import Settings
+from orchestrator.core.errors import InvalidRequest, NotFound
+from orchestrator.core.models import Backup
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Params, Step, register
+from orchestrator.operations import reinstall
+from orchestrator.operations.reinstall import RootDiskPlan, SwitchesRootDisk, previous_of
+from orchestrator.operations.steps import provision
 
 
-def request_params(session: Session, settings: Settings, vps: Vps, body: dict[str, Any]) -> dict[str, Any]:
-    RestoreVps.check_status(vps)
-    if body.get("confirm_data_loss") is not True:
-        raise InvalidRequest("a restore replaces the VPS's disk; send confirm_data_loss: true")
-    backup = session.get(Backup, str(body.get("backup_id", "")))
-    if backup is None or backup.vps_id != vps.id or backup.status != "available":
-        raise NotFound("no such backup of this VPS")
-    return {
-        "backup_id": backup.id,
-        "backup_pool": backup.pool,
-        "backup_volume": backup.volume,
-        "image": vps.image,
-        "ssh_keys": vps.ssh_authorized_keys,
-        "keep_old_disk": False,
-        "generation": vps.root_generation + 1,
-        "previous": {"generation": vps.root_generation, "image": vps.image,
-                     "ssh_authorized_keys": vps.ssh_authorized_keys, "ssh_host_keys": vps.ssh_host_keys},
-    }
+class RestoreBody(Params):
+    backup_id: str = Field(max_length=64)
+    confirm_data_loss: bool = Field(description="Must be true: the current disk is replaced")
+
+
+class RestorePlan(RootDiskPlan):
+    backup_id: str
+    backup_pool: str
+    backup_volume: str
 
 
 def copy_backup(ctx: Context) -> str:
-    vps, host = ctx.vps(), ctx.host()
-    new_root = vps.root_volume_for(int(ctx.params["generation"]))
-    size = ctx.driver.copy_volume(ctx.params["backup_pool"], ctx.params["backup_volume"], host.pool_name, new_root)
-    return f"backup {ctx.params['backup_id']} copied to {new_root} ({size} bytes)"
+    vps, host, plan = ctx.vps(), ctx.host(), ctx.plan(RestorePlan)
+    new_root = vps.root_volume_for(plan.generation)
+    size = ctx.driver.copy_volume(plan.backup_pool, plan.backup_volume, host.pool_name, new_root)
+    return f"backup {plan.backup_id} copied to {new_root} ({size} bytes)"
 
 
 @register
-class RestoreVps(reinstall.ReinstallVps):
-    """Runs like a reinstall (same switch, same rollback), from a backup instead of an image."""
+class RestoreVps(SwitchesRootDisk[RestoreBody]):
+    """Replace the root disk with a backup's copy (needs `confirm_data_loss: true`)."""
 
     kind = "restore"
+    route = "/restore"
+    params = RestoreBody
     steps: ClassVar[tuple[Step, ...]] = (
         Step("copy_backup", copy_backup),
         Step("create_new_seed", reinstall.create_new_seed),
@@ -60,3 +55,16 @@ class RestoreVps(reinstall.ReinstallVps):
         Step("verify_ssh", provision.verify_ssh),
         Step("retire_old_disk", reinstall.retire_old_disk),
     )
+
+    @classmethod
+    def check(cls, req: Request, params: RestoreBody) -> RestorePlan:
+        if params.confirm_data_loss is not True:
+            raise InvalidRequest("a restore replaces the VPS's disk; send confirm_data_loss: true")
+        vps = req.vps
+        assert vps is not None
+        backup = req.session.get(Backup, params.backup_id)
+        if backup is None or backup.vps_id != vps.id or backup.status != "available":
+            raise NotFound("no such backup of this VPS")
+        return RestorePlan(backup_id=backup.id, backup_pool=backup.pool, backup_volume=backup.volume,
+                           image=vps.image, ssh_keys=vps.ssh_authorized_keys, generation=vps.root_generation + 1,
+                           previous=previous_of(vps))

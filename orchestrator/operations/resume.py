@@ -1,14 +1,14 @@
-"""Resume a suspended VPS.  A customer cannot resume a VPS that staff suspended."""
+"""Resume a suspended VPS.  A customer cannot resume a VPS that staff suspended
+(``suspend.may_lift``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from orchestrator.auth import Principal
-from orchestrator.errors import Forbidden
-from orchestrator.models import Role, Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.power import running_status
+from orchestrator.core.errors import Forbidden
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import NoParams, Operation, Step, register
+from orchestrator.operations.steps.power import running_status
+from orchestrator.operations.suspend import may_lift
 
 
 def unpause(ctx: Context) -> str:
@@ -17,15 +17,19 @@ def unpause(ctx: Context) -> str:
 
 
 @register
-class ResumeVps(Operation):
+class ResumeVps(Operation[NoParams]):
+    """Resume a suspended VPS (a customer cannot resume what staff suspended)."""
+
     kind = "resume"
+    route = "/resume"
     allowed_from = frozenset({VpsStatus.suspended})
     steps = (Step("unpause", unpause),)
 
     @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        if not principal.is_staff and vps.suspended_by not in (None, Role.customer.value):
-            raise Forbidden(f"this VPS was suspended by staff ({vps.suspend_reason}); only staff can resume it")
+    def authorize(cls, req: Request) -> None:
+        super().authorize(req)
+        if req.vps is not None and not may_lift(req.principal, req.vps):
+            raise Forbidden(f"this VPS was suspended by staff ({req.vps.suspend_reason}); only staff can resume it")
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:

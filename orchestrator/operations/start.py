@@ -1,16 +1,23 @@
 """Start a stopped VPS.  The domain is redefined from the record first, so a cut-off VPS starts
-with its link down (R5.5-cutoff) and sizes changed while stopped apply."""
+with its link down (R5.5-cutoff) and sizes changed while stopped apply.
+
+R10-after, R8.7-default: a client cannot start the VPS of a terminated subscription, or of one
+interrupted for non-payment (orchestrator/workflows/subscriptions.py refuses it when asked)."""
 
 from __future__ import annotations
 
-from orchestrator.models import VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.power import power_on, running_status
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import NoParams, Operation, Step, register
+from orchestrator.operations.steps.power import power_on, running_status
 
 
 @register
-class StartVps(Operation):
+class StartVps(Operation[NoParams]):
+    """Power on a stopped VPS; refused naming R10-after to the client once its subscription ended."""
+
     kind = "start"
+    route = "/start"
     allowed_from = frozenset({VpsStatus.stopped})
     steps = (Step("power_on", power_on),)
 

@@ -3,29 +3,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from orchestrator.auth import Principal
-from orchestrator.errors import InvalidRequest
-from orchestrator.models import Vps, VpsStatus
-from orchestrator.operations.base import Context, Operation, Step, register
-from orchestrator.operations.power import power_off
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import Operation, Params, Step, register
+from orchestrator.operations.steps.power import power_off
+
+
+class StopBody(Params):
+    force: bool = Field(default=False, description="Skip the graceful shutdown and power off at once")
 
 
 def shut_down(ctx: Context) -> str:
-    return power_off(ctx, force=bool(ctx.params.get("force")))
+    return power_off(ctx, force=ctx.args(StopBody).force)
 
 
 @register
-class StopVps(Operation):
+class StopVps(Operation[StopBody]):
+    """Graceful shutdown, forced after a timeout; `force` skips the wait."""
+
     kind = "stop"
+    route = "/stop"
+    params = StopBody
     allowed_from = frozenset({VpsStatus.running, VpsStatus.cut_off, VpsStatus.suspended})
     steps = (Step("power_off", shut_down),)
-
-    @classmethod
-    def check_request(cls, principal: Principal, vps: Vps, params: dict[str, Any]) -> None:
-        if not isinstance(params.get("force", False), bool):
-            raise InvalidRequest("force must be true or false")
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:

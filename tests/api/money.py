@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from orchestrator.models import Vps, VpsStatus
+from orchestrator.core.models import Vps, VpsStatus
 from tests.conftest import Api
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.models import ApiToken, Job, Vps
+from orchestrator.core.models import ApiToken, Job, Vps
 from tests.conftest import Api
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator import billing_run
-from orchestrator.models import Job, JobStatus, Outbox, PaymentDefault, Vps, VpsStatus
+from orchestrator.core.models import Job, JobStatus, Outbox, PaymentDefault, Vps, VpsStatus
+from orchestrator.workflows import billing_run
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 
@@ -204,7 +204,7 @@ def test_default_on_an_overdue_invoice_and_payment_calls_it_off(api: Api, clock:
 def test_automatic_default_by_policy(api: Api, clock: Any, tmp_path: Path) -> None:
     vps_id = running_vps(api, tmp_path, api.alice)
     invoice = subscribe(api, vps_id)["invoice"]
-    policy = api.settings.model_copy(update={"auto_default_after_days": 10})
+    policy = api.settings.replace(auto_default_after_days=10)
     clock.travel_to(paris(2026, 5, 23, 10, 0))  # ten days after the due date: not yet
     assert billing_run.run(api.engine, policy).defaults == []
     clock.travel_to(paris(2026, 5, 24, 10, 0))

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.hosts import Drivers
-from orchestrator.models import BreachNotice, Job, Outbox, Subscription, Vps
-from orchestrator.worker import Worker
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.models import BreachNotice, Job, Outbox, Subscription, Vps
+from orchestrator.engine.worker import Worker
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 
@@ -78,7 +78,7 @@ def test_a_notice_schedules_the_termination_the_day_after_the_cure_date(api: Api
     assert datetime.fromisoformat(body["terminates_at"]) == paris(2026, 5, 29, 0, 0)
     scheduled = job(api, body["termination_job_id"])
     assert scheduled.kind == "terminate" and scheduled.status == "queued"
-    assert scheduled.params["reason"] == "breach" and scheduled.params["breach_notice_id"] == body["id"]
+    assert scheduled.params["reason"] == "breach" and scheduled.cause == f"breach_notice:{body['id']}"
     assert scheduled.scheduled_at == paris(2026, 5, 29, 0, 0)
     listed = api.call("GET", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support).json()
     assert [n["id"] for n in listed] == [body["id"]]

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, func, select
 
-from orchestrator.errors import ContractRefusal
-from orchestrator.models import ChangeOrder, Invoice, Job, JobStatus, Outbox, Subscription, Vps
-from orchestrator.operations.base import Context
+from orchestrator.core.errors import ContractRefusal
+from orchestrator.core.models import ChangeOrder, Invoice, Job, JobStatus, Outbox, Subscription, Vps
+from orchestrator.engine.context import Context
+from orchestrator.engine.worker import abandon, admit, conclude
 from orchestrator.operations.resize import ResizeVps
 from tests.conftest import Api
 
@@ -65,7 +66,7 @@ def mails(api: Api, template: str) -> list[Outbox]:
 
 
 def context_for(api: Api, job_id: str) -> Context:
-    """What a worker hands to the operation's hooks (no hypervisor needed by them)."""
+    """What a worker hands to the operation and the workflows (no hypervisor needed by them)."""
     with Session(api.engine) as session:
         job = session.get(Job, job_id)
         assert job is not None
@@ -102,10 +103,10 @@ def test_a_staff_resize_needs_a_reason_recorded_in_the_job_and_events(offline_ap
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["plan"]["memory_mib"] == 448
     [job] = jobs_of(offline_api, vps_id)
-    assert job.params["reason"] == reason and "change_order_id" not in job.params
+    assert job.params["reason"] == reason and job.cause is None
     events = offline_api.call("GET", f"/v1/vps/{vps_id}/events", offline_api.alice).json()
     assert any(reason in e["message"] and e["job_id"] == job.id for e in events), events
-    ResizeVps.begin(context_for(offline_api, job.id))  # the worker lets it through too
+    admit(context_for(offline_api, job.id), ResizeVps)  # the worker lets it through too
 
 
 def test_the_worker_refuses_a_resize_job_without_order_form_or_reason(offline_api: Api, pubkey: str) -> None:
@@ -121,7 +122,7 @@ def test_the_worker_refuses_a_resize_job_without_order_form_or_reason(offline_ap
         session.add(job)
         session.commit()
     with pytest.raises(ContractRefusal) as refused:
-        ResizeVps.begin(context_for(offline_api, job_id))
+        admit(context_for(offline_api, job_id), ResizeVps)
     assert refused.value.rule == RULE
 
 
@@ -193,7 +194,7 @@ def test_request_approve_accept_done(offline_api: Api, pubkey: str) -> None:
     assert answer["job"]["kind"] == "resize" and answer["change_order"]["job_id"] == answer["job"]["id"]
     assert answer["plan"] == {"vcpus": 1, "memory_mib": 448, "disk_gib": 2, "mode": "live", "reboot": False}
     [job] = jobs_of(api, vps_id)
-    assert job.params["change_order_id"] == order["id"]
+    assert job.cause == f"change_order:{order['id']}"
     assert {k: job.params["plan"][k] for k in ("vcpus", "memory_mib", "disk_gib")} == order["requested"]
     # the one-off fee, invoiced at acceptance (R8.3-ht: the line is HT, VAT on top)
     invoice = api.call("GET", f"/v1/invoices/{answer['change_order']['invoice_id']}", api.alice).json()
@@ -207,13 +208,13 @@ def test_request_approve_accept_done(offline_api: Api, pubkey: str) -> None:
 
     # the worker starts the job: the gate lets exactly this order's configuration through
     ctx = context_for(api, job.id)
-    ResizeVps.begin(ctx)
+    admit(ctx, ResizeVps)
     tampered = context_for(api, job.id)
-    tampered.job.params = {**job.params, "plan": {**job.params["plan"], "memory_mib": 1024}}
+    tampered.job.params = {**job.params, "memory_mib": 1024}  # other sizes than the order form's
     with pytest.raises(ContractRefusal):
-        ResizeVps.begin(tampered)
+        admit(tampered, ResizeVps)
 
-    ResizeVps.succeed(ctx)  # the job's last step is done
+    conclude(ctx, ResizeVps)  # the job's last step is done
     done = api.call("GET", base, api.alice).json()
     assert done["status"] == "done" and done["closed_at"]
     assert "from the next period" in done["outcome"]
@@ -239,7 +240,7 @@ def test_a_failed_job_fails_the_order_and_keeps_the_rent(offline_api: Api, pubke
     assert api.call("POST", f"{base}/approve", api.support, json={"rent_ht": "19.99"}).status_code == 200
     accepted = api.call("POST", f"{base}/accept", api.alice).json()
     assert accepted["change_order"]["invoice_id"] is None  # no one-off fee, no invoice
-    ResizeVps.rollback(context_for(api, accepted["job"]["id"]), RuntimeError("host refused the vCPU"))
+    abandon(context_for(api, accepted["job"]["id"]), ResizeVps, RuntimeError("host refused the vCPU"), undo=False)
     failed = api.call("GET", base, api.alice).json()
     assert failed["status"] == "failed" and "host refused" in failed["outcome"]
     with Session(api.engine) as session:

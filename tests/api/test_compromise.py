@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator import clock
-from orchestrator.models import Job, Outbox
+from orchestrator.core import clock
+from orchestrator.core.models import Job, Outbox
 from tests.conftest import Api
 
 
@@ -33,7 +33,7 @@ def test_compromise_notice_and_reinstall_gate(wednesday_before_ascension: None, 
         "name": "hacked", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
     ).json()["vps"]
     with Session(offline_api.engine) as session:  # as if the create job had run
-        from orchestrator.models import Vps
+        from orchestrator.core.models import Vps
 
         record = session.get(Vps, vps["id"])
         record.status = "running"
@@ -71,7 +71,7 @@ def _running_vps(api: Api, key: str) -> dict:
         "name": "hacked", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
     ).json()["vps"]
     with Session(api.engine) as session:
-        from orchestrator.models import Vps
+        from orchestrator.core.models import Vps
 
         record = session.get(Vps, vps["id"])
         record.status = "cut_off"
@@ -97,7 +97,7 @@ def test_compromise_schedules_the_reinstall_and_paid_services_wait_for_payment(
         job = session.get(Job, reported["reinstall_job_id"])
         assert job.kind == "reinstall" and job.status == "queued" and job.params["image"] == "tiny"
         assert job.scheduled_at.isoformat().startswith("2026-05-19T08:00:00")  # 10:00 Paris, after Ascension
-        assert job.params["compromise_id"] == reported["id"] and job.params["ssh_keys"] == [key]
+        assert job.cause == f"compromise:{reported['id']}" and job.params["ssh_keys"] == [key]
     assert reported["image"] == "tiny"
 
     # The customer sees their own report and gives the new system's keys; bob sees nothing.
@@ -135,7 +135,7 @@ def test_compromise_schedules_the_reinstall_and_paid_services_wait_for_payment(
     with Session(api.engine) as session:
         backups = [j for j in session.exec(select(Job)).all() if j.kind == "backup"]
         assert len(backups) == 1 and backups[0].params["kind"] == "export"
-        assert backups[0].params["compromise_id"] == reported["id"]
+        assert backups[0].cause == f"compromise:{reported['id']}"
 
     # The client's written agreement brings the reinstall forward to now.
     api.call("POST", f"{path}/agreement", api.support, json={"note": "letter of 13 May"})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from orchestrator.models import Audit, DdaRequest
+from orchestrator.core.models import Audit, DdaRequest
 from tests.conftest import Api
 
 DOCUMENT = b"%PDF-1.4 Declaration d'Applicabilite ISO 27001, version 7\n"
@@ -24,7 +24,7 @@ def api(offline_api: Api, clock: Any, tmp_path: Path) -> Api:
     clock.travel_to(paris(2026, 5, 13, 10, 0))
     document = tmp_path / "dda-v7.pdf"
     document.write_bytes(DOCUMENT)
-    offline_api.settings.dda_document_path = document
+    offline_api.settings.contract.dda_document_path = document
     return offline_api
 
 
@@ -156,7 +156,7 @@ def test_no_document_configured_is_a_404(api: Api) -> None:
     request = ask(api).json()
     approve(api, request["id"])
     nda(api, request["id"])
-    api.settings.dda_document_path = None
+    api.settings.contract.dda_document_path = None
     missing = download(api, request["id"])
     assert missing.status_code == 404
     history = api.call("GET", f"/v1/dda-requests/{request['id']}", api.alice).json()["history"]

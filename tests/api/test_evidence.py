@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.auth import ensure_customer
-from orchestrator.evidence import raw_path
-from orchestrator.hosts import Drivers
-from orchestrator.models import Evidence, Job, Vps, VpsStatus
-from orchestrator.worker import Worker
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.auth import ensure_customer
+from orchestrator.core.models import Evidence, Job, Vps, VpsStatus
+from orchestrator.engine.worker import Worker
+from orchestrator.operations.evidence import raw_path
 from tests.conftest import Api
 
 PAGE = b"<h1>phishing</h1>\n"
@@ -60,7 +60,7 @@ def alice_vps(api: Api, **changes: Any) -> str:
 
 def run_jobs(api: Api) -> None:
     """Run the queued jobs as a worker on this machine would reach 127.0.0.1 (no proxy command)."""
-    worker = Worker(api.engine, api.settings.model_copy(update={"guest_proxy_command": ""}), Drivers())
+    worker = Worker(api.engine, api.settings.replace(guest_proxy_command=""), Drivers())
     while worker.run_once():
         pass
 

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.hosts import Drivers
-from orchestrator.models import Job, JobEvent, Outbox, Vps
-from orchestrator.worker import Worker
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.models import Job, JobEvent, Outbox, Vps
+from orchestrator.engine.worker import Worker
 from tests.conftest import Api
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -114,7 +114,7 @@ def test_fix_deadline_skips_weekends_and_holidays(offline_api: Api, clock: Any, 
 
 def test_support_hours_reading_is_a_setting(offline_api: Api, clock: Any, vps_id: str) -> None:
     """R5.4-fix-delay, R4-support-hours: the alternative reading counts 09:00-17:00 on jours ouvrés."""
-    offline_api.settings.fix_delay_reading = "support_hours"
+    offline_api.settings.contract.fix_delay_reading = "support_hours"
     clock.travel_to(paris(2026, 6, 5, 10))  # Friday 10:00: 7 h on Friday, 8 h a day for five days, 1 h
     incident = open_incident(offline_api, vps_id)
     assert near(incident["fix_deadline"], "2026-06-15T10:00:00+02:00")

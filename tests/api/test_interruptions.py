@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from orchestrator import clock
-from orchestrator.models import Maintenance, Outbox
+from orchestrator.core import clock
+from orchestrator.core.models import Maintenance, Outbox
 from tests.api.test_maintenance import START, host_id, window
 from tests.conftest import Api
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.models import Host, Maintenance, Outbox, Vps
+from orchestrator.core.models import Host, Maintenance, Outbox, Vps
 from tests.conftest import Api
 
 START = datetime(2030, 3, 4, 2, 0, tzinfo=UTC)  # a Monday, 03:00 in Paris

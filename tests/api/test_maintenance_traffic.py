@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from orchestrator.contract.maintenance import hour_of_week
-from orchestrator.models import TrafficSample
+from orchestrator.core.models import TrafficSample
 from tests.conftest import Api
 
 START = datetime(2030, 3, 4, 2, 0, tzinfo=UTC)  # a Monday

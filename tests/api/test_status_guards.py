@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.models import Backup, Job, Vps, VpsStatus
-from orchestrator.operations import OPERATIONS
+from orchestrator.core.models import Backup, Job, Vps, VpsStatus
+from orchestrator.engine.operation import OPERATIONS
 from tests.conftest import Api
 
 # operation -> (path suffix, method, body, token role)
@@ -30,6 +30,7 @@ CALLS: dict[str, tuple[str, str, dict[str, object], str]] = {
     "mail-unblock": ("mail-unblock", "POST", {}, "support"),
     "evidence": ("evidence", "POST", {"reason": "phishing reported"}, "support"),
     "attach-disk": ("disks", "POST", {"size_gib": 1}, "alice"),
+    "rename": ("rename", "POST", {"name": "renamed"}, "alice"),
     "delete": ("?confirm_data_loss=true", "DELETE", {}, "alice"),
 }
 STATUSES = [s for s in VpsStatus]
@@ -45,7 +46,7 @@ def test_every_operation_has_a_guarded_route() -> None:
     # erase and terminate are deadline jobs of the non-payment and end-of-contract workflows
     # (R8.7-default, R10-nonpayment, R3-notice): no route of their own; nor have an incident's
     # fix deadline (R5.4-fix-delay) and the reconciler's restart (R5.2-keep-running); a hook job
-    # is queued by the worker after an operation succeeded (orchestrator/hooks.py)
+    # is queued by the worker after an operation succeeded (orchestrator/workflows/hooks.py)
     deadline_jobs = {"erase", "terminate", "incident_deadline", "recover"}
     assert set(CALLS) | {"create", "detach-disk", "hook"} | deadline_jobs == set(OPERATIONS)
 

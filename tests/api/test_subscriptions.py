@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.models import Job, Outbox, Subscription, Vps
+from orchestrator.core.models import Job, Outbox, Subscription, Vps
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator.models import Customer, Host, Vps, VpsStatus
+from orchestrator.core.models import Customer, Host, Vps, VpsStatus
 
 
 def running_vps(session: Session, customer: Customer | None = None, **fields: Any) -> Vps:

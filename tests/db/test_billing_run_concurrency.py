@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlmodel import Session, SQLModel, select
 
-from orchestrator import billing_run
 from orchestrator.contract.calendar import add_months
-from orchestrator.db import make_engine, session_scope
-from orchestrator.models import Customer, Invoice, Subscription
-from orchestrator.settings import Settings
-from orchestrator.subscriptions import today
+from orchestrator.core.db import make_engine, session_scope
+from orchestrator.core.models import Customer, Invoice, Subscription
+from orchestrator.core.settings import Settings
+from orchestrator.workflows import billing_run
+from orchestrator.workflows.subscriptions import today
 from tests.db.test_claim_concurrency import databases, settings_for
 
 SUBSCRIPTIONS, MONTHS, WORKERS = 5, 12, 4

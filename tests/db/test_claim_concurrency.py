@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, SQLModel, func, select
 
-from orchestrator.clock import utcnow
-from orchestrator.db import make_engine, session_scope
-from orchestrator.jobs import claim
-from orchestrator.models import Customer, Host, Job, JobStatus, Vps
-from orchestrator.settings import Settings
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import make_engine, session_scope
+from orchestrator.core.models import Customer, Host, Job, JobStatus, Vps
+from orchestrator.core.settings import Settings
+from orchestrator.engine.jobs import claim
 
 VPS_COUNT, JOBS_PER_VPS, WORKERS = 12, 4, 4
 

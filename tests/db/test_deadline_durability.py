@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator import incidents
-from orchestrator.db import make_engine
-from orchestrator.models import Customer, Job, JobStatus, Outbox
-from orchestrator.settings import Settings
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Customer, Job, JobStatus, Outbox
+from orchestrator.core.settings import Settings
+from orchestrator.workflows import incidents
 from tests.db.records import running_vps
 
 
@@ -44,6 +44,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Any, Settings, str, str]]:
     with Session(engine) as session:
         vps = running_vps(session, Customer(name="c", email="c@example.test"))
         incident = incidents.open_incident(session, settings, vps, "network", "no route to the VPS", "support:test")
+        session.commit()
         job = session.exec(select(Job).where(Job.kind == incidents.DEADLINE_KIND)).one()
         ids = (incident.id, job.id)
     yield engine, settings, ids[0], ids[1]

@@ -1,4 +1,4 @@
-"""Hook jobs (orchestrator/hooks.py, orchestrator/operations/hook.py) through the real queue and
+"""Hook jobs (orchestrator/workflows/hooks.py, orchestrator/operations/hook.py) through the real queue and
 worker, with the runner swapped for a recording one: queued once per succeeded operation whose
 event has a playbook, in the operation's place in the VPS's queue, retried then recorded failed
 with the output tail, and never failing the operation."""
@@ -13,13 +13,15 @@ from typing import Any, ClassVar
 import pytest
 from sqlmodel import Session, col, select
 
-from orchestrator import clock, hooks, jobs
-from orchestrator.db import make_engine
-from orchestrator.models import Customer, Host, Job, JobEvent, JobStatus, Vps, VpsStatus
-from orchestrator.operations import OPERATIONS
-from orchestrator.operations.base import Operation, Step
-from orchestrator.settings import Settings
-from orchestrator.worker import Worker
+from orchestrator.adapters import ansible
+from orchestrator.core import clock
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Customer, Host, Job, JobEvent, JobStatus, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine import jobs
+from orchestrator.engine.operation import OPERATIONS, Operation, Step
+from orchestrator.engine.worker import Worker
+from orchestrator.workflows import hooks
 
 
 class Evented(Operation):
@@ -42,11 +44,11 @@ class Recorder:
         self.fail = fail
 
     def __call__(self, playbook: Path, extravars: dict[str, Any], *, work_dir: Path,
-                 timeout: float) -> hooks.HookResult:
+                 timeout: float) -> ansible.HookResult:
         self.calls.append((playbook, extravars))
         if self.fail:
-            return hooks.HookResult("failed", 2, "TASK [notify the CMDB]\nfatal: [localhost]: CMDB answered 503")
-        return hooks.HookResult("successful", 0, "PLAY RECAP ok=1")
+            return ansible.HookResult("failed", 2, "TASK [notify the CMDB]\nfatal: [localhost]: CMDB answered 503")
+        return ansible.HookResult("successful", 0, "PLAY RECAP ok=1")
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ def status(engine: Any, job_id: str) -> JobStatus:
 def test_a_succeeded_operation_queues_its_hook_which_runs_with_public_facts(world: Any) -> None:
     engine, settings, vps_id = world
     runner = Recorder()
-    previous = hooks.use_runner(runner)
+    previous = ansible.use_runner(runner)
     try:
         worker = Worker(engine, settings)
         operation = add(engine, vps_id, Evented.kind)
@@ -110,10 +112,10 @@ def test_a_succeeded_operation_queues_its_hook_which_runs_with_public_facts(worl
         assert hook.status == JobStatus.queued and hook.params["operation_job_id"] == operation
         assert worker.run_once()
     finally:
-        hooks.use_runner(previous)
+        ansible.use_runner(previous)
     assert status(engine, hook.id) == JobStatus.succeeded
     [(playbook, extravars)] = runner.calls
-    assert playbook == Path(settings.hooks_dir) / "vps_evented.yml"
+    assert playbook == Path(settings.hooks.directory) / "vps_evented.yml"
     assert extravars["event"] == "vps_evented"
     assert extravars["vps"]["addresses"] == ["192.168.151.9"]
     assert extravars["vps"]["ssh_host_key_fingerprints"] == ["SHA256:hk"]
@@ -127,7 +129,7 @@ def test_a_succeeded_operation_queues_its_hook_which_runs_with_public_facts(worl
 def test_the_hook_runs_before_a_job_asked_while_its_operation_ran(world: Any) -> None:
     engine, settings, vps_id = world
     runner = Recorder()
-    previous = hooks.use_runner(runner)
+    previous = ansible.use_runner(runner)
     try:
         worker = Worker(engine, settings)
         operation = add(engine, vps_id, Evented.kind)
@@ -139,14 +141,14 @@ def test_the_hook_runs_before_a_job_asked_while_its_operation_ran(world: Any) ->
         assert jobs.claim(engine, "w2", 30) is None  # the later job waits for it
         assert status(engine, later) == JobStatus.queued
     finally:
-        hooks.use_runner(previous)
+        ansible.use_runner(previous)
     assert status(engine, operation) == JobStatus.succeeded
 
 
 def test_a_failing_hook_is_retried_then_recorded_failed_and_the_operation_stands(world: Any) -> None:
     engine, settings, vps_id = world
     runner = Recorder(fail=True)
-    previous = hooks.use_runner(runner)
+    previous = ansible.use_runner(runner)
     try:
         worker = Worker(engine, settings)
         operation = add(engine, vps_id, Evented.kind)
@@ -157,8 +159,8 @@ def test_a_failing_hook_is_retried_then_recorded_failed_and_the_operation_stands
         clock.travel_to(clock.utcnow() + timedelta(minutes=2))
         assert worker.run_once()
     finally:
-        hooks.use_runner(previous)
-    assert len(runner.calls) == settings.hook_max_attempts == 2
+        ansible.use_runner(previous)
+    assert len(runner.calls) == settings.hooks.max_attempts == 2
     assert status(engine, operation) == JobStatus.succeeded
     with Session(engine) as session:
         row = session.get(Job, hook.id)
@@ -178,7 +180,7 @@ def test_no_playbook_for_the_event_no_hook_job(world: Any) -> None:
     assert worker.run_once()
     assert status(engine, operation) == JobStatus.succeeded
     assert hook_jobs(engine, vps_id) == []
-    settings.hooks_dir = ""  # hooks off: not even an event with a playbook queues one
+    settings.hooks.directory = ""  # hooks off: not even an event with a playbook queues one
     add(engine, vps_id, Evented.kind)
     assert worker.run_once()
     assert hook_jobs(engine, vps_id) == []

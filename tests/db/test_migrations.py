@@ -27,13 +27,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from orchestrator import migrations
-from orchestrator.clock import utcnow
-from orchestrator.db import make_engine
-from orchestrator.errors import SchemaError
-from orchestrator.jobs import claim
-from orchestrator.models import Incident, Invoice, Job, JobStatus, Maintenance, Subscription, Vps, VpsStatus
-from orchestrator.settings import Settings
+from orchestrator.core import migrations
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import make_engine
+from orchestrator.core.errors import SchemaError
+from orchestrator.core.models import Incident, Invoice, Job, JobStatus, Maintenance, Subscription, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine.jobs import claim
 from tests.db.test_claim_concurrency import databases
 
 SNAPSHOT = Path(__file__).parent / "schema"
@@ -151,18 +151,18 @@ def reflect(engine: Engine) -> sa.MetaData:
 
 def vpsctl(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command line, in its own process, on these settings."""
-    env = {**os.environ, "VPSCTL_STATE_DIR": str(settings.state_dir), "VPSCTL_DATABASE_URL": settings.database_url,
+    env = {**os.environ, "VPSCTL_STATE_DIR": str(settings.state_dir), "VPSCTL_DATABASE_URL": settings.db.url,
            "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], env=env, cwd=settings.state_dir,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_upgrade_from_empty_gives_the_models_schema(settings: Settings) -> None:
-    """Replaying every revision on an empty database gives exactly orchestrator/models.py's schema
+    """Replaying every revision on an empty database gives exactly orchestrator/core/models.py's schema
     (tables, columns, types, nullability, indexes, unique constraints, foreign keys).
 
     This is the test that fails when someone changes a model without writing the migration:
-    add a revision to orchestrator/migrations/versions/ (``vpsctl db revision -m "..."`` drafts it)."""
+    add a revision to orchestrator/core/migrations/versions/ (``vpsctl db revision -m "..."`` drafts it)."""
     with raw_engine(settings) as engine:
         with engine.connect() as conn:
             command.upgrade(migrations.alembic_config(conn), "head")
@@ -353,7 +353,7 @@ def test_processes_starting_at_once_migrate_once(settings: Settings, origin: str
             load_f15dd45(engine)
     context = multiprocessing.get_context("spawn")
     go, out = context.Event(), context.Queue()
-    procs = [context.Process(target=start, args=(settings.database_url, str(settings.state_dir), go, out))
+    procs = [context.Process(target=start, args=(settings.db.url, str(settings.state_dir), go, out))
              for _ in range(3)]
     for proc in procs:
         proc.start()
@@ -367,3 +367,43 @@ def test_processes_starting_at_once_migrate_once(settings: Settings, origin: str
         assert differences(engine) == []
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_0005_names_the_cause_of_the_jobs_queued_before_it(settings: Settings) -> None:
+    """Jobs queued by the workflows before ``job.cause`` existed (deadline jobs of a payment
+    default, a compromise's reinstall, an incident's deadline, a breach's termination, a hook) get
+    the cause their workflow now finds them by; the others get none."""
+    with raw_engine(settings) as engine:
+        with engine.connect() as conn:
+            command.upgrade(migrations.alembic_config(conn), "0004_evidence")
+            conn.commit()
+        now = utcnow().replace(tzinfo=None)
+        queued = {  # kind, params -> the cause expected
+            "erase-default": ("erase", {"reason": "nonpayment", "default_id": "d1"}, "payment_default:d1"),
+            "terminate-default": ("terminate", {"subscription_id": "s1", "reason": "nonpayment", "default_id": "d1"},
+                                  "payment_default:d1"),
+            "terminate-breach": ("terminate", {"subscription_id": "s1", "reason": "breach",
+                                               "breach_notice_id": "b1"}, "breach_notice:b1"),
+            "terminate-end": ("terminate", {"subscription_id": "s1", "reason": "non_renewal"}, "subscription:s1"),
+            "reinstall": ("reinstall", {"image": "tiny", "compromise_id": "c1"}, "compromise:c1"),
+            "deadline": ("incident_deadline", {"incident_id": "i1"}, "incident:i1"),
+            "hook": ("hook", {"event": "vps_created", "operation_job_id": "j0"}, "job:j0"),
+            "resize": ("resize", {"memory_mib": 512, "change_order_id": "o1"}, "change_order:o1"),
+            "staff-resize": ("resize", {"memory_mib": 512, "reason": "ticket 1"}, None),
+            "reboot": ("reboot", {"hard": True}, None),
+        }
+        job = reflect(engine).tables["job"]
+        with engine.begin() as conn:
+            for key, (kind, params, _cause) in queued.items():
+                conn.execute(job.insert().values(
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, key)), vps_id=None, kind=kind, params=params,
+                    status="queued", steps_done=[], steps_total=1, attempts=0, max_attempts=3, requested_by="t",
+                    created_at=now, not_before=now))
+        with engine.connect() as conn:
+            command.upgrade(migrations.alembic_config(conn), "head")
+            conn.commit()
+        assert differences(engine) == []
+        with engine.connect() as conn:
+            found = dict(conn.execute(sa.text("SELECT id, cause FROM job")).all())
+    assert {key: found[str(uuid.uuid5(uuid.NAMESPACE_URL, key))] for key in queued} == {
+        key: cause for key, (_kind, _params, cause) in queued.items()}

@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, SQLModel, select
 
-from orchestrator import jobs, reconciler, traffic
-from orchestrator.errors import TransientError
-from orchestrator.hosts import Drivers
-from orchestrator.hypervisor import DomainInfo, DomainState
-from orchestrator.models import (
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.errors import TransientError
+from orchestrator.core.models import (
     Audit,
     Customer,
     Host,
@@ -31,7 +29,10 @@ from orchestrator.models import (
     Vps,
     VpsStatus,
 )
-from orchestrator.worker import Worker
+from orchestrator.engine import jobs
+from orchestrator.engine.worker import Worker
+from orchestrator.hypervisor import DomainInfo, DomainState
+from orchestrator.workflows import reconciler, traffic
 from tests.db.test_claim_concurrency import databases, settings_for
 
 
@@ -78,7 +79,7 @@ class ScriptedHost:
 @pytest.fixture(params=databases())
 def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, ScriptedHost, Drivers, list[str]]]:
     settings = settings_for(request.param, tmp_path)
-    from orchestrator.db import make_engine
+    from orchestrator.core.db import make_engine
 
     engine = make_engine(settings)
     if request.param == "postgresql":
@@ -172,7 +173,7 @@ def test_the_restart_job_starts_the_domain_and_resolves_the_incident(world: Any)
 
 def test_without_restart_the_incident_waits_and_is_resolved_when_the_domain_runs(world: Any) -> None:
     engine, settings, host, drivers, (a, _b, _off) = world
-    settings.reconcile_restart = False
+    settings.periodic.reconcile_restart = False
     host.states[a] = DomainState.shutoff
     reconciler.reconcile(engine, settings, drivers)
     reconciler.reconcile(engine, settings, drivers)

@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 import pytest
 from sqlmodel import Session, SQLModel
 
-from orchestrator import clock, jobs
-from orchestrator.clock import utcnow
-from orchestrator.db import make_engine
-from orchestrator.models import Job, JobStatus, Vps, VpsStatus
-from orchestrator.operations import OPERATIONS
-from orchestrator.operations.base import Context, Deferred, Operation, Step
-from orchestrator.worker import Worker
+from orchestrator.core import clock
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Job, JobStatus, Vps, VpsStatus
+from orchestrator.engine import jobs
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import OPERATIONS, Deferred, Operation, Step
+from orchestrator.engine.worker import Worker
 from tests.db.records import running_vps
 from tests.db.test_claim_concurrency import databases, settings_for
 
@@ -104,7 +105,7 @@ class _Later(Operation):
     @classmethod
     def begin(cls, ctx: Context) -> None:
         if not ctx.params.get("deferred"):
-            ctx.update_params(deferred=True)
+            ctx.remember(deferred=True)
             raise Deferred(utcnow() + timedelta(hours=2), "the notice was sent later than planned")
 
     steps = (Step("work", lambda ctx: _Later.ran.append(ctx.job.id) or "worked"),)

@@ -31,7 +31,7 @@ def subjects(api: Api) -> list[str]:
 
 def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tmp_path: Path) -> None:
     api = live_api
-    api.settings.transfer_attach_delay_seconds = 20  # the tiny guest boots in a few seconds
+    api.settings.lifecycle.transfer_attach_delay_seconds = 20  # the tiny guest boots in a few seconds
     clock.travel_to(PARIS_WEDNESDAY)
     guest = order(api, tmp_path, name="victim")
     guest.ssh("echo precious > /data/file; sync")

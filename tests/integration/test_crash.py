@@ -15,24 +15,20 @@ import libvirt
 import pytest
 from sqlmodel import Session, col, select
 
-from orchestrator.auth import Principal, ensure_customer
-from orchestrator.db import make_engine
-from orchestrator.hosts import Drivers, register_host
-from orchestrator.models import Job, JobEvent, Role, Vps
+from orchestrator.compute.hosts import Drivers, register_host
+from orchestrator.core.auth import Principal, ensure_customer
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Customer, Job, JobEvent, Role, Vps
+from orchestrator.core.settings import Settings
 from orchestrator.operations import create, delete
-from orchestrator.settings import Settings
-from tests.conftest import TEST_POOL, URI, base_settings, cleanup_host, client_key, register_image
+from tests.conftest import TEST_POOL, URI, ask_job, base_settings, cleanup_host, client_key, register_image
 
 pytestmark = pytest.mark.libvirt
 STAFF = Principal(Role.support, None, "crash-test")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"VPSCTL_{name.upper()}"] = str(value)
-    return env
+    return {**os.environ, **settings.as_environment()}
 
 
 class Workers:
@@ -125,10 +121,15 @@ def on_host(vps_id: str) -> dict[str, Any]:
 def order(settings: Settings, engine: Any, customer_id: int, tmp_path: Path) -> tuple[str, str]:
     _key, public = client_key(tmp_path)
     with Session(engine) as session:
-        vps, job = create.request(session, settings, STAFF, create.CreateRequest(
-            name="crash", image="tiny", vcpus=1, memory_mib=192, disk_gib=1, ssh_keys=(public,),
-            customer_id=customer_id))
-        return vps.id, job.id
+        customer = session.get(Customer, customer_id)
+        assert customer is not None
+        name = customer.name
+    job_id = ask_job(engine, settings, STAFF, None, create.CreateVps, create.VpsCreate(
+        name="crash", image="tiny", vcpus=1, memory_mib=192, disk_gib=1, ssh_keys=[public], customer=name))
+    with Session(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.vps_id is not None
+        return job.vps_id, job_id
 
 
 @pytest.mark.parametrize("kill_at", ["upload_image", "create_seed", "start_domain", "wait_for_address"])
@@ -161,8 +162,7 @@ def test_delete_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: st
     wait_for(engine, job_id, finished(job_id))
     with Session(engine) as session:
         assert session.get(Job, job_id).status == "succeeded"
-        vps = session.get(Vps, vps_id)
-        delete_job = delete.request(session, settings, STAFF, vps).id
+    delete_job = ask_job(engine, settings, STAFF, vps_id, delete.DeleteVps, delete.DeleteParams(confirm_data_loss=True))
     wait_for(engine, delete_job, step_started(delete_job, kill_at))
     workers.kill()
     workers.start()
@@ -176,8 +176,7 @@ def test_delete_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: st
 def test_create_that_cannot_finish_rolls_back(world: Any, tmp_path: Path) -> None:
     """A guest that never answers SSH in time: the job fails and removes everything it made."""
     settings, engine, customer_id, workers = world
-    workers.settings = settings.model_copy(update={"ssh_ready_timeout_seconds": 0.5,
-                                                   "guest_proxy_command": "false"})
+    workers.settings = settings.replace(ssh_ready_timeout_seconds=0.5, guest_proxy_command="false")
     vps_id, job_id = order(settings, engine, customer_id, tmp_path)
     workers.start()
     wait_for(engine, job_id, finished(job_id))
@@ -212,16 +211,13 @@ def truthful(engine: Any, vps_id: str) -> str:
 @pytest.mark.parametrize("kill_at", ["stop_if_cold", "grow_disk", "redefine", "start_if_cold"])
 def test_cold_resize_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
     from orchestrator.operations import resize
-    from orchestrator.operations.base import request
 
     settings, engine, _customer_id, workers = world
     vps_id, vps = created(world, tmp_path)
+    job_id = ask_job(engine, settings, STAFF, vps_id, resize.ResizeVps,
+                     resize.ResizeBody(memory_mib=512, disk_gib=2, reason="crash test"))
     with Session(engine) as session:
-        vps = session.get(Vps, vps_id)
-        params = resize.request_params(session, settings, vps, {"memory_mib": 512, "disk_gib": 2,
-                                                                "reason": "crash test"})
-        assert params["plan"]["reboot"] is True
-        job_id = request(session, settings, STAFF, vps, resize.ResizeVps, params).id
+        assert session.get(Job, job_id).params["plan"]["reboot"] is True
     kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         assert session.get(Job, job_id).status == "succeeded", session.get(Job, job_id).error
@@ -242,15 +238,12 @@ def test_cold_resize_survives_a_killed_worker(world: Any, tmp_path: Path, kill_a
 @pytest.mark.parametrize("kill_at", ["create_new_seed", "stop_old_system", "start_new_system", "retire_old_disk"])
 def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
     from orchestrator.operations import reinstall
-    from orchestrator.operations.base import request
 
     settings, engine, _customer_id, workers = world
     vps_id, _ = created(world, tmp_path)
     _key, public = client_key(tmp_path)
-    with Session(engine) as session:
-        vps = session.get(Vps, vps_id)
-        params = reinstall.request_params(session, settings, vps, {"ssh_keys": [public], "confirm_data_loss": True})
-        job_id = request(session, settings, STAFF, vps, reinstall.ReinstallVps, params).id
+    job_id = ask_job(engine, settings, STAFF, vps_id, reinstall.ReinstallVps,
+                     reinstall.ReinstallBody(ssh_keys=[public], confirm_data_loss=True))
     kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
@@ -263,18 +256,13 @@ def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at:
 @pytest.mark.parametrize("kill_at", ["copy_backup", "switch_disk", "wait_for_address"])
 def test_restore_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
     from orchestrator.operations import backup, restore
-    from orchestrator.operations.base import request
 
     settings, engine, _customer_id, workers = world
     vps_id, _ = created(world, tmp_path)
-    with Session(engine) as session:
-        vps = session.get(Vps, vps_id)
-        backup_job = request(session, settings, STAFF, vps, backup.BackupVps, {"kind": "manual"}).id
+    backup_job = ask_job(engine, settings, STAFF, vps_id, backup.BackupVps, backup.BackupParams(kind="manual"))
     wait_for(engine, backup_job, finished(backup_job))
-    with Session(engine) as session:
-        vps = session.get(Vps, vps_id)
-        params = restore.request_params(session, settings, vps, {"backup_id": backup_job, "confirm_data_loss": True})
-        job_id = request(session, settings, STAFF, vps, restore.RestoreVps, params).id
+    job_id = ask_job(engine, settings, STAFF, vps_id, restore.RestoreVps,
+                     restore.RestoreBody(backup_id=backup_job, confirm_data_loss=True))
     kill_and_resume(engine, workers, job_id, kill_at)
     with Session(engine) as session:
         job, vps = session.get(Job, job_id), session.get(Vps, vps_id)

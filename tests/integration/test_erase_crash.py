@@ -17,11 +17,10 @@ import libvirt
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.clock import utcnow
-from orchestrator.models import Erasure, Job, JobStatus, Vps, VpsStatus
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Erasure, Job, JobStatus, Vps, VpsStatus
 from orchestrator.operations import erase
-from orchestrator.operations.base import request
-from tests.conftest import TEST_POOL, URI
+from tests.conftest import TEST_POOL, URI, ask_job
 from tests.integration import test_crash
 from tests.integration.test_crash import STAFF, finished, on_host, order, wait_for
 
@@ -75,8 +74,8 @@ def test_erase_resumed_after_a_dead_worker_converges_and_records_everything(worl
     with Session(engine, expire_on_commit=False) as session:
         vps = session.get(Vps, vps_id)
         assert vps is not None and vps.status == "running"
-        erase_job = request(session, settings, STAFF, vps, erase.EraseVps, {"reason": "test"}).id
         session.expunge(vps)
+    erase_job = ask_job(engine, settings, STAFF, vps_id, erase.EraseVps, erase.EraseParams(reason="test"))
     die_halfway(vps, erase_job, engine, before)
     assert len(volumes(vps_id)) == 1  # the seed is still there
 

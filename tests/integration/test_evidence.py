@@ -12,7 +12,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from orchestrator.evidence import fetch
+from orchestrator.adapters.web import fetch
 from tests.conftest import Api
 from tests.integration.lifecycle import order
 
@@ -61,7 +61,7 @@ def test_staff_keep_evidence_of_the_page_a_vps_serves(live_api: Api, tmp_path: P
     refused = guest.do("evidence", {"reason": "check again"}, token=api.support)
     assert refused["status"] == "failed" and "R5.5-cutoff" in refused["error"], refused
     started = time.monotonic()
-    behind_the_cut = fetch(address, 80, "/index.html", proxy_command=api.settings.guest_proxy_command, timeout=3)
+    behind_the_cut = fetch(address, 80, "/index.html", proxy_command=api.settings.hosts.guest_proxy_command, timeout=3)
     assert behind_the_cut.status_code is None and behind_the_cut.error is not None
     assert time.monotonic() - started < 15
     assert len(api.call("GET", f"/v1/vps/{guest.id}/evidence", api.support).json()) == 2

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import hooks
-from orchestrator.keys import fingerprint
-from orchestrator.settings import REPO_ROOT
+from orchestrator.adapters import ansible
+from orchestrator.compute.keys import fingerprint
+from orchestrator.core.settings import REPO_ROOT
 from tests.conftest import Api, client_key
 from tests.integration.lifecycle import Guest, eventually, order
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.libvirt
 
 @pytest.fixture(autouse=True)
 def requires_ansible() -> None:
-    if not hooks.ansible_available():
+    if not ansible.ansible_available():
         pytest.fail("ansible-playbook is not installed (scripts/install.sh installs ansible-core)")
 
 
@@ -53,8 +53,8 @@ def ansible_host(inventory: Path, guest: Guest) -> str:
 
 
 def test_inventory_and_audit_follow_create_cutoff_reinstall_and_delete(live_api: Api, tmp_path: Path) -> None:
-    live_api.settings.hooks_dir = str(REPO_ROOT / "playbooks" / "hooks")
-    live_api.settings.hooks_data_dir = tmp_path / "hooks-data"
+    live_api.settings.hooks.directory = str(REPO_ROOT / "playbooks" / "hooks")
+    live_api.settings.hooks.data_dir = tmp_path / "hooks-data"
     inventory = tmp_path / "hooks-data" / "inventory.ini"
 
     guest = order(live_api, tmp_path, name="hooked")
@@ -111,8 +111,8 @@ def test_a_failing_hook_leaves_the_operation_succeeded_and_its_output_in_the_eve
       ansible.builtin.fail:
         msg: "CMDB refused {{ vps.inventory_name }}"
 """)
-    live_api.settings.hooks_dir = str(failing)
-    live_api.settings.hook_max_attempts = 2
+    live_api.settings.hooks.directory = str(failing)
+    live_api.settings.hooks.max_attempts = 2
 
     guest = order(live_api, tmp_path, name="hook-fails")  # asserts the create job succeeded
     hook = hook_job(live_api, guest, 1)

@@ -22,7 +22,7 @@ import pytest
 from sqlmodel import Session, select
 
 from orchestrator.contract.deadlines import erasure_not_before, termination_for_nonpayment_at
-from orchestrator.models import Customer, Erasure, Job, JobEvent, Outbox
+from orchestrator.core.models import Customer, Erasure, Job, JobEvent, Outbox
 from orchestrator.operations.backup import export_path
 from tests.api.money import paris, subscribe
 from tests.conftest import URI, Api
@@ -48,7 +48,7 @@ def volumes_of(api: Api, vps_id: str) -> list[str]:
     conn = libvirt.open(URI)
     try:
         found = []
-        for name in (api.settings.storage_pool, api.settings.backup_pool):
+        for name in (api.settings.hosts.storage_pool, api.settings.hosts.backup_pool):
             pool = conn.storagePoolLookupByName(name)
             pool.refresh(0)
             found += [v.name() for v in pool.listAllVolumes(0) if v.name().startswith(f"vps-{vps_id}-")]

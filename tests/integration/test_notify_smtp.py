@@ -15,8 +15,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlmodel import Session
 
-from orchestrator.clock import utcnow
-from orchestrator.models import Customer, Outbox
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Customer, Outbox
 from orchestrator.notify import PENDING, SENT, SmtpSender, deliver_due, enqueue
 from tests.smtp import Server, free_port
 from tests.unit.notify.samples import FINGERPRINT, FINGERPRINT_RSA, add_customer, contexts, engine_for
@@ -135,7 +135,7 @@ def test_login_without_leaking_the_password(tmp_path: Path, caplog: pytest.LogCa
         assert waiting.status == PENDING and waiting.last_error is not None
         assert "login as 'mailer' refused" in waiting.last_error and "wrong-pw" not in waiting.last_error
         assert "wrong-pw" not in caplog.text and "wrong-pw" not in repr(settings)
-        good = settings.model_copy(update={"smtp_password": SecretStr("s3cret-pw")})
+        good = settings.replace(smtp_password=SecretStr("s3cret-pw"))
         assert deliver_due(engine, good, SmtpSender.from_settings(good)) == 1
         assert load(engine, outbox_id).status == SENT
         assert server.collector.received[0].message["Subject"].startswith("Connexion réseau rétablie")

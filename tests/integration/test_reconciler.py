@@ -14,9 +14,9 @@ from typing import Any
 import libvirt
 from sqlmodel import Session, select
 
-from orchestrator import traffic
-from orchestrator.hosts import Drivers
-from orchestrator.models import Audit, TrafficCounter, TrafficSample
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.models import Audit, TrafficCounter, TrafficSample
+from orchestrator.workflows import traffic
 from tests.conftest import URI, Api
 from tests.integration import lifecycle
 from tests.integration.lifecycle import Guest, order
@@ -51,7 +51,7 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
     assert len(guest.ssh("dd if=/dev/zero bs=1000 count=1000 2>/dev/null")) == 1_000_000
     drivers = Drivers()
     traffic.collect(api.engine, api.settings, drivers)  # R5.4-hours: the reading before the crash
-    api.settings.reconcile_seconds = 1.0  # the ticker reads the interval on every tick
+    api.settings.periodic.reconcile_seconds = 1.0  # the ticker reads the interval on every tick
     time.sleep(3)
     assert incidents(api, guest.id) == []  # running as recorded: nothing to do
 

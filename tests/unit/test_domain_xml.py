@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from orchestrator.designer import domain_config, mac_for
+from orchestrator.compute.designer import domain_config, mac_for
+from orchestrator.core.models import Host, Vps
 from orchestrator.hypervisor import NetworkConfig, VolumeConfig
 from orchestrator.hypervisor.config import METADATA_NS
-from orchestrator.models import Host, Vps
 
 EVIL = "</title><devices><disk type='file'><source file='/etc/shadow'/></disk></devices>&amp;"
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator.evidence import fetch
+from orchestrator.adapters.web import fetch
 
 PAGE = b"<h1>phishing</h1>\n"
 BIG = bytes(range(256)) * 40  # 10240 bytes

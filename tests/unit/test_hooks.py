@@ -1,4 +1,4 @@
-"""The Ansible hook adapter (orchestrator/hooks.py) with the real ansible-runner and
+"""The Ansible hook adapter (orchestrator/adapters/ansible.py) with the real ansible-runner and
 ansible-playbook, and the example hooks shipped in playbooks/hooks/.
 
 R2-no-guest-management: every run is against ``localhost ansible_connection=local``."""
@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from orchestrator import hooks
-from orchestrator.settings import REPO_ROOT, Settings
+from orchestrator.adapters import ansible
+from orchestrator.core.settings import REPO_ROOT, Settings
 
 SHIPPED = REPO_ROOT / "playbooks" / "hooks"
 
 
 @pytest.fixture(autouse=True)
 def requires_ansible() -> None:
-    if not hooks.ansible_available():
+    if not ansible.ansible_available():
         if os.environ.get("VPSCTL_TEST_REQUIRE_ANSIBLE") == "1":
             pytest.fail("ansible-playbook is not installed (scripts/install.sh installs ansible-core)")
         pytest.skip("ansible-playbook is not installed (scripts/install.sh installs ansible-core)")
@@ -62,9 +62,9 @@ def test_a_playbook_runs_and_gets_the_extravars(tmp_path: Path, monkeypatch: pyt
                       'connection': ansible_connection | default('')}} | to_json }}}}"
 """)
     settings = settings_for(tmp_path, tmp_path / "hooks")
-    assert hooks.playbook_for(settings, "vps_created") == path
+    assert ansible.playbook_for(settings, "vps_created") == path
 
-    result = hooks.run_hook(settings, path, facts())
+    result = ansible.run_hook(settings, path, facts())
 
     assert (result.status, result.rc, result.ok) == ("successful", 0, True)
     seen = json.loads(out.read_text())
@@ -85,10 +85,10 @@ def test_a_failing_playbook_reports_failed_with_its_output_tail(tmp_path: Path) 
     - ansible.builtin.fail:
         msg: "CMDB answered 503 for {{ vps.id }}"
 """)
-    result = hooks.run_hook(settings_for(tmp_path, tmp_path / "hooks"), path, facts("f00d"))
+    result = ansible.run_hook(settings_for(tmp_path, tmp_path / "hooks"), path, facts("f00d"))
     assert result.status == "failed" and result.rc != 0 and not result.ok
     assert "CMDB answered 503 for f00d" in result.output_tail
-    assert len(result.output_tail) <= hooks.OUTPUT_TAIL_CHARS + 3
+    assert len(result.output_tail) <= ansible.OUTPUT_TAIL_CHARS + 3
 
 
 def test_a_playbook_past_its_timeout_is_stopped(tmp_path: Path) -> None:
@@ -96,16 +96,16 @@ def test_a_playbook_past_its_timeout_is_stopped(tmp_path: Path) -> None:
     - ansible.builtin.command: sleep 120
 """)
     started = time.monotonic()
-    result = hooks.run_hook(settings_for(tmp_path, tmp_path / "hooks", hook_timeout_seconds=3), path, facts())
+    result = ansible.run_hook(settings_for(tmp_path, tmp_path / "hooks", hook_timeout_seconds=3), path, facts())
     assert result.status == "timeout" and not result.ok
     assert time.monotonic() - started < 60
 
 
 def test_no_playbook_no_hook(tmp_path: Path) -> None:
-    assert hooks.playbook_for(settings_for(tmp_path, tmp_path / "empty"), "vps_created") is None
-    assert hooks.playbook_for(Settings(state_dir=tmp_path, hooks_dir=""), "vps_created") is None
-    assert hooks.playbook_for(settings_for(tmp_path), "vps_created") == SHIPPED / "vps_created.yml"
-    assert Settings(state_dir=tmp_path).hooks_dir == str(SHIPPED)  # shipped hooks are on by default
+    assert ansible.playbook_for(settings_for(tmp_path, tmp_path / "empty"), "vps_created") is None
+    assert ansible.playbook_for(Settings(state_dir=tmp_path, hooks_dir=""), "vps_created") is None
+    assert ansible.playbook_for(settings_for(tmp_path), "vps_created") == SHIPPED / "vps_created.yml"
+    assert Settings(state_dir=tmp_path).hooks.directory == str(SHIPPED)  # shipped hooks are on by default
 
 
 def inventory_host(inventory: Path, name: str) -> dict[str, Any]:
@@ -123,17 +123,17 @@ def test_shipped_inventory_hooks_add_update_and_remove_a_vps(tmp_path: Path) -> 
     first = facts()
     name = first["vps"]["inventory_name"]
 
-    assert hooks.run_hook(settings, SHIPPED / "vps_created.yml", first).ok
+    assert ansible.run_hook(settings, SHIPPED / "vps_created.yml", first).ok
     line = next(x for x in inventory.read_text().splitlines() if x.startswith(name))
     assert "ansible_host=192.168.151.23" in line and line.endswith("# SHA256:AAAAfirstkey")
     assert inventory_host(inventory, name)["ansible_host"] == "192.168.151.23"
 
     reinstalled = facts(ssh_host_key_fingerprints=["SHA256:BBBBnewkey"])
-    assert hooks.run_hook(settings, SHIPPED / "vps_reinstalled.yml", {**reinstalled, "event": "vps_reinstalled"}).ok
+    assert ansible.run_hook(settings, SHIPPED / "vps_reinstalled.yml", {**reinstalled, "event": "vps_reinstalled"}).ok
     lines = [x for x in inventory.read_text().splitlines() if x.startswith(name)]
     assert len(lines) == 1 and lines[0].endswith("# SHA256:BBBBnewkey")
 
-    assert hooks.run_hook(settings, SHIPPED / "vps_deleted.yml", {**reinstalled, "event": "vps_deleted"}).ok
+    assert ansible.run_hook(settings, SHIPPED / "vps_deleted.yml", {**reinstalled, "event": "vps_deleted"}).ok
     assert name not in inventory.read_text()
     assert inventory.read_text().splitlines() == ["[vps]"]
 
@@ -142,10 +142,10 @@ def test_shipped_inventory_hooks_lose_no_line_when_run_together(tmp_path: Path) 
     """Hooks of different VPS run at once in several workers: the lock keeps every line."""
     settings = settings_for(tmp_path)
     ids = [f"0b6c1f5e-1111-4222-8333-94444555566{n}" for n in range(4)]
-    results: list[hooks.HookResult] = []
+    results: list[ansible.HookResult] = []
 
     def run(vps_id: str) -> None:
-        results.append(hooks.run_hook(settings, SHIPPED / "vps_created.yml", facts(vps_id)))
+        results.append(ansible.run_hook(settings, SHIPPED / "vps_created.yml", facts(vps_id)))
 
     threads = [threading.Thread(target=run, args=(vps_id,)) for vps_id in ids]
     for thread in threads:
@@ -162,9 +162,9 @@ def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_pat
     settings = settings_for(tmp_path)
     lock = settings.hooks_data / "inventory.ini.lock"
     lock.mkdir(parents=True)  # another worker's hook is editing the inventory
-    results: list[hooks.HookResult] = []
+    results: list[ansible.HookResult] = []
     thread = threading.Thread(target=lambda: results.append(
-        hooks.run_hook(settings, SHIPPED / "vps_created.yml", facts())))
+        ansible.run_hook(settings, SHIPPED / "vps_created.yml", facts())))
     thread.start()
     time.sleep(8)
     inventory = settings.hooks_data / "inventory.ini"
@@ -177,7 +177,7 @@ def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_pat
     lock.mkdir()  # left by a run killed at its timeout, five minutes ago
     os.utime(lock, (time.time() - 300, time.time() - 300))
     started = time.monotonic()
-    assert hooks.run_hook(settings, SHIPPED / "vps_deleted.yml", facts()).ok
+    assert ansible.run_hook(settings, SHIPPED / "vps_deleted.yml", facts()).ok
     assert time.monotonic() - started < 60 and not lock.exists()
     assert "vps-0b6c1f5e" not in inventory.read_text()
 
@@ -186,7 +186,7 @@ def test_shipped_cut_off_hook_writes_one_audit_line_per_event(tmp_path: Path) ->
     settings = settings_for(tmp_path)
     event = {**facts(cut_off=True, cut_off_reason="hacked", status="cut_off"), "event": "vps_cut_off"}
     for _ in range(2):  # a hook run again for the same event adds nothing
-        assert hooks.run_hook(settings, SHIPPED / "vps_cut_off.yml", event).ok
+        assert ansible.run_hook(settings, SHIPPED / "vps_cut_off.yml", event).ok
     lines = (settings.hooks_data / "audit.log").read_text().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("2026-05-13T08:00:00+00:00 cut_off vps-0b6c1f5e")

@@ -8,9 +8,9 @@ import pycdlib
 import pytest
 import yaml
 
-from orchestrator.errors import InvalidRequest
-from orchestrator.keys import fingerprint, generate_host_key, normalise_authorized_key
-from orchestrator.seed import Seed
+from orchestrator.compute.keys import fingerprint, generate_host_key, normalise_authorized_key
+from orchestrator.compute.seed import Seed
+from orchestrator.core.errors import InvalidRequest
 
 
 def keygen(tmp_path: Path, kind: str) -> tuple[str, str]:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import InsufficientCapacity
-from orchestrator.placement import Candidate, Policy, Resources, choose_host, fits
+from orchestrator.compute.placement import Candidate, Policy, Resources, choose_host, fits
+from orchestrator.core.errors import InsufficientCapacity
 
 POLICY = Policy(cpu_allocation_ratio=2.0, ram_allocation_ratio=1.0, disk_allocation_ratio=1.0,
                 reserved_memory_mib=512, reserved_disk_gib=0)

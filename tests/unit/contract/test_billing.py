@@ -28,7 +28,7 @@ from orchestrator.contract.billing import (
     vat,
 )
 from orchestrator.contract.rates import LEGAL_INTEREST_RATES_FR, VAT_STANDARD_FR, rate_in_force
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 
 def test_R8_3_ht_cents_round_half_up() -> None:

@@ -18,7 +18,7 @@ from orchestrator.contract.calendar import (
     at_paris,
     to_paris,
 )
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 
 METRO = BusinessCalendar()
 ALSACE = BusinessCalendar("Alsace-Moselle")

@@ -20,7 +20,7 @@ from orchestrator.contract.deadlines import (
     reinstall_not_before,
     termination_for_nonpayment_at,
 )
-from orchestrator.errors import ContractRefusal
+from orchestrator.core.errors import ContractRefusal
 
 METRO = BusinessCalendar()
 ALSACE = BusinessCalendar("Alsace-Moselle")

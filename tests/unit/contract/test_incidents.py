@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from orchestrator.contract.calendar import PARIS, BusinessCalendar
 from orchestrator.contract.incidents import Incident, suspended_fix_deadline, termination_right, termination_rights
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 
 CAL = BusinessCalendar()
 

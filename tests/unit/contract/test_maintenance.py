@@ -21,7 +21,7 @@ from orchestrator.contract.maintenance import (
     needs_prior_notice,
     next_start_at_hour_of_week,
 )
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)  # a Tuesday, 04:00 in Paris
 

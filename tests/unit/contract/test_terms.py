@@ -19,7 +19,7 @@ from orchestrator.contract.terms import (
     term_boundary,
     term_end,
 )
-from orchestrator.errors import ContractRefusal, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InvalidRequest
 
 
 def paris(y: int, m: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from orchestrator.db import make_engine
-from orchestrator.models import Customer
-from orchestrator.settings import Settings
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Customer
+from orchestrator.core.settings import Settings
 
 VPS_ID = "3f2c9a57-1b1e-4c5e-9a0e-0d3b8f6a2c11"
 FINGERPRINT = "SHA256:q2rGk8v5mJ1x0dC3oE7yH9tP4sW6uN2bV8zL1aK5fQ0"

@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from orchestrator import clock
-from orchestrator.clock import utcnow
 from orchestrator.contract.calendar import BusinessCalendar, to_utc
 from orchestrator.contract.deadlines import reinstall_not_before
-from orchestrator.errors import Conflict, InvalidRequest, NotFound
-from orchestrator.models import Customer, Outbox
+from orchestrator.core import clock
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import Conflict, InvalidRequest, NotFound
+from orchestrator.core.models import Customer, Outbox
+from orchestrator.core.settings import Settings
 from orchestrator.notify import (
     FAILED,
     PENDING,
@@ -33,7 +34,6 @@ from orchestrator.notify import (
     run_outbox_forever,
 )
 from orchestrator.notify.outbox import claim_lease_seconds
-from orchestrator.settings import Settings
 from tests.unit.notify.samples import FINGERPRINT, add_customer, contexts, engine_for
 
 
@@ -55,12 +55,11 @@ class Inbox:
 
 
 @pytest.fixture
-def set_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+def set_clock() -> Iterator[Callable[[str], None]]:
     """Stand the orchestrator's clock on a chosen instant (it runs on from there)."""
 
     def _set(iso: str) -> None:
-        monkeypatch.setenv("VPSCTL_NOW", iso)
-        clock.reset()
+        clock.travel_to(datetime.fromisoformat(iso))
 
     yield _set
     clock.reset()
@@ -159,7 +158,7 @@ def test_delivers_and_records_the_sending(world: tuple[Engine, Settings, int]) -
     after = utcnow()
     [email] = inbox.messages
     assert email["To"] == "ops@acme.example"
-    assert email["From"] == settings.mail_from
+    assert email["From"] == settings.mail.sender
     assert email["Subject"] == "Procès-verbal de mise à disposition de votre VPS web-prod-1"
     assert FINGERPRINT in email.get_content()
     sent = load(engine, outbox_id)

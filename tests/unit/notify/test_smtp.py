@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from orchestrator.core.settings import Settings
 from orchestrator.notify import FunctionSender, Sender, SmtpSender, build_message
 from orchestrator.notify.smtp import address_domain, new_message_id
-from orchestrator.settings import Settings
 
 
 def test_message_headers_and_utf8_body() -> None:

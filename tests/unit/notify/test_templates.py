@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.contract.calendar import BusinessCalendar, to_utc
 from orchestrator.contract.deadlines import erasure_not_before, reinstall_not_before, termination_for_nonpayment_at
-from orchestrator.errors import InvalidRequest
+from orchestrator.core.errors import InvalidRequest
 from orchestrator.notify import templates
 from orchestrator.notify.templates import (
     LANGUAGES,

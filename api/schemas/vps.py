@@ -1,0 +1,70 @@
+"""Bodies of /v1 answers: VPS, their disks, backups and action log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from api.schemas.jobs import JobOut
+
+
+class HostKeyOut(BaseModel):
+    type: str
+    fingerprint: str
+    public_key: str
+
+
+class VpsOut(BaseModel):
+    id: str
+    name: str
+    customer: str
+    status: str
+    task: str | None
+    image: str
+    vcpus: int
+    memory_mib: int
+    disk_gib: int
+    host: str | None
+    addresses: list[str]
+    ssh_host_keys: list[HostKeyOut]
+    data_disks: list[DiskOut]
+    cut_off: bool
+    cut_off_reason: str | None
+    mail_blocked: bool
+    suspend_reason: str | None
+    error: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class DiskOut(BaseModel):
+    id: str
+    size_gib: int
+    target: str
+
+
+class VpsJobOut(BaseModel):
+    vps: VpsOut
+    job: JobOut
+
+
+class BackupOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    size_bytes: int
+    created_at: datetime | None
+    note: str
+    download: str | None = Field(default=None, description="Where to download an export (qcow2)")
+
+
+class VpsEventOut(BaseModel):
+    at: datetime | None
+    job_id: str | None
+    operation: str
+    requested_by: str
+    step: str
+    status: str
+    message: str
+    actor: str

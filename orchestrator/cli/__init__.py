@@ -1,0 +1,211 @@
+"""``vpsctl``: run the control plane, a worker, make tokens, build images, add hosts, migrate.
+
+The top of the core: it may import everything, the HTTP edge included (``serve`` starts it), and
+is the owner of its commands' transactions and of their settings (read once, the clock started
+from them)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlmodel import Session
+
+from orchestrator.compute import images
+from orchestrator.compute.hosts import Drivers, register_host
+from orchestrator.core import clock
+from orchestrator.core.auth import create_token
+from orchestrator.core.db import make_engine
+from orchestrator.core.errors import VpsctlError
+from orchestrator.core.models import Role
+from orchestrator.core.settings import Settings, get_settings
+
+app = typer.Typer(help="VPS provisioning and lifecycle orchestrator.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+image_app = typer.Typer(help="Guest images.", no_args_is_help=True)
+host_app = typer.Typer(help="Hypervisor hosts.", no_args_is_help=True)
+db_app = typer.Typer(help="The database's schema (migrations).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(image_app, name="image")
+app.add_typer(host_app, name="host")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings() -> Settings:
+    """The process's settings; its clock starts at ``VPSCTL_NOW`` when that is set."""
+    settings = get_settings()
+    clock.start(settings.now)
+    return settings
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process")] = True,
+) -> None:
+    """Run the HTTP API (and, by default, a worker) on the embedded defaults."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _logging()
+    settings = _settings()
+    engine = make_engine(settings)
+    drivers = Drivers()
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            registered = register_host(session, settings, drivers, settings.hosts.name, settings.hosts.libvirt_uri,
+                                       settings.hosts.site)
+            err.print(f"host {registered.name}: {settings.hosts.libvirt_uri} ({registered.domain_type}, "
+                      f"{registered.vcpus} CPU, {registered.memory_mib} MiB, {registered.disk_gib} GiB pool)")
+    except VpsctlError as exc:
+        _fail(exc)
+    finally:
+        drivers.close()
+    listen_host = host or settings.api.host
+    listen_port = port or settings.api.port
+    err.print(f"vpsctl API on http://{listen_host}:{listen_port}  (docs: /docs)")
+    err.print("get a token with: vpsctl token create --role support   "
+              "(or --role customer --customer NAME)")
+    uvicorn.run(create_app(settings, run_worker=worker), host=listen_host, port=listen_port, log_level="info")
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run a worker alone (claims jobs from the shared database)."""
+    import orchestrator.workflows  # noqa: F401  (registers operations, workflows, periodic duties)
+    from orchestrator.engine import ticker
+    from orchestrator.engine.worker import Worker
+    from orchestrator.notify import start_outbox_thread
+
+    _logging()
+    settings = _settings()
+    engine = make_engine(settings)
+    worker = Worker(engine, settings)
+    outbox_stop = threading.Event()
+    start_outbox_thread(engine, settings, outbox_stop)
+    ticker.start_thread(engine, settings, outbox_stop)
+
+    def stop(*_: object) -> None:
+        outbox_stop.set()
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        stop()
+    finally:
+        worker.drivers.close()
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="support, customer or automation")],
+    customer: Annotated[str | None, typer.Option(help="The customer a customer token belongs to")] = None,
+    label: Annotated[str, typer.Option(help="What the token is for")] = "",
+) -> None:
+    """Print a new bearer token, alone on the last line (stored only as a hash)."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            token = create_token(session, role, customer, label)
+        except VpsctlError as exc:
+            _fail(exc)
+    err.print(f"new {role.value} token{f' for {customer}' if customer else ''} (shown once):")
+    sys.stdout.write(token + "\n")
+
+
+@image_app.command("build")
+def image_build(
+    name: Annotated[str, typer.Argument(help="Image name from images/catalog.json")],
+    force: Annotated[bool, typer.Option(help="Rebuild even if cached")] = False,
+) -> None:
+    """Build an image from its recipe (cached) and register it in the catalog."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            image = images.build(settings, session, name, force=force)
+        except VpsctlError as exc:
+            _fail(exc)
+    typer.echo(f"{image.name}: {image.path} {image.size_bytes} bytes sha256:{image.sha256}")
+
+
+@host_app.command("add")
+def host_add(
+    name: Annotated[str, typer.Argument()],
+    uri: Annotated[str, typer.Argument(help="libvirt URI, e.g. qemu+ssh://root@host/system")],
+    site: Annotated[str, typer.Option(help="Data-centre site")] = "Marseille",
+) -> None:
+    """Register a hypervisor host (prepares its storage pool and guest network)."""
+    settings = _settings()
+    drivers = Drivers()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            host = register_host(session, settings, drivers, name, uri, site)
+        except VpsctlError as exc:
+            _fail(exc)
+        finally:
+            drivers.close()
+    typer.echo(f"{host.name}: {host.uri} {host.domain_type} {host.vcpus} CPU {host.memory_mib} MiB")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database's schema to this version (also done at every start; safe to repeat)."""
+    from orchestrator.core import migrations
+
+    _logging()
+    engine = make_engine(_settings(), upgrade=False)
+    before = migrations.current(engine)
+    try:
+        outcome = migrations.migrate(engine)
+    except VpsctlError as exc:
+        _fail(exc)
+    typer.echo(f"{outcome}: {before or 'unversioned'} -> {migrations.current(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision (changes nothing); exit status 1 when it is behind."""
+    from orchestrator.core import migrations
+
+    revision = migrations.current(make_engine(_settings(), upgrade=False))
+    head = migrations.head()
+    typer.echo(revision or "unversioned")
+    if revision != head:
+        err.print(f"this version's schema is {head}: run vpsctl db upgrade")
+        raise typer.Exit(1)
+    err.print("up to date")
+
+
+@db_app.command("revision", hidden=True)
+def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="What the change is")]) -> None:
+    """Developers: draft the next revision from the models' difference with the database."""
+    from alembic import command
+
+    from orchestrator.core import migrations
+
+    engine = make_engine(_settings())
+    with engine.connect() as conn:
+        cfg = migrations.alembic_config(conn)
+        cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+        script = command.revision(cfg, message, autogenerate=True, rev_id=f"{int(migrations.head()[:4]) + 1:04d}")
+    typer.echo(getattr(script, "path", script))
+

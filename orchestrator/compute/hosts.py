@@ -1,0 +1,114 @@
+"""Hypervisor hosts: registration (pool + network prepared, capacity read) and the drivers that
+reach them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlmodel import Session, col, select
+
+from orchestrator.compute.designer import MAIL_BLOCK
+from orchestrator.compute.placement import Candidate, Policy, Resources
+from orchestrator.contract.sites import check_site
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Host, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.hypervisor import HypervisorDriver, NetworkConfig, PoolConfig
+
+DriverFactory = Callable[[str], HypervisorDriver]
+
+# A VPS in these statuses holds nothing on its host.
+NOT_ALLOCATED = (VpsStatus.deleted, VpsStatus.error)
+
+
+def default_driver_factory(uri: str) -> HypervisorDriver:
+    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver
+
+    return LibvirtDriver(uri)
+
+
+class Drivers:
+    """One driver (one connection) per host URI, shared by the threads of a process."""
+
+    def __init__(self, factory: DriverFactory = default_driver_factory) -> None:
+        self._factory = factory
+        self._drivers: dict[str, HypervisorDriver] = {}
+        self._lock = threading.Lock()
+
+    def for_uri(self, uri: str) -> HypervisorDriver:
+        with self._lock:
+            if uri not in self._drivers:
+                self._drivers[uri] = self._factory(uri)
+            return self._drivers[uri]
+
+    def close(self) -> None:
+        with self._lock:
+            for driver in self._drivers.values():
+                driver.close()
+            self._drivers.clear()
+
+
+def register_host(
+    session: Session, settings: Settings, drivers: Drivers, name: str, uri: str, site: str
+) -> Host:
+    """Add or refresh a host: prepare its storage pool and guest network, read its capacity."""
+    site = check_site(site)  # R2-locations: hosts stand only in the contract's sites
+    driver = drivers.for_uri(uri)
+    info = driver.host_info()
+    prepared = settings.hosts
+    pool = driver.ensure_pool(PoolConfig(prepared.storage_pool, str(prepared.storage_pool_path)))
+    driver.ensure_pool(PoolConfig(prepared.backup_pool, str(prepared.backup_pool_path)))
+    driver.ensure_network(NetworkConfig(prepared.guest_network, prepared.guest_bridge, prepared.guest_subnet))
+    driver.ensure_filter(MAIL_BLOCK)
+    host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
+    host.uri = uri
+    host.site = site
+    host.state = "up"
+    host.domain_type = info.domain_type
+    host.vcpus = info.vcpus
+    host.memory_mib = info.memory_mib
+    host.disk_gib = pool.capacity_bytes >> 30
+    host.pool_name = settings.hosts.storage_pool
+    host.network_name = settings.hosts.guest_network
+    host.updated_at = utcnow()
+    session.add(host)
+    session.commit()
+    return host
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(
+        cpu_allocation_ratio=settings.capacity.cpu_allocation_ratio,
+        ram_allocation_ratio=settings.capacity.ram_allocation_ratio,
+        disk_allocation_ratio=settings.capacity.disk_allocation_ratio,
+        reserved_memory_mib=settings.capacity.reserved_memory_mib,
+        reserved_disk_gib=settings.capacity.reserved_disk_gib,
+    )
+
+
+def allocations(session: Session) -> dict[int, Resources]:
+    used: dict[int, Resources] = {}
+    rows = session.exec(
+        select(Vps).where(col(Vps.host_id).is_not(None), col(Vps.status).not_in(NOT_ALLOCATED))
+    ).all()
+    for vps in rows:
+        before = used.get(vps.host_id or 0, Resources(0, 0, 0))
+        used[vps.host_id or 0] = Resources(before.vcpus + vps.vcpus, before.memory_mib + vps.memory_mib,
+                                           before.disk_gib + vps.disk_gib + vps.data_disk_gib)
+    return used
+
+
+def candidates(session: Session) -> list[Candidate]:
+    used = allocations(session)
+    return [
+        Candidate(
+            host_id=host.id,
+            name=host.name,
+            site=host.site,
+            total=Resources(host.vcpus, host.memory_mib, host.disk_gib),
+            allocated=used.get(host.id, Resources(0, 0, 0)),
+        )
+        for host in session.exec(select(Host).where(Host.state == "up")).all()
+        if host.id is not None
+    ]

@@ -1,0 +1,64 @@
+"""Engine and sessions.  SQLite on one machine, PostgreSQL when several processes share work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from orchestrator.core import models  # noqa: F401  (registers the tables)
+from orchestrator.core.migrations import migrate
+from orchestrator.core.settings import Settings
+
+
+def make_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
+    """An engine on the configured database, its schema brought to this version's (migrations;
+    ``upgrade=False`` only for commands that look at the schema without changing it)."""
+    url = settings.database
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _sqlite_pragmas(engine)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    if upgrade:
+        migrate(engine)
+    return engine
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    # WAL lets the API read while a worker writes; busy_timeout makes writers queue, not fail.
+    # BEGIN IMMEDIATE on every transaction takes the write lock up front, so a read-then-write
+    # (claiming a job, reserving capacity) cannot interleave with another process's.
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: consistent after a crash, cheap commits
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

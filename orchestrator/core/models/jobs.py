@@ -1,0 +1,65 @@
+"""Durable jobs (orchestrator/engine) and the events that tell what they did."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from orchestrator.core.models.types import json_field, new_id, time_field
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"  # a scheduled job called off before it ran (e.g. a payment arrived)
+
+
+class Job(SQLModel, table=True):
+    # ix_job_ready: the claim reads only ready jobs (status, not_before <= now), never the deadline
+    # jobs waiting for a later instant (bench/queue_bench.py).
+    __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),
+                      Index("ix_job_ready", "status", "not_before"))
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    vps_id: str | None = Field(default=None, foreign_key="vps.id", index=True)
+    kind: str = Field(max_length=32)
+    params: dict[str, Any] = json_field(dict)
+    status: JobStatus = Field(default=JobStatus.queued, index=True)
+    step: str | None = Field(default=None, max_length=64)
+    steps_done: list[str] = json_field(list)
+    steps_total: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = time_field()
+    error: str | None = Field(default=None, max_length=4000)
+    requested_by: str = Field(default="", max_length=100)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    # The workflow record the job was asked for ("compromise:<id>", "payment_default:<id>",
+    # "change_order:<id>", "incident:<id>", ...), None when someone asked directly: the
+    # workflow finds its jobs by it; operations never read it.
+    cause: str | None = Field(default=None, index=True, max_length=80)
+    created_at: datetime | None = time_field(now=True, index=True)
+    not_before: datetime | None = time_field(now=True)  # may run from then: asked, retried later, or scheduled
+    # A deadline job (reinstall after notice, erasure, end of term): it waits for this instant
+    # without holding up the VPS's other jobs, then runs in its turn.
+    scheduled_at: datetime | None = time_field(index=True)
+    started_at: datetime | None = time_field()
+    finished_at: datetime | None = time_field()
+
+
+class JobEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=36)
+    vps_id: str | None = Field(default=None, index=True, max_length=36)
+    at: datetime | None = time_field(now=True)
+    step: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # started | done | skipped | failed | info | retry
+    message: str = Field(default="", max_length=2000)
+    actor: str = Field(default="", max_length=100)

@@ -1,0 +1,288 @@
+"""The worker: claims jobs, checks them again, runs their operation's steps, keeps the lease
+alive, and decides between retry, rollback and success; the workflows hear each turn
+(orchestrator/engine/events)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import session_scope
+from orchestrator.core.errors import TransientError, VpsctlError
+from orchestrator.core.models import Job, JobEvent, JobStatus, Vps
+from orchestrator.core.settings import Settings
+from orchestrator.engine import events, jobs
+from orchestrator.engine.context import PLAN, Context, Request
+from orchestrator.engine.operation import OPERATIONS, Deferred, LeaseLost, Operation, requester
+
+log = logging.getLogger(__name__)
+
+# The package whose import subscribes the contract's gates to the operations' events: a worker
+# without them would run an erasure before its date.
+WORKFLOWS = "orchestrator.workflows"
+
+
+def recheck(ctx: Context, operation: type[Operation[Any]]) -> None:
+    """When a job starts, the request's checks again with the VPS as it is now: who asked may
+    still ask, the status allows it, and the operation's check holds; its plan replaces the one
+    of the request (an event says so when it differs).  Raises to refuse."""
+    job = ctx.job
+    with session_scope(ctx.engine) as session:
+        vps = session.get(Vps, job.vps_id) if job.vps_id else None
+        req = Request(session, ctx.settings, requester(job, vps), vps, cause=job.cause, at_start=True)
+        operation.authorize(req)
+        if vps is not None:
+            operation.check_status(vps)
+        plan = operation.check(req, operation.read_params(job.params))
+        if plan is None:
+            return
+        before, now = job.params.get(PLAN), plan.model_dump(mode="json")
+        if now == before:
+            return
+        row = session.get(Job, job.id)
+        if row is not None:
+            row.params = {**row.params, PLAN: now}
+            session.add(row)
+            job.params = dict(row.params)
+        if before is not None:
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="plan", status="info", actor=ctx.worker_id,
+                                 message=f"plan changed since the request: {now}"))
+
+
+def admit(ctx: Context, operation: type[Operation[Any]]) -> None:
+    """Everything a job passes before its first step: ``recheck``, then the workflows' gates
+    (``started``: they may refuse it or make it wait)."""
+    recheck(ctx, operation)
+    events.started(ctx)
+
+
+def conclude(ctx: Context, operation: type[Operation[Any]]) -> None:
+    """After the last step: the operation's own ending, then the workflows hear it succeeded."""
+    operation.succeed(ctx)
+    events.succeeded(ctx)
+
+
+def abandon(ctx: Context, operation: type[Operation[Any]], error: Exception, *, undo: bool = True) -> None:
+    """After a failure for good: undo what the steps did (not when nothing was done), then the
+    workflows hear it failed.  Neither may stop the job from being recorded failed."""
+    job = ctx.job
+    if undo:
+        try:
+            operation.rollback(ctx, error)
+            jobs.record_event(ctx.engine, job, "rollback", "done", "undone", ctx.worker_id)
+        except Exception as exc:
+            log.exception("rollback of job %s failed", job.id)
+            jobs.record_event(ctx.engine, job, "rollback", "failed", str(exc), ctx.worker_id)
+    try:
+        events.failed(ctx, error)
+    except Exception as exc:
+        log.exception("a workflow did not hear that job %s failed", job.id)
+        jobs.record_event(ctx.engine, job, "failed", "failed", f"a workflow did not hear the failure: {exc}",
+                          ctx.worker_id)
+
+
+class Worker:
+    def __init__(self, engine: Engine, settings: Settings, drivers: Drivers | None = None) -> None:
+        if WORKFLOWS not in sys.modules:
+            raise RuntimeError(f"import {WORKFLOWS} before starting a worker: it holds the contract's gates")
+        self.engine = engine
+        self.settings = settings
+        self.drivers = drivers or Drivers()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+
+    # --- loop ------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        log.info("worker %s started", self.worker_id)
+        while not self.stopping.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                worked = False
+            if not worked and not self.stopping.is_set():
+                jobs.wait_for_work(self.settings.jobs.poll_seconds)
+        log.info("worker %s stopped", self.worker_id)
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="vpsctl-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stopping.set()
+        jobs.notify()
+
+    def run_once(self) -> bool:
+        job = jobs.claim(self.engine, self.worker_id, self.settings.jobs.lease_seconds)
+        if job is None:
+            return False
+        self.execute(job)
+        return True
+
+    # --- one job ---------------------------------------------------------------------------
+    def execute(self, job: Job) -> None:
+        operation = OPERATIONS.get(job.kind)
+        lost = threading.Event()
+        beating = threading.Event()
+
+        def beat() -> None:
+            while not beating.wait(self.settings.jobs.heartbeat_seconds):
+                try:
+                    if not jobs.heartbeat(self.engine, job.id, self.worker_id, self.settings.jobs.lease_seconds):
+                        lost.set()
+                        return
+                except Exception:
+                    log.exception("heartbeat failed for job %s", job.id)
+
+        def check_lease() -> None:
+            if lost.is_set():
+                raise LeaseLost(job.id)
+
+        heart = threading.Thread(target=beat, name=f"heartbeat-{job.id[:8]}", daemon=True)
+        heart.start()
+        ctx = Context(self.engine, self.settings, self.drivers, job, self.worker_id, check_lease)
+        try:
+            if operation is None:
+                self._fail(ctx, None, VpsctlError(f"unknown job kind {job.kind!r}"))
+            elif job.attempts > job.max_attempts:
+                self._fail(ctx, operation, VpsctlError(f"gave up after {job.max_attempts} attempts"))
+            else:
+                self._run(ctx, operation)
+        except LeaseLost:
+            log.warning("job %s was taken over by another worker", job.id)
+        finally:
+            beating.set()
+            heart.join()
+
+    def _run(self, ctx: Context, operation: type[Operation[Any]]) -> None:
+        job = ctx.job
+        fresh = not job.steps_done
+        if fresh:
+            try:
+                recheck(ctx, operation)
+            except VpsctlError as exc:
+                # Refused before doing anything (the job waited behind another that changed the
+                # status, or its requester's rights): nothing to undo.
+                self._fail(ctx, None, exc)
+                return
+        try:
+            if fresh:
+                events.started(ctx)
+            operation.begin(ctx)
+            todo = [step for step in operation.steps if step.name not in job.steps_done]
+            if todo:
+                self._mark(job, [(todo[0].name, "started", "")])
+            for index, step in enumerate(todo):
+                message = step.run(ctx) or ""
+                ctx.check_lease()
+                # One transaction records this step done and the next one started.
+                marks = [(step.name, "done", message)]
+                if index + 1 < len(todo):
+                    marks.append((todo[index + 1].name, "started", ""))
+                self._mark(job, marks)
+            ctx.check_lease()
+            conclude(ctx, operation)
+            self._finish(job, JobStatus.succeeded)
+        except LeaseLost:
+            raise
+        except Deferred as exc:
+            self._defer(job, exc)
+        except TransientError as exc:
+            if job.attempts < job.max_attempts:
+                self._retry(job, exc)
+            else:
+                self._fail(ctx, operation, exc)
+        except Exception as exc:  # any failure ends in a rollback: never a half-made VPS
+            if not isinstance(exc, VpsctlError):
+                log.exception("job %s step %s failed", job.id, job.step)
+            self._fail(ctx, operation, exc)
+
+    def _mark(self, job: Job, marks: list[tuple[str, str, str]]) -> None:
+        """Record (step, status, message) events; 'done' steps join the job's progress."""
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None or row.lease_owner != self.worker_id:
+                raise LeaseLost(job.id)
+            for step, status, message in marks:
+                row.step = step
+                if status == "done" and step not in row.steps_done:
+                    row.steps_done = [*row.steps_done, step]
+                session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status=status,
+                                     message=message[:2000], actor=self.worker_id))
+            session.add(row)
+            job.steps_done = list(row.steps_done)
+            job.step = row.step
+
+    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool) -> None:
+        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt) or
+        a deadline job that looked at its deadline and waits again (not counted, not started)."""
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None:
+                return
+            row.status = JobStatus.queued
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.not_before = not_before
+            if deferred:
+                row.attempts = max(0, row.attempts - 1)
+                row.started_at = None
+                row.scheduled_at = not_before
+                if job.vps_id:
+                    vps = session.get(Vps, job.vps_id)
+                    if vps is not None and vps.task == job.kind:
+                        vps.task = None
+                        session.add(vps)
+            session.add(row)
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status=status,
+                                 message=message[:2000], actor=self.worker_id))
+
+    def _retry(self, job: Job, error: Exception) -> None:
+        delay = min(2 ** job.attempts, 60)
+        self._requeue(job, "retry", f"{error} (retrying in {delay} s)",
+                      not_before=utcnow() + timedelta(seconds=delay), deferred=False)
+
+    def _defer(self, job: Job, deferred: Deferred) -> None:
+        """Put a deadline job back to wait for its (recomputed) time."""
+        self._requeue(job, "deferred", f"{deferred.reason}; due {deferred.until.isoformat()}",
+                      not_before=deferred.until, deferred=True)
+
+    def _fail(self, ctx: Context, operation: type[Operation[Any]] | None, error: Exception) -> None:
+        """Record the failure, undo what the steps did (``operation`` None: nothing was done),
+        then let the workflows hear it."""
+        job = ctx.job
+        jobs.record_event(self.engine, job, job.step or "", "failed", str(error), self.worker_id)
+        if job.kind in OPERATIONS:
+            abandon(ctx, OPERATIONS[job.kind], error, undo=operation is not None)
+        self._finish(job, JobStatus.failed, str(error))
+
+    def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None:
+                return
+            row.status = status
+            row.error = error[:4000] if error else None
+            row.finished_at = utcnow()
+            row.lease_owner = None
+            row.lease_expires_at = None
+            session.add(row)
+            if job.vps_id:
+                vps = session.get(Vps, job.vps_id)
+                if vps is not None and vps.task == job.kind:
+                    vps.task = None
+                    vps.updated_at = utcnow()
+                    session.add(vps)
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="finished", status=status.value,
+                                 message=error or "", actor=self.worker_id))

@@ -1,0 +1,42 @@
+"""Steps shared by the operations that power a domain on and off."""
+
+from __future__ import annotations
+
+import contextlib
+
+from orchestrator.core.errors import OperationFailed
+from orchestrator.core.models import VpsStatus
+from orchestrator.engine.context import Context
+from orchestrator.engine.operation import wait_until
+from orchestrator.hypervisor import DomainState
+
+
+def running_status(ctx: Context) -> VpsStatus:
+    """What a powered-on VPS is called: cut_off while its network is cut (R5.5-cutoff)."""
+    return VpsStatus.cut_off if ctx.vps().cut_off else VpsStatus.running
+
+
+def power_off(ctx: Context, force: bool) -> str:
+    """Graceful (ACPI power button, wait) then forced; a domain already off is fine."""
+    vps = ctx.vps()
+    info = ctx.driver.domain(vps.id)
+    if info is None or info.state == DomainState.shutoff:
+        return "already off"
+    if not force:
+        ctx.driver.resume_domain(vps.id)  # a paused guest cannot hear the power button
+        ctx.driver.shutdown_domain(vps.id)
+
+        def off() -> str | None:
+            current = ctx.driver.domain(vps.id)
+            return "shut down by the guest" if current is None or current.state == DomainState.shutoff else None
+
+        with contextlib.suppress(OperationFailed):  # timed out: fall through to a forced stop
+            return wait_until(ctx, ctx.settings.lifecycle.stop_timeout_seconds, "a clean shutdown", off)
+    ctx.driver.destroy_domain(vps.id)
+    return "forced off" if force else f"forced off after {ctx.settings.lifecycle.stop_timeout_seconds:.0f} s"
+
+
+def power_on(ctx: Context) -> str:
+    ctx.define()
+    ctx.driver.start_domain(ctx.vps().id)
+    return "running"

@@ -1,0 +1,167 @@
+"""The reconciler (R5.2-keep-running): every ``reconcile_seconds``, each worker process compares
+every host's domains with the records.
+
+- A VPS recorded as powered on (``running`` or ``cut_off``), with no job of it at work or due,
+  whose domain is shut off, crashed or missing has drifted: the drift is recorded (Audit), an
+  incident ``vps_down`` is opened by "reconciler" (its fix deadline runs, R5.4-fix-delay, and the
+  client is emailed), and with ``reconcile_restart`` a ``recover`` job starts the domain again;
+  the incident is resolved once the domain runs again.
+- A host that does not answer gets a ``host_down`` incident for each of its powered-on VPS,
+  resolved once the host answers and the domain runs.
+
+Each drift opens one incident, not one per pass: the open incident is looked for first, and a
+partial unique index (one open reconciler incident per VPS and malfunction) makes a second worker
+process that looked at the same moment fail its insert and give up.  The restart job carries an
+idempotency key made from the incident, so it is asked once per incident, whatever the number
+of processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import or_
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from orchestrator.compute.hosts import Drivers
+from orchestrator.core.auth import Principal
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import session_scope
+from orchestrator.core.errors import VpsctlError
+from orchestrator.core.models import Audit, Host, Incident, Job, Role, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from orchestrator.engine import events, jobs
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import NoParams, request
+from orchestrator.engine.ticker import periodic
+from orchestrator.hypervisor import DomainInfo, DomainState
+from orchestrator.operations.recover import RecoverVps
+from orchestrator.workflows import incidents
+
+log = logging.getLogger(__name__)
+
+POWERED_ON = (VpsStatus.running, VpsStatus.cut_off)
+DOWN = (DomainState.shutoff, DomainState.crashed)
+VPS_DOWN = "vps_down"
+HOST_DOWN = "host_down"
+RECONCILER = Principal(Role.automation, None, incidents.RECONCILER)
+
+
+@dataclass(frozen=True)
+class HostRef:
+    id: int
+    name: str
+    uri: str
+
+
+def busy(session: Session, vps_id: str) -> bool:
+    """A job of the VPS is at work or due (a deadline job still waiting for its instant, or an
+    incident's deadline job, does not count: neither touches the domain)."""
+    now = utcnow()
+    return session.exec(select(Job.id).where(
+        Job.vps_id == vps_id, col(Job.status).in_(jobs.ACTIVE), Job.kind != incidents.DEADLINE_KIND,
+        or_(col(Job.scheduled_at).is_(None), col(Job.scheduled_at) <= now))).first() is not None
+
+
+@periodic("reconcile", lambda settings: settings.periodic.reconcile_seconds)
+def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> None:
+    """R5.2-keep-running: one pass over every host that is not disabled."""
+    with session_scope(engine) as session:
+        hosts = [HostRef(h.id, h.name, h.uri) for h in session.exec(select(Host).where(Host.state != "disabled"))
+                 if h.id is not None]
+    for host in hosts:
+        try:
+            reconcile_host(engine, settings, drivers, host)
+        except Exception:
+            log.exception("reconciling host %s failed", host.name)
+
+
+def _powered_on(engine: Engine, host_id: int) -> tuple[list[str], set[str]]:
+    """The host's powered-on VPS, and those of them with an open reconciler incident (one
+    transaction per pass, not one per VPS)."""
+    with session_scope(engine) as session:
+        ids = list(session.exec(select(Vps.id).where(Vps.host_id == host_id, col(Vps.status).in_(POWERED_ON))).all())
+        flagged = set(session.exec(select(Incident.vps_id).where(
+            col(Incident.vps_id).in_(ids), Incident.opened_by == incidents.RECONCILER,
+            col(Incident.resolved_at).is_(None))).all()) if ids else set()
+        return ids, flagged
+
+
+def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: HostRef) -> None:
+    try:
+        domains = {d.uuid.lower(): d for d in drivers.for_uri(host.uri).list_domains()}
+    except VpsctlError as exc:
+        ids, flagged = _powered_on(engine, host.id)
+        for vps_id in ids:
+            if vps_id not in flagged:
+                _open_once(engine, settings, vps_id, HOST_DOWN, f"host {host.name} does not answer: {exc}",
+                           restart=False)
+        return
+    ids, flagged = _powered_on(engine, host.id)
+    for vps_id in ids:
+        info = domains.get(vps_id.lower())
+        if info is not None and info.state == DomainState.running:
+            if vps_id in flagged:
+                _resolve_if_running(engine, settings, vps_id, info)
+        elif info is None or info.state in DOWN:
+            found = "missing" if info is None else info.state.value
+            _open_once(engine, settings, vps_id, VPS_DOWN, f"the domain is {found} on host {host.name}",
+                       restart=settings.periodic.reconcile_restart)
+        elif vps_id in flagged:
+            # Paused, or another state a job may be passing through: the host still answers; only
+            # the host being back is worth recording.
+            _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))
+
+
+def _open_once(engine: Engine, settings: Settings, vps_id: str, malfunction: str, found: str,
+               restart: bool) -> None:
+    """Record the drift and open the reconciler's incident unless it is open already; ask for the
+    restart once per incident.  A concurrent pass that won the race makes this one's insert fail:
+    nothing is recorded twice."""
+    try:
+        with session_scope(engine) as session:
+            vps = session.get(Vps, vps_id)
+            if vps is None or vps.status not in POWERED_ON or busy(session, vps_id):
+                return
+            incident = incidents.open_automatic(session, vps_id, malfunction)
+            if incident is None:
+                session.add(Audit(vps_id=vps_id, actor=incidents.RECONCILER, action="drift",
+                                  detail=f"recorded {vps.status.value}, but {found}"[:500]))
+                incident = incidents.open_incident(
+                    session, settings, vps, malfunction, f"Found by the reconciler: {found}.",
+                    incidents.RECONCILER)
+                log.warning("VPS %s: %s; incident %s opened", vps_id, found, incident.id)
+            if restart:
+                request(Request(session, settings, RECONCILER, vps, cause=incidents.cause(incident)), RecoverVps,
+                        NoParams(), idempotency_key=f"recover:{incident.id}")
+    except IntegrityError:
+        log.info("VPS %s: another process recorded the same drift", vps_id)
+
+
+def _resolve_if_running(engine: Engine, settings: Settings, vps_id: str, info: DomainInfo,
+                        malfunctions: tuple[str, ...] = (VPS_DOWN, HOST_DOWN)) -> None:
+    """R5.4-fix-delay: the domain runs again (restarted, or by someone else): the reconciler's
+    incidents of that VPS are resolved."""
+    with session_scope(engine) as session:
+        open_ones = session.exec(select(Incident).where(
+            Incident.vps_id == vps_id, Incident.opened_by == incidents.RECONCILER,
+            col(Incident.resolved_at).is_(None), col(Incident.malfunction).in_(malfunctions))).all()
+        if not open_ones or busy(session, vps_id):
+            return
+        for incident in open_ones:
+            incidents.resolve(session, settings, incident, f"the domain is {info.state.value} again",
+                              incidents.RECONCILER)
+
+
+@events.on_succeeded(RecoverVps.kind)
+def _recovered(ctx: Context) -> None:
+    """R5.2-keep-running, R5.4-fix-delay: running again is the solution of the incident."""
+    with ctx.transaction() as session:
+        incident_id = jobs.cause_id(ctx.job, incidents.CAUSE)
+        incident = session.get(Incident, incident_id) if incident_id else None
+        if incident is not None and incident.resolved_at is None and incident.opened_by == incidents.RECONCILER:
+            incidents.resolve(session, ctx.settings, incident,
+                              f"domain started again by the reconciler (job {ctx.job.id})", incidents.RECONCILER)
