@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.core.auth import Principal
 from orchestrator.core.errors import Forbidden, InvalidState, OperationFailed
 from orchestrator.core.models import Job, Role, Vps, VpsStatus
-from orchestrator.engine import events, jobs
+from orchestrator.engine import events, jobs, measures
 from orchestrator.engine.context import PLAN, REQUESTED_ROLE, Context, Request
 
 
@@ -108,11 +108,14 @@ class Operation(Generic[P]):
         """Who may ask; raises Forbidden.  Visibility (another customer's VPS is a 404) is
         settled before: by the API's lookup, or by the workflow that asks.  A system operation is
         asked by a workflow for one of its records (``req.cause``: a client's non-renewal ends
-        the service), or by staff."""
+        the service), or by staff.  A client's request is also held by the measures standing on
+        the VPS (orchestrator/engine/measures.py)."""
         allowed = {Audience.owner: True, Audience.staff: req.principal.is_staff,
                    Audience.system: req.principal.is_staff or req.cause is not None}[cls.audience]
         if not allowed:
             raise Forbidden(f"only staff ask for {cls.kind}" + (f" ({cls.rule})" if cls.rule else ""))
+        if req.vps is not None and cls.audience is not Audience.system:
+            measures.check(req.session, req.principal, req.vps, cls.kind)
 
     @classmethod
     def pending(cls, req: Request) -> Job | None:

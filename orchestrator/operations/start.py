@@ -1,8 +1,8 @@
 """Start a stopped VPS.  The domain is redefined from the record first, so a cut-off VPS starts
 with its link down (R5.5-cutoff) and sizes changed while stopped apply.
 
-R10-after, R8.7-default: a client cannot start the VPS of a terminated subscription, or of one
-interrupted for non-payment (orchestrator/workflows/subscriptions.py refuses it when asked)."""
+R10-after, R8.7-default: a client cannot start the VPS of a terminated subscription, of one
+interrupted for non-payment, or one staff suspended then stopped (orchestrator/engine/measures.py)."""
 
 from __future__ import annotations
 
@@ -23,4 +23,5 @@ class StartVps(Operation[NoParams]):
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
-        ctx.update_vps(status=running_status(ctx))
+        """Running; a suspension that outlived the power-off is over (only staff start such a VPS)."""
+        ctx.update_vps(status=running_status(ctx), suspend_reason=None, suspended_by=None)

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from orchestrator.core.models import VpsStatus
 from orchestrator.engine.context import Context
+from orchestrator.engine.measures import STAFF_ROLES
 from orchestrator.engine.operation import Operation, Params, Step, register
 from orchestrator.operations.steps.power import power_off
 
@@ -31,4 +32,9 @@ class StopVps(Operation[StopBody]):
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
-        ctx.update_vps(status=VpsStatus.stopped, suspend_reason=None, suspended_by=None)
+        """Stopped; a client's own suspension ends with the power-off, a staff measure does not."""
+        vps = ctx.vps()
+        if vps.suspended_by in STAFF_ROLES:
+            ctx.update_vps(status=VpsStatus.stopped)
+        else:
+            ctx.update_vps(status=VpsStatus.stopped, suspend_reason=None, suspended_by=None)

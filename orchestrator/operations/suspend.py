@@ -2,7 +2,8 @@
 
 Customers suspend their own VPS (reason ``customer``); staff may give ``billing``, ``abuse`` or
 ``security``; the non-payment workflow gives ``nonpayment`` (R8.7-default: lifted when the invoice
-is paid).  A suspension imposed by staff is lifted by staff only (``may_lift``)."""
+is paid).  A suspension imposed by staff is a measure only staff lift; it outlives a power-off
+(orchestrator/engine/measures.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestrator.core.auth import Principal
 from orchestrator.core.errors import Forbidden, InvalidRequest
-from orchestrator.core.models import Role, Vps, VpsStatus
+from orchestrator.core.models import VpsStatus
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 
@@ -30,11 +30,6 @@ class SuspendParams(Params):
     """What a workflow may give as well: ``nonpayment`` (R8.7-default)."""
 
     reason: Reason | None = None
-
-
-def may_lift(principal: Principal, vps: Vps) -> bool:
-    """A customer lifts only a suspension they imposed themselves; staff lift any."""
-    return principal.is_staff or vps.suspended_by in (None, Role.customer.value)
 
 
 def pause(ctx: Context) -> str:

@@ -164,6 +164,9 @@ def settle(session: Session, settings: Settings, invoice: Invoice, principal: Pr
         if suspending or (vps.status == VpsStatus.suspended and vps.suspend_reason == SUSPEND_REASON):
             request(Request(session, settings, principal, vps, cause=cause(default)), ResumeVps, NoParams(),
                     scheduled_at=utcnow() if suspending else None)
+        elif vps.suspend_reason == SUSPEND_REASON:  # stopped meanwhile: the measure ends, the VPS stays off
+            vps.suspend_reason = vps.suspended_by = None
+            session.add(vps)
     session.flush()
 
 

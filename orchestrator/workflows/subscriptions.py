@@ -24,14 +24,13 @@ from orchestrator.core import access
 from orchestrator.core.auth import Principal, require_staff
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
-from orchestrator.core.models import Invoice, PaymentDefault, Subscription, Vps, VpsStatus
+from orchestrator.core.models import Invoice, Subscription, Vps, VpsStatus
 from orchestrator.core.settings import Settings
-from orchestrator.engine import events
 from orchestrator.engine.context import Request
+from orchestrator.engine.measures import open_default
 from orchestrator.engine.operation import request
 from orchestrator.notify import enqueue
 from orchestrator.operations.backup import BackupParams, BackupVps
-from orchestrator.operations.start import StartVps
 from orchestrator.workflows import incidents, invoicing
 from orchestrator.workflows.nonpayment import notice_sent_at
 from orchestrator.workflows.termination import schedule_end, subscription_cause
@@ -148,42 +147,13 @@ def view(session: Session, settings: Settings, subscription: Subscription) -> di
 def _payment_default(session: Session, subscription: Subscription) -> dict[str, Any] | None:
     """R8.7-default, R10-nonpayment: the open payment default of one of the subscription's
     invoices, with its deadlines counted from the formal notice's sending (None until it is sent)."""
-    default = session.exec(select(PaymentDefault).join(Invoice, col(Invoice.id) == col(PaymentDefault.invoice_id))
-                           .where(Invoice.subscription_id == subscription.id, PaymentDefault.status == "open")
-                           .order_by(col(PaymentDefault.opened_at).desc())).first()
+    default = open_default(session, subscription)
     if default is None:
         return None
     sent = notice_sent_at(session, default)
     return {"invoice_id": default.invoice_id, "opened_at": default.opened_at, "notice_sent_at": sent,
             "erasure_not_before": erasure_not_before(sent) if sent else None,
             "termination_at": termination_for_nonpayment_at(sent) if sent else None}
-
-
-@events.on_requested(StartVps.kind)
-def _service_may_run(event: events.Requested) -> None:
-    """The client's ``start``, refused while the service must not run (staff still can, e.g. for
-    the client to take their data)."""
-    req = event.request
-    if req.vps is not None:
-        check_service_may_run(req.session, req.principal, req.vps)
-
-
-def check_service_may_run(session: Session, principal: Principal, vps: Vps) -> None:
-    """R10-after: on termination every service stops: the client cannot start again the VPS of a
-    terminated subscription.  R8.7-default: nor one interrupted for non-payment."""
-    if principal.is_staff:
-        return
-    latest = session.exec(select(Subscription).where(Subscription.vps_id == vps.id)
-                          .order_by(col(Subscription.created_at).desc())).first()
-    if latest is not None and latest.status == "terminated":
-        raise ContractRefusal("R10-after", f"the subscription of this VPS ended on "
-                                           f"{latest.ends_on.isoformat() if latest.ends_on else '?'}: "
-                                           "its service does not run any more")
-    # R8.7-default: the service is interrupted for non-payment, even when the VPS was already off
-    # when the default was declared (there was nothing to suspend).
-    if latest is not None and _payment_default(session, latest) is not None:
-        raise ContractRefusal("R8.7-default", "the service of this VPS is interrupted for non-payment: "
-                                              "it runs again once the overdue invoice is paid")
 
 
 def _received_at(principal: Principal, channel: str, received_at: datetime | None) -> datetime:

@@ -91,7 +91,7 @@ def declare_default(api: Api, guest: Guest, invoice: dict[str, Any]) -> dict[str
     wait_for("the suspension", lambda: guest.record["status"] == "suspended")
     assert domain_state(guest) == libvirt.VIR_DOMAIN_PAUSED
     refused = api.call("POST", f"/v1/vps/{guest.id}/resume", api.alice)
-    assert refused.status_code == 403  # suspended by staff for non-payment
+    assert refused.status_code == 422 and refused.json()["rule"] == "R8.7-default"  # suspended for non-payment
     return body
 
 
