@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
 from api import errors
+from api.guard import Guard
 from api.routers import (
     billing,
     breach,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
+    app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes)
     for module in (health, images, hosts, vps, operations, compromise, console, jobs, maintenance, invoices,
                    change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence):
         app.include_router(module.router)

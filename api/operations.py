@@ -22,9 +22,11 @@ from orchestrator.core.settings import Settings
 from orchestrator.engine.context import PLAN, Request
 from orchestrator.engine.operation import Operation, Params, request
 
+# Answered by the guard (api/guard.py) before the handler runs; declared here for the documentation.
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=200, description="Repeat a POST with the same key to get the same job back"),
+    Header(alias="idempotency-key", max_length=200,
+           description="Repeat a POST with the same key to get the same job back"),
 ]
 
 
@@ -35,14 +37,14 @@ def accepted(session: Session, job: Job) -> JobAccepted:
 
 
 def ask(session: Session, settings: Settings, principal: Principal, vps_id: str,
-        operation: type[Operation[Any]], params: Params, idempotency_key: str | None = None) -> Job:
+        operation: type[Operation[Any]], params: Params) -> Job:
     """The VPS as its asker may see it (another customer's is a 404), then the operation's one
     request path (orchestrator/engine/operation.py)."""
     vps = visible_vps(session, principal, vps_id)
     wide = operation.job_params
     if wide is not None and not isinstance(params, wide):
         params = wide.model_validate(params.model_dump())
-    return request(Request(session, settings, principal, vps), operation, params, idempotency_key=idempotency_key)
+    return request(Request(session, settings, principal, vps), operation, params)
 
 
 def expose(router: APIRouter, operation: type[Operation[Any]], *, name: str | None = None,
@@ -55,9 +57,8 @@ def expose(router: APIRouter, operation: type[Operation[Any]], *, name: str | No
     fields = model.model_fields
 
     def handler(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-                idempotency_key: IdempotencyKey = None, body: Any = None) -> JobAccepted:
-        job = ask(session, settings, principal, vps_id, operation, body if body is not None else model(),
-                  idempotency_key)
+                _idempotency_key: IdempotencyKey = None, body: Any = None) -> JobAccepted:
+        job = ask(session, settings, principal, vps_id, operation, body if body is not None else model())
         return accepted(session, job)
 
     signature = inspect.signature(handler)

@@ -55,10 +55,9 @@ expose(router, rename.RenameVps)
 
 @router.post("/export", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def export_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-               idempotency_key: IdempotencyKey = None) -> JobAccepted:
+               _idempotency_key: IdempotencyKey = None) -> JobAccepted:
     """R13-reversibility: a qcow2 image of the root disk to download from `/backups/{id}/download`."""
-    job = ask(session, settings, principal, vps_id, backup.BackupVps, backup.BackupParams(kind="export"),
-              idempotency_key)
+    job = ask(session, settings, principal, vps_id, backup.BackupVps, backup.BackupParams(kind="export"))
     return accepted(session, job)
 
 
@@ -92,9 +91,9 @@ def download_export(vps_id: str, backup_id: str, session: SessionDep, settings: 
 
 @router.post("/disks", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def attach_disk(vps_id: str, body: disks.DiskBody, session: SessionDep, settings: SettingsDep,
-                principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None) -> JobAccepted:
+                principal: CurrentPrincipal, _idempotency_key: IdempotencyKey = None) -> JobAccepted:
     """Attach a new empty data disk (hot-plugged when the VPS runs)."""
-    return accepted(session, ask(session, settings, principal, vps_id, disks.AttachDisk, body, idempotency_key))
+    return accepted(session, ask(session, settings, principal, vps_id, disks.AttachDisk, body))
 
 
 @router.delete("/disks/{disk_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

@@ -21,16 +21,17 @@ router = APIRouter(prefix="/v1/vps", tags=["vps"])
 
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=200, description="Repeat a POST with the same key to get the same VPS and job back"),
+    Header(alias="idempotency-key", max_length=200,
+           description="Repeat a POST with the same key to get the same VPS and job back"),
 ]
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=VpsJobOut)
 def create_vps(
     body: VpsCreate, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-    idempotency_key: IdempotencyKey = None,
+    _idempotency_key: IdempotencyKey = None,
 ) -> VpsJobOut:
     """Order a VPS.  Answers at once with the VPS (``building``) and its create job."""
-    job = request(Request(session, settings, principal, None), CreateVps, body, idempotency_key=idempotency_key)
+    job = request(Request(session, settings, principal, None), CreateVps, body)
     vps = session.get(Vps, job.vps_id)
     assert vps is not None
     return VpsJobOut(vps=vps_out(session, vps), job=job_out(session, job))

@@ -19,10 +19,20 @@ class Principal:
     role: Role
     customer_id: int | None
     label: str
+    token_id: int | None = None  # the token it authenticated with (None: the orchestrator's own)
 
     @property
     def is_staff(self) -> bool:
         return self.role in (Role.support, Role.automation)
+
+    @property
+    def account(self) -> str:
+        """Who this is, for what must never mix between principals (idempotency keys): a
+        customer's tokens are one account; each staff token is its own; labels are free text
+        and never identify anyone."""
+        if self.role is Role.customer:
+            return f"customer:{self.customer_id}"
+        return f"token:{self.token_id}" if self.token_id is not None else f"{self.role.value}:{self.label}"
 
     def __str__(self) -> str:
         return f"{self.role.value}:{self.label}"
@@ -79,4 +89,4 @@ def authenticate(session: Session, token: str) -> Principal:
     record = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if record is None or record.revoked_at is not None:
         raise Unauthorized("invalid or revoked token")
-    return Principal(role=Role(record.role), customer_id=record.customer_id, label=record.label)
+    return Principal(role=Role(record.role), customer_id=record.customer_id, label=record.label, token_id=record.id)

@@ -50,6 +50,8 @@ class DatabaseSettings(Group):
 class ApiSettings(Group):
     host: str = env("API_HOST", "127.0.0.1")
     port: int = env("API_PORT", 8080, gt=0, lt=65536)
+    # A request body larger than this is refused (413) before it is read; none needs more.
+    max_body_bytes: int = env("API_MAX_BODY_BYTES", 1 << 20, ge=1024, le=1 << 30)
 
 
 class HostSettings(Group):

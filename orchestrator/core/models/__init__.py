@@ -16,14 +16,15 @@ from orchestrator.core.models.contract import (
     MaintenanceVps,
 )
 from orchestrator.core.models.fleet import Host, HostImage, Image
-from orchestrator.core.models.jobs import Job, JobEvent, JobStatus
+from orchestrator.core.models.jobs import IdempotentRequest, Job, JobEvent, JobStatus
 from orchestrator.core.models.notices import Outbox
 from orchestrator.core.models.types import UTCDateTime, new_id
 from orchestrator.core.models.vps import Backup, TrafficCounter, TrafficSample, Vps, VpsStatus
 
 __all__ = [
     "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Customer", "DdaRequest",
-    "Erasure", "Evidence", "Host", "HostImage", "Image", "Incident", "Invoice", "Job", "JobEvent", "JobStatus",
+    "Erasure", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
+    "JobEvent", "JobStatus",
     "Maintenance", "MaintenanceVps", "Outbox", "PaymentDefault", "Role", "Subscription", "SyntecIndex",
     "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "new_id",
 ]

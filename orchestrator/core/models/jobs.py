@@ -1,4 +1,5 @@
-"""Durable jobs (orchestrator/engine) and the events that tell what they did."""
+"""Durable jobs (orchestrator/engine) and the events that tell what they did; the answers given
+to requests repeated with an ``Idempotency-Key``."""
 
 from __future__ import annotations
 
@@ -63,3 +64,21 @@ class JobEvent(SQLModel, table=True):
     status: str = Field(max_length=16)  # started | done | skipped | failed | info | retry
     message: str = Field(default="", max_length=2000)
     actor: str = Field(default="", max_length=100)
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """A request made with an ``Idempotency-Key`` and the answer it got (api/guard.py): the same
+    key again from the same account gets the same answer; with another request, a refusal.
+    ``status`` is None while the first request is being answered."""
+
+    __table_args__ = (UniqueConstraint("account", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=80)  # Principal.account
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)  # sha256 of the method, path, query and body
+    status: int | None = None
+    content_type: str = Field(default="", max_length=100)
+    body: str = ""
+    created_at: datetime | None = time_field(now=True)
+    answered_at: datetime | None = time_field()

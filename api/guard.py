@@ -1,0 +1,212 @@
+"""What every HTTP request passes before the application reads it (an ASGI middleware):
+
+1. **Authentication first.** Every path but the health check and the documentation needs a valid
+   bearer token; without one the answer is ``401`` at once, before a byte of the body is read
+   (a large or malformed body from an anonymous client costs nothing).  The principal is handed
+   to the application (``request.state.principal``, read by ``api.deps.get_principal``).
+2. **Bounded bodies.** A body larger than ``VPSCTL_API_MAX_BODY_BYTES`` (announced, or streamed
+   beyond it) is refused with ``413``.
+3. **Idempotency.** A ``POST`` with an ``Idempotency-Key`` header is answered once per account
+   (``Principal.account``: a customer, or one staff token) and key: the same key with the same
+   request (method, path, query, body) gets the first answer again (``Idempotent-Replayed:
+   true``), with another request ``422``, and while the first is still being answered ``409``.
+   Answers of 500 and above are not kept (the request may be tried again with the same key).
+
+WebSockets pass through: the console route authenticates its own opening.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
+
+from orchestrator.core.auth import Principal, authenticate
+from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import Unauthorized
+from orchestrator.core.models import IdempotentRequest
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PROBLEM = "application/problem+json"
+KEPT_BODY_BYTES = 1 << 20  # an answer kept for replays is at most this long
+
+
+class TooLarge(Exception):
+    pass
+
+
+def problem_message(status: int, title: str, detail: str, **headers: str) -> tuple[Message, Message]:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    raw = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    return ({"type": "http.response.start", "status": status, "headers": raw},
+            {"type": "http.response.body", "body": body})
+
+
+async def answer(send: Send, status: int, title: str, detail: str, **headers: str) -> None:
+    start, body = problem_message(status, title, detail, **headers)
+    await send(start)
+    await send(body)
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+@dataclass
+class Captured:
+    status: int = 0
+    content_type: str = ""
+    body: bytearray = field(default_factory=bytearray)
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, engine: Engine, max_body_bytes: int) -> None:
+        self.app = app
+        self.engine = engine
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        principal = await run_in_threadpool(self._principal, header(scope, b"authorization") or "")
+        if principal is None:
+            await answer(send, 401, "Unauthorized", "a valid bearer token is needed (Authorization: Bearer <token>)",
+                         **{"WWW-Authenticate": "Bearer"})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        announced = header(scope, b"content-length")
+        if announced is not None and announced.isdigit() and int(announced) > self.max_body:
+            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
+            return
+        key = header(scope, b"idempotency-key")
+        try:
+            if scope["method"] == "POST" and key:
+                await self._idempotent(scope, receive, send, principal, key)
+            else:
+                await self.app(scope, self._bounded(receive), send)
+        except TooLarge:
+            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
+
+    def _principal(self, authorization: str) -> Principal | None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        with Session(self.engine) as session:
+            try:
+                return authenticate(session, token.strip())
+            except Unauthorized:
+                return None
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """``receive``, refusing a body streamed past the limit (TooLarge before the app sees it)."""
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise TooLarge
+            return message
+
+        return bounded
+
+    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, principal: Principal, key: str) -> None:
+        if len(key) > 200:
+            await answer(send, 422, "Invalid request", "Idempotency-Key: at most 200 characters")
+            return
+        body = bytearray()
+        bounded = self._bounded(receive)
+        while True:
+            message = await bounded()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        digest = hashlib.sha256(b"\n".join([scope["method"].encode(), scope["path"].encode(),
+                                             scope.get("query_string", b""), bytes(body)])).hexdigest()
+        row_id, earlier = await run_in_threadpool(self._claim, principal.account, key, digest)
+        if earlier is not None:
+            if earlier.request_hash != digest:
+                await answer(send, 422, "Invalid request",
+                             "this Idempotency-Key was used for another request: use a new key")
+            elif earlier.status is None:
+                await answer(send, 409, "Conflict", "a request with this Idempotency-Key is still being answered")
+            else:
+                payload = earlier.body.encode()
+                await send({"type": "http.response.start", "status": earlier.status, "headers": [
+                    (b"content-type", earlier.content_type.encode()), (b"content-length", str(len(payload)).encode()),
+                    (b"idempotent-replayed", b"true")]})
+                await send({"type": "http.response.body", "body": payload})
+            return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return {"type": "http.disconnect"}
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        captured = Captured()
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured.status = int(message["status"])
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        captured.content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                captured.body += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay, capture)
+        finally:
+            await run_in_threadpool(self._keep, row_id, captured)
+
+    def _claim(self, account: str, key: str, digest: str) -> tuple[int | None, IdempotentRequest | None]:
+        """Record the key as being answered (its id), or the earlier request under it."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = IdempotentRequest(account=account, key=key, request_hash=digest)
+            session.add(row)
+            try:
+                session.commit()
+                return row.id, None
+            except IntegrityError:  # asked before, or at this very moment by another request
+                session.rollback()
+            earlier = session.exec(select(IdempotentRequest).where(
+                IdempotentRequest.account == account, IdempotentRequest.key == key)).one()
+            return None, earlier
+
+    def _keep(self, row_id: int | None, captured: Captured) -> None:
+        with Session(self.engine) as session:
+            row = session.get(IdempotentRequest, row_id)
+            if row is None:
+                return
+            if captured.status == 0 or captured.status >= 500 or len(captured.body) > KEPT_BODY_BYTES:
+                session.delete(row)  # not answered, or not for good: the key may be used again
+            else:
+                row.status, row.content_type = captured.status, captured.content_type
+                row.body, row.answered_at = captured.body.decode("utf-8", "replace"), utcnow()
+                session.add(row)
+            session.commit()
