@@ -168,7 +168,14 @@ class SmtpSettings(Group):
     user: str | None = env("SMTP_USER", None)
     password: SecretStr | None = env("SMTP_PASSWORD", None)  # never logged: SecretStr hides it
     starttls: bool = env("SMTP_STARTTLS", False)
+    ca_file: Path | None = env("SMTP_CA_FILE", None)  # a private CA to verify the server's certificate by
     timeout_seconds: float = env("SMTP_TIMEOUT_SECONDS", 30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpSettings:
+        if self.user and not self.starttls:
+            raise ValueError("VPSCTL_SMTP_USER needs VPSCTL_SMTP_STARTTLS=true: the password never travels in clear")
+        return self
 
 
 class MailSettings(Group):

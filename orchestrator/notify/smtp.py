@@ -46,7 +46,7 @@ class SmtpRefused(Exception):
 @dataclass(frozen=True)
 class SmtpSender:
     """One SMTP connection per message: connect, EHLO, optional STARTTLS (certificate verified)
-    and login, send, QUIT."""
+    and login — never a login without STARTTLS —, send, QUIT."""
 
     host: str = "127.0.0.1"
     port: int = 25
@@ -54,18 +54,23 @@ class SmtpSender:
     password: SecretStr | None = field(default=None, repr=False)
     starttls: bool = False
     timeout: float = 30.0
+    ca_file: str | None = None  # verify the server's certificate by this CA (default: the system's)
+
+    def __post_init__(self) -> None:
+        if self.user and not self.starttls:
+            raise ValueError("an SMTP login needs STARTTLS: the password never travels in clear")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpSender:
-        return cls(host=settings.smtp.host, port=settings.smtp.port, user=settings.smtp.user,
-                   password=settings.smtp.password, starttls=settings.smtp.starttls,
-                   timeout=settings.smtp.timeout_seconds)
+        smtp = settings.smtp
+        return cls(host=smtp.host, port=smtp.port, user=smtp.user, password=smtp.password, starttls=smtp.starttls,
+                   timeout=smtp.timeout_seconds, ca_file=str(smtp.ca_file) if smtp.ca_file else None)
 
     def send(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             smtp.ehlo()
             if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
                 smtp.ehlo()
             if self.user:
                 secret = self.password.get_secret_value() if self.password is not None else ""

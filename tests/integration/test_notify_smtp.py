@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlmodel import Session
 
 from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Customer, Outbox
+from orchestrator.core.settings import Settings
 from orchestrator.notify import PENDING, SENT, SmtpSender, deliver_due, enqueue
 from tests.smtp import Server, free_port
+from tests.tls import make_ca_and_server
 from tests.unit.notify.samples import FINGERPRINT, FINGERPRINT_RSA, add_customer, contexts, engine_for
 
 
@@ -119,15 +121,21 @@ def test_smtp_down_then_back(tmp_path: Path, smtp_server: Server) -> None:
 
 
 def test_login_without_leaking_the_password(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The login happens only inside STARTTLS (the server's certificate verified against the CA
+    of VPSCTL_SMTP_CA_FILE); a refused login is retried later and never shows the password."""
+    ca_file, tls = make_ca_and_server(tmp_path)
+
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mailer", b"s3cret-pw")
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
-    server = Server(free_port(), authenticator=authenticator, auth_require_tls=False)
+    server = Server(free_port(), authenticator=authenticator, tls_context=tls, require_starttls=True,
+                    auth_require_tls=True)
     server.start()
     try:
-        engine, settings = engine_for(tmp_path, smtp_port=server.port, smtp_user="mailer",
-                                      smtp_password="wrong-pw-123", outbox_retry_seconds=0, smtp_timeout_seconds=5)
+        engine, settings = engine_for(tmp_path, smtp_port=server.port, smtp_user="mailer", smtp_starttls=True,
+                                      smtp_ca_file=ca_file, smtp_password="wrong-pw-123", outbox_retry_seconds=0,
+                                      smtp_timeout_seconds=5)
         customer_id = add_customer(engine)
         outbox_id = queue(engine, customer_id, "reconnect_notice", settings)
         assert deliver_due(engine, settings, SmtpSender.from_settings(settings)) == 0
@@ -139,5 +147,26 @@ def test_login_without_leaking_the_password(tmp_path: Path, caplog: pytest.LogCa
         assert deliver_due(engine, good, SmtpSender.from_settings(good)) == 1
         assert load(engine, outbox_id).status == SENT
         assert server.collector.received[0].message["Subject"].startswith("Connexion réseau rétablie")
+    finally:
+        server.stop()
+
+
+def test_a_password_is_never_sent_in_clear(tmp_path: Path) -> None:
+    """AUTH without STARTTLS is refused as a configuration, and by the sender itself: the server
+    hears no AUTH at all."""
+    heard: list[str] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        heard.append(mechanism)
+        return AuthResult(success=True)
+
+    with pytest.raises(ValidationError, match="STARTTLS"):
+        Settings(state_dir=tmp_path, smtp_user="mailer", smtp_password=SecretStr("s3cret-pw"))
+    server = Server(free_port(), authenticator=authenticator, auth_require_tls=False)
+    server.start()
+    try:
+        with pytest.raises(ValueError, match="STARTTLS"):
+            SmtpSender(host="127.0.0.1", port=server.port, user="mailer", password=SecretStr("s3cret-pw"))
+        assert heard == []
     finally:
         server.stop()

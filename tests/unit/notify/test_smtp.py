@@ -38,7 +38,8 @@ def test_address_domain() -> None:
 
 
 def test_password_never_shown(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, smtp_user="mailer", smtp_password=SecretStr("hunter2-s3cret"))
+    settings = Settings(state_dir=tmp_path, smtp_user="mailer", smtp_password=SecretStr("hunter2-s3cret"),
+                        smtp_starttls=True)
     sender = SmtpSender.from_settings(settings)
     assert sender.password is not None and sender.password.get_secret_value() == "hunter2-s3cret"
     assert "hunter2" not in repr(sender)
