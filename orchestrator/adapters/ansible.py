@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from orchestrator.core.files import private_dir
 from orchestrator.core.settings import Settings
 
 INVENTORY = "localhost ansible_connection=local"  # R2-no-guest-management: the control plane only
@@ -68,7 +69,7 @@ def ansible_runner_run(playbook: Path, extravars: dict[str, Any], *, work_dir: P
     after ``timeout`` seconds."""
     import ansible_runner
 
-    work_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(work_dir)
     private = Path(tempfile.mkdtemp(prefix="hook-", dir=work_dir))
     env = {name: "" for name in os.environ if name.startswith("VPSCTL_")}  # never the orchestrator's secrets
     env.update({

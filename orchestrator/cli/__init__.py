@@ -7,6 +7,7 @@ from them)."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from orchestrator.core import clock
 from orchestrator.core.auth import create_token
 from orchestrator.core.db import make_engine
 from orchestrator.core.errors import VpsctlError
+from orchestrator.core.files import PRIVATE_UMASK
 from orchestrator.core.models import Role
 from orchestrator.core.settings import Settings, get_settings
 
@@ -43,6 +45,7 @@ def _logging() -> None:
 
 def _settings() -> Settings:
     """The process's settings; its clock starts at ``VPSCTL_NOW`` when that is set."""
+    os.umask(PRIVATE_UMASK)  # what the command and its libraries write is private (core/files.py)
     settings = get_settings()
     clock.start(settings.now)
     return settings

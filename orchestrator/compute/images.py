@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import ImageError
+from orchestrator.core.files import private_dir
 from orchestrator.core.models import Image
 from orchestrator.core.settings import Settings
 
@@ -69,7 +70,7 @@ def build(settings: Settings, session: Session, name: str, force: bool = False) 
     if name not in recipes:
         raise ImageError(f"no recipe for image {name!r}; known: {', '.join(sorted(recipes))}")
     recipe = recipes[name]
-    settings.images_cache.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.images_cache)
     target = settings.images_cache / f"{name}.qcow2"
     if force or not target.exists():
         script = settings.images_dir / recipe.recipe

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from orchestrator.core import models  # noqa: F401  (registers the tables)
+from orchestrator.core.files import private_dir, private_file
 from orchestrator.core.migrations import migrate
 from orchestrator.core.settings import Settings
 
@@ -23,7 +24,9 @@ def make_engine(settings: Settings, *, upgrade: bool = True) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its journal and WAL files the database file's mode.
+            private_dir(Path(path).parent)
+            private_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_pragmas(engine)
     else:

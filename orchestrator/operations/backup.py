@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.core.db import session_scope
+from orchestrator.core.files import open_private, private_dir
 from orchestrator.core.models import Backup, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine.context import Context
@@ -97,14 +98,13 @@ def fetch_export(ctx: Context) -> str:
     ready, digests = [], {}
     for backup_id in _exported_ids(ctx):
         target = export_path(ctx.settings, backup_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         partial = target.with_suffix(".part")
         digest = hashlib.sha256()
-        with partial.open("wb") as handle:
+        with open_private(partial) as handle:
             for chunk in ctx.driver.download_volume(ctx.settings.hosts.backup_pool, backup_volume(vps, backup_id)):
                 handle.write(chunk)
                 digest.update(chunk)
-        partial.chmod(0o600)
         partial.replace(target)
         digests[backup_id] = digest.hexdigest()
         ready.append(f"{backup_id}: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}")

@@ -9,7 +9,6 @@ failed with the reason, recorded in the evidence too; it never hangs.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from orchestrator.adapters import web
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import OperationFailed
+from orchestrator.core.files import open_private, private_dir
 from orchestrator.core.models import Evidence, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine.context import Context
@@ -103,13 +103,9 @@ def for_job(engine: Engine, job_id: str) -> Evidence | None:
 def record(engine: Engine, settings: Settings, *, vps_id: str, job_id: str, requested_by: str, reason: str,
            url: str, host_header: str | None, capture: web.Capture) -> Evidence:
     """The raw file (0600, in a 0700 directory: it may hold a client's data) and its row."""
-    directory = evidence_dir(settings)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = raw_path(settings, job_id)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
+    private_dir(evidence_dir(settings))
+    with open_private(raw_path(settings, job_id)) as out:
         out.write(capture.raw)
-    os.chmod(path, 0o600)
     row = Evidence(vps_id=vps_id, job_id=job_id, requested_by=requested_by[:100], reason=reason[:2000],
                    url=url[:2100], host_header=host_header, fetched_at=utcnow(), status_code=capture.status_code,
                    headers=capture.headers, body_sha256=capture.sha256, size_bytes=len(capture.body),

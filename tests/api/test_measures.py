@@ -14,110 +14,16 @@ measure's world (restored from a snapshot of the database and the hypervisor).
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlmodel import Session, func, select
 
-from api.app import create_app
-from orchestrator.compute.hosts import Drivers, register_host
-from orchestrator.core.models import Image, Job, Vps, VpsStatus
-from orchestrator.engine.worker import Worker
+from orchestrator.core.models import VpsStatus
 from orchestrator.hypervisor import DomainState
+from tests.api.fakeworld import CLIENT_CALLS, World, make_world
 from tests.api.money import paris, subscribe
-from tests.conftest import Api, base_settings
-from tests.fakes import FakeDriver, FakeHost
-
-# Every operation a client can call on their VPS: (method, path suffix, body).
-CLIENT_CALLS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
-    "start": ("POST", "/start", None),
-    "stop": ("POST", "/stop", {"force": True}),
-    "reboot": ("POST", "/reboot", {"hard": True}),
-    "suspend": ("POST", "/suspend", {"reason": "customer"}),
-    "resume": ("POST", "/resume", None),
-    "resize": ("POST", "/resize", {"memory_mib": 512}),
-    "reinstall": ("POST", "/reinstall", {"ssh_keys": ["KEY"], "confirm_data_loss": True}),
-    "backup": ("POST", "/backup", {}),
-    "export": ("POST", "/export", None),
-    "restore": ("POST", "/restore", {"backup_id": "BACKUP", "confirm_data_loss": True}),
-    "attach-disk": ("POST", "/disks", {"size_gib": 1}),
-    "detach-disk": ("DELETE", "/disks/DISK?confirm_data_loss=true", None),
-    "rename": ("POST", "/rename", {"name": "renamed"}),
-    "delete": ("DELETE", "?confirm_data_loss=true", None),
-    "change-order": ("POST", "/change-orders", {"memory_mib": 512}),
-}
-
-
-@dataclass
-class World:
-    api: Api
-    worker: Worker
-    host: FakeHost
-    vps_id: str
-    key: str
-    backup_id: str
-    disk_id: str
-
-    def run(self) -> None:
-        """The worker runs every job that may run now (deadline jobs wait for their date)."""
-        for _ in range(100):
-            if not self.worker.run_once():
-                return
-        raise AssertionError("the queue did not drain")
-
-    def vps(self) -> Vps:
-        with Session(self.api.engine) as session:
-            vps = session.get(Vps, self.vps_id)
-            assert vps is not None
-            session.expunge(vps)
-            return vps
-
-    def jobs(self) -> int:
-        with Session(self.api.engine) as session:
-            return int(session.exec(select(func.count()).select_from(Job)).one())
-
-    def call(self, name: str) -> int:
-        method, suffix, body = CLIENT_CALLS[name]
-        suffix = suffix.replace("DISK", self.disk_id)
-        if body is not None:
-            given = {"KEY": self.key, "BACKUP": self.backup_id}
-            body = {k: ([given["KEY"]] if v == ["KEY"] else given.get(v, v) if isinstance(v, str) else v)
-                    for k, v in body.items()}
-        response = self.api.call(method, f"/v1/vps/{self.vps_id}{suffix}", self.api.alice, json=body)
-        assert response.status_code < 500, response.text
-        return int(response.status_code)
-
-    def snapshot(self) -> tuple[sqlite3.Connection, FakeHost]:
-        """The whole world as it is: the database (SQLite's backup API) and the hypervisor."""
-        copy_of = sqlite3.connect(":memory:", check_same_thread=False)
-        raw = self.api.engine.raw_connection()
-        try:
-            raw.driver_connection.backup(copy_of)  # type: ignore[union-attr]
-        finally:
-            raw.close()
-        return copy_of, self.host.snapshot()
-
-    def restore(self, snapshot: tuple[sqlite3.Connection, FakeHost]) -> None:
-        database, host = snapshot
-        raw = self.api.engine.raw_connection()
-        try:
-            database.backup(raw.driver_connection)  # type: ignore[arg-type]
-        finally:
-            raw.close()
-        self.api.engine.dispose()
-        copied = host.snapshot()
-        self.host.pools, self.host.domains = copied.pools, copied.domains
-
-    def state(self) -> tuple[Any, ...]:
-        vps = self.vps()
-        return (vps.model_dump(exclude={"updated_at"}), self.jobs(), repr(self.host))
-
 
 Holds = Callable[[World], bool]
 
@@ -190,49 +96,21 @@ MEASURES: dict[str, tuple[Callable[[World], None], Holds]] = {
 
 @pytest.fixture
 def build(tmp_path: Path, clock: Any) -> Iterator[Callable[[str], World]]:
-    """Make a world: alice's VPS created and running on the fake hypervisor, with a backup and
-    a data disk, then the measure imposed."""
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
-    key = (tmp_path / "k.pub").read_text().strip()
-    clients: list[TestClient] = []
-    count = [0]
+    """Make a world (tests/api/fakeworld.py), then impose the measure."""
+    worlds: list[World] = []
 
     def make(measure: str) -> World:
-        count[0] += 1
         clock.travel_to(paris(2026, 5, 13, 10, 0))
-        settings = base_settings(tmp_path / f"w{count[0]}", verify_guest_ssh=False, address_timeout_seconds=1)
-        host = FakeHost()
-        drivers = Drivers(factory=lambda uri: FakeDriver(uri, host))
-        app = create_app(settings, run_worker=False)
-        client = TestClient(app)
-        clients.append(client)
-        engine = app.state.engine
-        with Session(engine) as session:
-            register_host(session, settings, drivers, "h1", "fake://h1", "Marseille")
-            session.add(Image(name="tiny", os="Tiny Linux", sha256="0" * 64, path="/nonexistent",
-                              min_disk_gib=1, min_memory_mib=128))
-            session.commit()
-        api = Api(client, engine, settings)
-        worker = Worker(engine, settings, drivers)
-        created = api.call("POST", "/v1/vps", api.alice, json={
-            "name": "held", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
-        assert created.status_code == 202, created.text
-        world = World(api, worker, host, created.json()["vps"]["id"], key, "", "")
-        world.run()
-        assert world.vps().status == VpsStatus.running
-        backup = api.call("POST", f"/v1/vps/{world.vps_id}/backup", api.alice, json={})
-        assert api.call("POST", f"/v1/vps/{world.vps_id}/disks", api.alice, json={"size_gib": 1}).status_code == 202
-        world.run()
-        world.backup_id = backup.json()["job"]["id"]
-        world.disk_id = world.vps().data_disks[0]["id"]
+        world = make_world(tmp_path, f"w{len(worlds)}")
+        worlds.append(world)
         impose, holds = MEASURES[measure]
         impose(world)
         assert holds(world), f"{measure} is not in place"
         return world
 
     yield make
-    for client in clients:
-        client.close()
+    for world in worlds:
+        world.api.client.close()
 
 
 @pytest.mark.parametrize("measure", list(MEASURES))
