@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -30,6 +29,7 @@ from api.schemas.billing import (
     SyntecBody,
     SyntecOut,
 )
+from api.schemas.types import Day
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.core.access import visible_invoice, visible_vps
@@ -84,7 +84,8 @@ def payment_incident(invoice_id: str, body: PaymentIncidentBody, session: Sessio
 
 
 @router.get("/v1/invoices/{invoice_id}/late-fees", response_model=LateFeesOut)
-def late_fees(invoice_id: str, session: SessionDep, principal: CurrentPrincipal, on: date | None = None) -> LateFeesOut:
+def late_fees(invoice_id: str, session: SessionDep, principal: CurrentPrincipal,
+              on: Annotated[Day | None, Query()] = None) -> LateFeesOut:
     """R8.6-billing, R8.7-default: the late-payment interest and penalty of an invoice on a date
     (default: today, or the payment date of a paid invoice). A date with no legal rate on record
     is refused naming R8.6-billing."""

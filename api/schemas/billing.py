@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.types import Day
+
 
 class RunOut(BaseModel):
     issued: list[str] = Field(description="numbers of the rent invoices issued by this run")
@@ -18,7 +20,7 @@ class RunOut(BaseModel):
 
 class SyntecBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    month: date = Field(description="the month the index is published for (any day of it)")
+    month: Day = Field(description="the month the index is published for (any day of it)")
     value: Decimal = Field(gt=0, max_digits=12, decimal_places=4)
 
 

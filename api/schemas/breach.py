@@ -7,12 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.types import Day
+
 
 class BreachNoticeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     breach: str = Field(min_length=1, max_length=2000, description="the breach of the terms the letter names")
-    letter_sent_on: date = Field(description="when the registered letter (formal notice) was sent")
-    cure_by: date = Field(description="the deadline the letter gives, after letter_sent_on")
+    letter_sent_on: Day = Field(description="when the registered letter (formal notice) was sent")
+    cure_by: Day = Field(description="the deadline the letter gives, after letter_sent_on and not past")
 
 
 class RemediedBody(BaseModel):

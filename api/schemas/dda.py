@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.types import Day
+
 
 class DdaRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +24,7 @@ class ApprovalBody(BaseModel):
 class NdaBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reference: str = Field(min_length=1, max_length=200, description="the signed NDA's reference")
-    signed_on: date
+    signed_on: Day
 
 
 class HistoryOut(BaseModel):

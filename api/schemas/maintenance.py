@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api.schemas.types import Instant, RowId
 from orchestrator.workflows.maintenance import MAX_INTERRUPTION_MINUTES
 
 
 class MaintenanceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    host_id: int | None = None
+    host_id: RowId | None = None
     vps_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(default=None, max_length=10_000)
-    starts_at: AwareDatetime
+    starts_at: Instant
     duration_minutes: int = Field(ge=1, le=24 * 60)
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
 

@@ -6,9 +6,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.billing import InvoiceOut
+from api.schemas.types import Day, Instant
 
 
 class SubscriptionBody(BaseModel):
@@ -22,7 +23,7 @@ class SubscriptionBody(BaseModel):
                                            description="R8.4-syntec reference index")
     bank_country: str = Field("FR", min_length=2, max_length=2)
     currency: str = Field("EUR", min_length=3, max_length=3)
-    started_on: date | None = Field(None, description="default: today (Europe/Paris)")
+    started_on: Day | None = Field(None, description="default: today (Europe/Paris)")
 
 
 class TermOut(BaseModel):
@@ -75,7 +76,7 @@ class OrderOut(BaseModel):
 class NonRenewalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Literal["online", "registered_letter"] = "online"
-    received_at: AwareDatetime | None = Field(None, description="registered letter only (staff)")
+    received_at: Instant | None = Field(None, description="registered letter only (staff)")
 
 
 class NonRenewalOut(BaseModel):
@@ -86,7 +87,7 @@ class NonRenewalOut(BaseModel):
 
 class ReversibilityBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    received_at: AwareDatetime = Field(description="when the registered letter was received")
+    received_at: Instant = Field(description="when the registered letter was received")
 
 
 class ReversibilityOut(BaseModel):

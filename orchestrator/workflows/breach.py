@@ -56,6 +56,8 @@ def record_notice(session: Session, settings: Settings, principal: Principal, su
         raise InvalidRequest("letter_sent_on is in the future")
     if cure_by <= letter_sent_on:
         raise InvalidRequest("cure_by must be after letter_sent_on")
+    if cure_by < today():
+        raise InvalidRequest(f"cure_by {cure_by.isoformat()} is past: the letter's deadline has to come")
     vps = _live_vps(session, subscription)
     at = termination_at(cure_by)
     notice = BreachNotice(subscription_id=subscription.id, customer_id=subscription.customer_id,
