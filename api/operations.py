@@ -30,10 +30,10 @@ IdempotencyKey = Annotated[
 ]
 
 
-def accepted(session: Session, job: Job) -> JobAccepted:
+def accepted(session: Session, job: Job, principal: Principal) -> JobAccepted:
     """The answer to an operation asked: its job, and the plan when the operation shows it."""
     plan = job.params.get(PLAN) if job.kind == "resize" else None
-    return JobAccepted(job=job_out(session, job), plan=ResizePlanOut(**plan) if plan else None)
+    return JobAccepted(job=job_out(session, job, principal), plan=ResizePlanOut(**plan) if plan else None)
 
 
 def ask(session: Session, settings: Settings, principal: Principal, vps_id: str,
@@ -59,7 +59,7 @@ def expose(router: APIRouter, operation: type[Operation[Any]], *, name: str | No
     def handler(vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
                 _idempotency_key: IdempotencyKey = None, body: Any = None) -> JobAccepted:
         job = ask(session, settings, principal, vps_id, operation, body if body is not None else model())
-        return accepted(session, job)
+        return accepted(session, job, principal)
 
     signature = inspect.signature(handler)
     parameters = list(signature.parameters.values())

@@ -1,4 +1,11 @@
-"""Records -> response bodies."""
+"""Records -> response bodies, as the one asking may see them.
+
+Staff see everything.  A client sees their own VPS and jobs in client terms: not the host a VPS
+is on; not what the jobs that are staff's own work say (``Operation.details_for_staff``: that an
+evidence check or a hook ran, not what it found or printed); who acted as "staff" or
+"orchestrator" rather than a token's label or a worker's host and pid; each step's outcome but
+not the errors as they came (a failure reads as ``Job.public_error``).  Step messages are
+written for both: they never name a host."""
 
 from __future__ import annotations
 
@@ -6,11 +13,45 @@ from sqlmodel import Session
 
 from api.schemas.jobs import EventOut, JobOut, ProgressOut
 from api.schemas.vps import DiskOut, HostKeyOut, VpsOut
-from orchestrator.core.models import Customer, Host, Job, Vps
+from orchestrator.core.auth import Principal
+from orchestrator.core.models import Customer, Host, Job, JobEvent, Role, Vps
 from orchestrator.engine import jobs
+from orchestrator.engine.operation import OPERATIONS
+
+# What a client does not read of a job's events: errors as they came (the end shows the public
+# error instead), undoing, the hooks' runs.
+HIDDEN_STATUSES = frozenset({"failed", "retry"})
+HIDDEN_STEPS = frozenset({"rollback", "hook"})
 
 
-def vps_out(session: Session, vps: Vps) -> VpsOut:
+def details_shown(principal: Principal, job: Job) -> bool:
+    operation = OPERATIONS.get(job.kind)
+    return principal.is_staff or (operation is not None and not operation.details_for_staff)
+
+
+def actor_as_seen_by(principal: Principal, actor: str) -> str:
+    """Who did it, for a client: their own tokens by name, staff as "staff", anything else (a
+    worker, the reconciler, a workflow) as "orchestrator"."""
+    if principal.is_staff:
+        return actor
+    role, _, _label = actor.partition(":")
+    if role == Role.customer.value:
+        return actor
+    return "staff" if role in (Role.support.value, Role.automation.value) and _label else "orchestrator"
+
+
+def event_out(principal: Principal, job: Job, event: JobEvent) -> EventOut:
+    message = event.message
+    if not principal.is_staff:
+        if event.step == "finished":
+            message = (job.public_error or "") if event.status == "failed" else ""
+        elif event.status in HIDDEN_STATUSES or event.step in HIDDEN_STEPS or not details_shown(principal, job):
+            message = ""
+    return EventOut(at=event.at, step=event.step, status=event.status, message=message,
+                    actor=actor_as_seen_by(principal, event.actor))
+
+
+def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> VpsOut:
     customer = session.get(Customer, vps.customer_id)
     host = session.get(Host, vps.host_id) if vps.host_id else None
     return VpsOut(
@@ -23,7 +64,7 @@ def vps_out(session: Session, vps: Vps) -> VpsOut:
         vcpus=vps.vcpus,
         memory_mib=vps.memory_mib,
         disk_gib=vps.disk_gib,
-        host=host.name if host else None,
+        host=host.name if host and (principal is None or principal.is_staff) else None,
         addresses=vps.addresses,
         ssh_host_keys=[HostKeyOut(**k) for k in vps.ssh_host_keys],
         data_disks=[DiskOut(id=d["id"], size_gib=d["size_gib"], target=d["target"]) for d in vps.data_disks],
@@ -37,7 +78,8 @@ def vps_out(session: Session, vps: Vps) -> VpsOut:
     )
 
 
-def job_out(session: Session, job: Job) -> JobOut:
+def job_out(session: Session, job: Job, principal: Principal) -> JobOut:
+    staff = principal.is_staff
     return JobOut(
         id=job.id,
         vps_id=job.vps_id,
@@ -45,15 +87,12 @@ def job_out(session: Session, job: Job) -> JobOut:
         status=job.status.value,
         progress=ProgressOut(done=len(job.steps_done), total=job.steps_total, step=job.step),
         attempts=job.attempts,
-        error=job.error,
-        requested_by=job.requested_by,
+        error=job.error if staff else job.public_error,
+        requested_by=actor_as_seen_by(principal, job.requested_by),
         cause=job.cause,
         created_at=job.created_at,
         scheduled_at=job.scheduled_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        events=[
-            EventOut(at=e.at, step=e.step, status=e.status, message=e.message, actor=e.actor)
-            for e in jobs.events(session, job.id)
-        ],
+        events=[event_out(principal, job, e) for e in jobs.events(session, job.id)],
     )

@@ -76,7 +76,7 @@ def accept(order_id: str, session: SessionDep, settings: SettingsDep,
     the one-off fee is invoiced).  Staff cannot accept on the client's behalf."""
     order = change_orders.visible_order(session, principal, order_id)
     job: Job = change_orders.accept(session, settings, principal, order)
-    return ChangeOrderAccepted(change_order=order_out(session, order), job=job_out(session, job),
+    return ChangeOrderAccepted(change_order=order_out(session, order), job=job_out(session, job, principal),
                                plan=ResizePlanOut(**job.params["plan"]))
 
 

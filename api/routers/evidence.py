@@ -37,9 +37,12 @@ def _staff_vps(session: Session, principal: Principal, vps_id: str) -> Vps:
 
 def _evidence(session: Session, principal: Principal, evidence_id: str) -> Evidence:
     row = session.get(Evidence, evidence_id[:36])
-    if row is None:
-        raise NotFound(f"no evidence {evidence_id[:64]!r}")
-    _staff_vps(session, principal, row.vps_id)
+    try:
+        if row is None:
+            raise NotFound("not found")
+        _staff_vps(session, principal, row.vps_id)
+    except NotFound:
+        raise NotFound("not found") from None  # never the id of another customer's VPS
     return row
 
 

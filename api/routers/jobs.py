@@ -13,4 +13,4 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, session: SessionDep, principal: CurrentPrincipal) -> JobOut:
     """A job: queued, running, succeeded or failed, with its progress and timed events."""
-    return job_out(session, visible_job(session, principal, job_id))
+    return job_out(session, visible_job(session, principal, job_id), principal)

@@ -15,6 +15,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import IdempotencyKey, accepted, ask, expose
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import BackupOut, VpsEventOut
+from api.views import actor_as_seen_by, event_out
 from orchestrator.core.access import visible_vps
 from orchestrator.core.errors import NotFound
 from orchestrator.core.models import Audit, Backup, Job, JobEvent
@@ -36,6 +37,7 @@ from orchestrator.operations import (
 )
 
 router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"])
+CLIENT_AUDITS = frozenset({"console"})  # R7-confidential: a client sees who opened their console
 
 expose(router, start.StartVps)
 expose(router, stop.StopVps)
@@ -58,7 +60,7 @@ def export_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principa
                _idempotency_key: IdempotencyKey = None) -> JobAccepted:
     """R13-reversibility: a qcow2 image of the root disk to download from `/backups/{id}/download`."""
     job = ask(session, settings, principal, vps_id, backup.BackupVps, backup.BackupParams(kind="export"))
-    return accepted(session, job)
+    return accepted(session, job, principal)
 
 
 @router.get("/backups", response_model=list[BackupOut])
@@ -93,7 +95,7 @@ def download_export(vps_id: str, backup_id: str, session: SessionDep, settings: 
 def attach_disk(vps_id: str, body: disks.DiskBody, session: SessionDep, settings: SettingsDep,
                 principal: CurrentPrincipal, _idempotency_key: IdempotencyKey = None) -> JobAccepted:
     """Attach a new empty data disk (hot-plugged when the VPS runs)."""
-    return accepted(session, ask(session, settings, principal, vps_id, disks.AttachDisk, body))
+    return accepted(session, ask(session, settings, principal, vps_id, disks.AttachDisk, body), principal)
 
 
 @router.delete("/disks/{disk_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
@@ -103,26 +105,28 @@ def detach_disk(
 ) -> JobAccepted:
     """Detach a data disk and discard it: needs `?confirm_data_loss=true`."""
     params = disks.DetachParams(disk_id=disk_id, confirm_data_loss=confirm_data_loss)
-    return accepted(session, ask(session, settings, principal, vps_id, disks.DetachDisk, params))
+    return accepted(session, ask(session, settings, principal, vps_id, disks.DetachDisk, params), principal)
 
 
 @router.get("/events", response_model=list[VpsEventOut])
 def vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[VpsEventOut]:
-    """The VPS's action log: who asked what, when, each step and its result."""
+    """The VPS's action log: who asked what, when, each step and its result (a client reads it in
+    client terms: api/views.py), and who opened its console."""
     vps = visible_vps(session, principal, vps_id)
     rows = session.exec(
         select(JobEvent, Job).join(Job, col(Job.id) == col(JobEvent.job_id))
         .where(JobEvent.vps_id == vps.id).order_by(col(JobEvent.id))
     ).all()
-    events = [
-        VpsEventOut(at=e.at, job_id=j.id, operation=j.kind, requested_by=j.requested_by, step=e.step,
-                    status=e.status, message=e.message, actor=e.actor)
-        for e, j in rows
-    ]
+    events = []
+    for event, job in rows:
+        seen = event_out(principal, job, event)
+        events.append(VpsEventOut(at=seen.at, job_id=job.id, operation=job.kind,
+                                  requested_by=actor_as_seen_by(principal, job.requested_by), step=seen.step,
+                                  status=seen.status, message=seen.message, actor=seen.actor))
     audits = session.exec(select(Audit).where(Audit.vps_id == vps.id)).all()
     events += [
-        VpsEventOut(at=a.at, job_id=None, operation=a.action, requested_by=a.actor, step=a.action, status="info",
-                    message=a.detail, actor=a.actor)
-        for a in audits
+        VpsEventOut(at=a.at, job_id=None, operation=a.action, requested_by=actor_as_seen_by(principal, a.actor),
+                    step=a.action, status="info", message=a.detail, actor=actor_as_seen_by(principal, a.actor))
+        for a in audits if principal.is_staff or a.action in CLIENT_AUDITS
     ]
     return sorted(events, key=lambda e: e.at or datetime.min.replace(tzinfo=UTC))

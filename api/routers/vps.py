@@ -34,7 +34,7 @@ def create_vps(
     job = request(Request(session, settings, principal, None), CreateVps, body)
     vps = session.get(Vps, job.vps_id)
     assert vps is not None
-    return VpsJobOut(vps=vps_out(session, vps), job=job_out(session, job))
+    return VpsJobOut(vps=vps_out(session, vps, principal), job=job_out(session, job, principal))
 
 
 @router.get("", response_model=list[VpsOut])
@@ -46,12 +46,12 @@ def list_vps(
     query = owned(select(Vps).order_by(col(Vps.created_at)), Vps.customer_id, principal)
     if not include_deleted:
         query = query.where(Vps.status != VpsStatus.deleted)
-    return [vps_out(session, v) for v in session.exec(query).all()]
+    return [vps_out(session, v, principal) for v in session.exec(query).all()]
 
 
 @router.get("/{vps_id}", response_model=VpsOut)
 def get_vps(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> VpsOut:
-    return vps_out(session, visible_vps(session, principal, vps_id))
+    return vps_out(session, visible_vps(session, principal, vps_id), principal)
 
 
 @router.delete("/{vps_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
@@ -63,4 +63,4 @@ def delete_vps(
 ) -> JobAccepted:
     """Delete a VPS: its domain is removed and its volumes discarded (or wiped)."""
     job = ask(session, settings, principal, vps_id, DeleteVps, DeleteParams(confirm_data_loss=confirm_data_loss))
-    return accepted(session, job)
+    return accepted(session, job, principal)

@@ -100,6 +100,8 @@ class Operation(Generic[P]):
     allowed_from: ClassVar[frozenset[VpsStatus]]
     steps: ClassVar[tuple[Step, ...]]
     route: ClassVar[str | None] = None
+    # True: the VPS's client sees that such a job ran, not what it says (staff's own work: evidence, hooks)
+    details_for_staff: ClassVar[bool] = False
     summary: ClassVar[str] = ""  # one line for the API's documentation (default: the docstring's first)
 
     # --- asking -----------------------------------------------------------------------------

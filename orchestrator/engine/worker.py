@@ -18,7 +18,16 @@ from sqlalchemy.engine import Engine
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
-from orchestrator.core.errors import TransientError, VpsctlError
+from orchestrator.core.errors import (
+    Conflict,
+    ContractRefusal,
+    Forbidden,
+    InsufficientCapacity,
+    InvalidRequest,
+    NotFound,
+    TransientError,
+    VpsctlError,
+)
 from orchestrator.core.models import Job, JobEvent, JobStatus, Vps
 from orchestrator.core.settings import Settings
 from orchestrator.engine import events, jobs
@@ -30,6 +39,17 @@ log = logging.getLogger(__name__)
 # The package whose import subscribes the contract's gates to the operations' events: a worker
 # without them would run an erasure before its date.
 WORKFLOWS = "orchestrator.workflows"
+
+
+CLIENT_FACING = (InvalidRequest, NotFound, Forbidden, Conflict, InsufficientCapacity, ContractRefusal)
+
+
+def in_client_terms(error: Exception) -> str:
+    """What a client may read of a failure: a refusal in its own words (they are written for
+    whoever asked), anything else as a plain fact (the error may name hosts, paths, workers)."""
+    if isinstance(error, CLIENT_FACING):
+        return error.detail
+    return "the operation did not complete; the provider's staff have the details"
 
 
 def recheck(ctx: Context, operation: type[Operation[Any]]) -> None:
@@ -265,15 +285,16 @@ class Worker:
         jobs.record_event(self.engine, job, job.step or "", "failed", str(error), self.worker_id)
         if job.kind in OPERATIONS:
             abandon(ctx, OPERATIONS[job.kind], error, undo=operation is not None)
-        self._finish(job, JobStatus.failed, str(error))
+        self._finish(job, JobStatus.failed, str(error), in_client_terms(error))
 
-    def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
+    def _finish(self, job: Job, status: JobStatus, error: str | None = None, public_error: str | None = None) -> None:
         with session_scope(self.engine) as session:
             row = session.get(Job, job.id)
             if row is None:
                 return
             row.status = status
             row.error = error[:4000] if error else None
+            row.public_error = public_error[:2000] if public_error else None
             row.finished_at = utcnow()
             row.lease_owner = None
             row.lease_expires_at = None

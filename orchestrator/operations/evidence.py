@@ -76,6 +76,7 @@ class EvidenceVps(Operation[EvidenceBody]):
 
     kind = "evidence"
     route = "/evidence"
+    details_for_staff = True  # the client sees that a check ran, not what it found
     params = EvidenceBody
     audience = Audience.staff
     rule = "R6.3-evidence"

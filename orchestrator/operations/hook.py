@@ -41,6 +41,7 @@ def run_playbook(ctx: Context) -> str:
 class RunHook(Operation[HookParams]):
     kind = "hook"
     params = HookParams
+    details_for_staff = True  # the company's own automation; its output may name anything
     audience = Audience.system
     allowed_from = frozenset(VpsStatus)
     steps = (Step("run_playbook", run_playbook),)

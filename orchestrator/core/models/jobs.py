@@ -40,6 +40,9 @@ class Job(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = time_field()
     error: str | None = Field(default=None, max_length=4000)
+    # The failure as a client may read it: a refusal's own words, or a plain "did not complete"
+    # (the error itself may name hosts, paths, workers: staff read it in ``error``).
+    public_error: str | None = Field(default=None, max_length=2000)
     requested_by: str = Field(default="", max_length=100)
     idempotency_key: str | None = Field(default=None, max_length=200)
     # The workflow record the job was asked for ("compromise:<id>", "payment_default:<id>",

@@ -49,7 +49,7 @@ def ensure_image(ctx: Context, image_name: str) -> str:
     name = volume_name(image)
     done = _uploaded(ctx, image, host.id)
     if done is not None and ctx.driver.volume_path(host.pool_name, name) == done.path:
-        return f"{name} already on {host.name}"
+        return f"{name} already on the host"
     # Not recorded as complete: whatever is there may be a half-written upload.
     ctx.driver.delete_volume(host.pool_name, name)
     path = ctx.driver.upload_volume(
