@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 
 from orchestrator.core import models  # noqa: F401  (registers the tables)
 from orchestrator.core.files import private_dir, private_file
@@ -65,3 +65,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def locked(session: Session, record: M) -> M:
+    """``record`` read again under a row lock held until the transaction ends (``SELECT ... FOR
+    UPDATE`` on PostgreSQL; SQLite's transactions are serial already): check-then-act on it is
+    safe against a concurrent transaction doing the same."""
+    model = type(record)
+    key = inspect(model).primary_key[0]
+    identity = getattr(record, key.name)
+    return session.exec(select(model).where(key == identity).with_for_update()
+                        .execution_options(populate_existing=True)).one()

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from orchestrator.contract.calendar import paris_midnight
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked
 from orchestrator.core.errors import Conflict, InvalidRequest, NotFound, OperationFailed
 from orchestrator.core.models import BreachNotice, Job, Subscription, Vps
 from orchestrator.core.settings import Settings
@@ -97,6 +98,7 @@ def get_notice(session: Session, subscription: Subscription, notice_id: str) -> 
 
 def remedied(session: Session, principal: Principal, notice: BreachNotice, note: str) -> BreachNotice:
     """R10-breach: the notice had its effect: the termination deadline job is called off."""
+    notice = locked(session, notice)
     if notice.status != "open":
         raise Conflict(f"this breach notice is already {notice.status}")
     job = session.get(Job, notice.job_id) if notice.job_id else None

@@ -25,15 +25,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.core.access import visible, visible_vps
 from orchestrator.core.auth import Principal, require_client
 from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked
 from orchestrator.core.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
 from orchestrator.core.models import ChangeOrder, Invoice, Job, JobEvent, JobStatus, Subscription, Vps
+from orchestrator.core.numbering import next_number
 from orchestrator.core.settings import Settings
 from orchestrator.engine import events, jobs
 from orchestrator.engine.context import Context, Request
@@ -105,10 +107,7 @@ def ask(session: Session, settings: Settings, principal: Principal, vps: Vps, si
 
 def _next_number(session: Session) -> str:
     """Order forms are numbered in one unbroken sequence per year (BC2026-000001, ...)."""
-    prefix = f"BC{to_paris(utcnow()).year}-"
-    count = session.exec(select(func.count()).select_from(ChangeOrder)
-                         .where(col(ChangeOrder.number).startswith(prefix))).one()
-    return f"{prefix}{int(count) + 1:06d}"
+    return next_number(session, f"BC{to_paris(utcnow()).year}-", ChangeOrder.number)
 
 
 def _money(value: Decimal | None, what: str) -> Decimal | None:
@@ -129,6 +128,7 @@ def subscription_of(session: Session, vps_id: str) -> Subscription | None:
 def approve(session: Session, settings: Settings, staff: Principal, order: ChangeOrder, rent_ht: Decimal,
             fee_ht: Decimal | None = None, note: str = "") -> ChangeOrder:
     """Staff approve the change at a price: the order form is numbered and emailed to the client."""
+    order = locked(session, order)
     _expect(order, "approve", "requested")
     rent, fee = _money(rent_ht, "rent_ht"), _money(fee_ht, "fee_ht")
     vps = session.get(Vps, order.vps_id)
@@ -153,6 +153,7 @@ def approve(session: Session, settings: Settings, staff: Principal, order: Chang
 
 def refuse(session: Session, settings: Settings, staff: Principal, order: ChangeOrder, reason: str) -> ChangeOrder:
     """Staff refuse the change, with the reason emailed to the client."""
+    order = locked(session, order)
     _expect(order, "refuse", "requested")
     vps = session.get(Vps, order.vps_id)
     order.status = "refused"
@@ -170,6 +171,7 @@ def accept(session: Session, settings: Settings, principal: Principal, order: Ch
     """The client accepts the order form: the resize job is recorded with exactly its configuration,
     and the one-off fee (if any) is invoiced, in one transaction."""
     _must_be_owner(principal, order, "accepts")
+    order = locked(session, order)  # of two acceptances at once, one records the job, the other finds it accepted
     _expect(order, "accept", "approved")
     vps = visible_vps(session, principal, order.vps_id)
     job = request(Request(session, settings, principal, vps, cause=cause(order)), ResizeVps,
@@ -194,6 +196,7 @@ def _label(order: ChangeOrder) -> str:
 def cancel(session: Session, principal: Principal, order: ChangeOrder) -> ChangeOrder:
     """The client withdraws a request or an order form they have not accepted."""
     _must_be_owner(principal, order, "withdraws")
+    order = locked(session, order)
     _expect(order, "cancel", "requested", "approved")
     order.status, order.closed_at, order.outcome = "cancelled", utcnow(), f"withdrawn by {principal}"
     session.add(order)

@@ -24,6 +24,7 @@ from orchestrator.contract.calendar import BusinessCalendar, to_paris
 from orchestrator.contract.deadlines import check_reinstall, reinstall_not_before
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked
 from orchestrator.core.errors import Conflict, InvalidRequest, NotFound
 from orchestrator.core.models import Backup, Compromise, Image, Invoice, Job, JobStatus, Outbox, Role, Vps
 from orchestrator.core.settings import Settings
@@ -139,6 +140,7 @@ def order_service(session: Session, principal: Principal, vps: Vps, kind: Servic
     record = open_compromise(session, vps)
     if record is None:
         raise NotFound("no open compromise report for this VPS")
+    record = locked(session, record)  # one order of each kind, even asked twice at once
     if _reinstall_job(session, record) is None:
         raise Conflict("the reinstall has already started: nothing left to save")
     field = "backup_invoice_id" if kind == "backup" else "transfer_invoice_id"

@@ -12,14 +12,16 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session
 
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked
 from orchestrator.core.errors import Conflict, InvalidRequest
 from orchestrator.core.models import Invoice
+from orchestrator.core.numbering import next_number
 from orchestrator.core.settings import Settings
 
 PaidHook = Callable[[Session, Settings, Invoice, Principal], None]
@@ -44,10 +46,7 @@ def line_json(line: billing.Line) -> dict[str, object]:
 
 def _next_number(session: Session, issued: datetime) -> str:
     """Invoices are numbered in one unbroken sequence per year (F2026-000001, ...)."""
-    year = to_paris(issued).year
-    prefix = f"F{year}-"
-    count = session.exec(select(func.count()).select_from(Invoice).where(col(Invoice.number).startswith(prefix))).one()
-    return f"{prefix}{int(count) + 1:06d}"
+    return next_number(session, f"F{to_paris(issued).year}-", Invoice.number)
 
 
 def issue(
@@ -77,7 +76,9 @@ def issue(
 def record_payment(session: Session, settings: Settings, invoice: Invoice, principal: Principal, method: str,
                    bank_country: str = "FR", currency: str = "EUR", paid_at: datetime | None = None) -> Invoice:
     """Mark ``invoice`` paid (R8.5-payment-methods checked) and run its purpose's hooks, all in the
-    caller's transaction."""
+    caller's transaction.  The invoice is locked first: of two payments recorded at once, one
+    pays and runs the hooks, the other finds it paid (409)."""
+    invoice = locked(session, invoice)
     if invoice.status == "paid":
         raise Conflict(f"invoice {invoice.number} is already paid")
     if invoice.status != "open":

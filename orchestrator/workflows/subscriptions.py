@@ -23,6 +23,7 @@ from orchestrator.contract.deadlines import erasure_not_before, termination_for_
 from orchestrator.core import access
 from orchestrator.core.auth import Principal, require_staff
 from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked
 from orchestrator.core.errors import Conflict, ContractRefusal, InvalidRequest, NotFound
 from orchestrator.core.models import Invoice, Subscription, Vps, VpsStatus
 from orchestrator.core.settings import Settings
@@ -81,6 +82,7 @@ def create(session: Session, settings: Settings, principal: Principal, order: Or
     vps = session.get(Vps, order.vps_id)
     if vps is None or vps.status in (VpsStatus.deleting, VpsStatus.deleted):
         raise NotFound(f"no VPS {order.vps_id[:64]!r}")
+    vps = locked(session, vps)  # one running subscription per VPS, even ordered twice at once
     running = session.exec(select(Subscription).where(
         Subscription.vps_id == vps.id, col(Subscription.status).in_(("active", "ending")))).first()
     if running is not None:
@@ -181,6 +183,7 @@ def non_renewal(session: Session, settings: Settings, principal: Principal, subs
     """R3-notice: record a non-renewal and the end of term it takes effect at (the current term's
     end if received two months before it, else the first later term's end at least two months
     away); the service stops as that date begins."""
+    subscription = locked(session, subscription)
     if subscription.status != "active":
         raise Conflict(f"this subscription is already {subscription.status}")
     received = _received_at(principal, channel, received_at)
@@ -203,6 +206,7 @@ def reversibility(session: Session, settings: Settings, principal: Principal, su
     """R13-reversibility: the client's registered letter (recorded by staff): the move takes
     effect two months after it is received, no refund; an export of the disk of every VPS of the
     client is queued now, to download before then."""
+    subscription = locked(session, subscription)
     if subscription.status == "terminated":
         raise Conflict("this subscription is already terminated")
     received = _received_at(principal, "registered_letter", received_at)

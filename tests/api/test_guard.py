@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import Session, func, select
 
 from orchestrator.core.auth import create_token
 from orchestrator.core.models import ChangeOrder, Job, Role, Vps
 from tests.api.test_change_orders import running_vps
 from tests.conftest import Api
-from tests.smtp import free_port
+from tests.served import serving
 
 
 @pytest.fixture
@@ -59,18 +56,8 @@ def test_a_body_over_the_limit_is_refused_and_changes_nothing(offline_api: Api, 
 @pytest.fixture
 def served(offline_api: Api) -> Iterator[int]:
     """The same application on a real HTTP server on loopback."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(offline_api.client.app, host="127.0.0.1", port=port, log_level="error",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(offline_api.client.app) as port:
+        yield port
 
 
 def test_an_anonymous_64_mib_body_is_answered_before_it_is_sent(served: int) -> None:

@@ -3,7 +3,7 @@ decimals; JSON columns hold small structured values.  Every change here comes wi
 (orchestrator/core/migrations)."""
 
 from orchestrator.core.models.accounts import ApiToken, Audit, Customer, Role
-from orchestrator.core.models.billing import Invoice, PaymentDefault, Subscription, SyntecIndex
+from orchestrator.core.models.billing import Counter, Invoice, PaymentDefault, Subscription, SyntecIndex
 from orchestrator.core.models.contract import (
     BreachNotice,
     ChangeOrder,
@@ -22,7 +22,7 @@ from orchestrator.core.models.types import UTCDateTime, new_id
 from orchestrator.core.models.vps import Backup, TrafficCounter, TrafficSample, Vps, VpsStatus
 
 __all__ = [
-    "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Customer", "DdaRequest",
+    "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Counter", "Customer", "DdaRequest",
     "Erasure", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
     "JobEvent", "JobStatus",
     "Maintenance", "MaintenanceVps", "Outbox", "PaymentDefault", "Role", "Subscription", "SyntecIndex",

@@ -86,3 +86,12 @@ class PaymentDefault(SQLModel, table=True):
     status: str = Field(default="open", index=True, max_length=16)  # open | settled | terminated
     settled_at: datetime | None = time_field()
     terminated_at: datetime | None = time_field()
+
+
+class Counter(SQLModel, table=True):
+    """The last number given in an unbroken sequence (invoices ``F2026-``, order forms ``BC2026-``):
+    taken under a row lock, so that concurrent transactions never give the same number twice nor
+    skip one (orchestrator/core/numbering.py)."""
+
+    prefix: str = Field(primary_key=True, max_length=32)
+    value: int = 0
