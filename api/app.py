@@ -13,6 +13,7 @@ import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic
 from api import errors
 from api.guard import Guard
 from api.routers import (
+    backups,
     billing,
     breach,
     change_orders,
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes)
-    for module in (health, images, hosts, vps, operations, compromise, console, jobs, maintenance, invoices,
+    for module in (health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices,
                    change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence):
         app.include_router(module.router)
     return app

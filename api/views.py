@@ -12,9 +12,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from api.schemas.jobs import EventOut, JobOut, ProgressOut
-from api.schemas.vps import DiskOut, HostKeyOut, VpsOut
+from api.schemas.vps import BackupOut, DiskOut, HostKeyOut, VpsOut
 from orchestrator.core.auth import Principal
-from orchestrator.core.models import Customer, Host, Job, JobEvent, Role, Vps
+from orchestrator.core.models import Backup, Customer, Host, Job, JobEvent, Role, Vps, VpsStatus
 from orchestrator.engine import jobs
 from orchestrator.engine.operation import OPERATIONS
 
@@ -49,6 +49,14 @@ def event_out(principal: Principal, job: Job, event: JobEvent) -> EventOut:
             message = ""
     return EventOut(at=event.at, step=event.step, status=event.status, message=message,
                     actor=actor_as_seen_by(principal, event.actor))
+
+
+def backup_out(vps: Vps, backup: Backup) -> BackupOut:
+    exported = backup.kind == "export" and backup.status == "available"
+    return BackupOut(id=backup.id, vps_id=vps.id, vps_name=vps.name, vps_deleted=vps.status == VpsStatus.deleted,
+                     kind=backup.kind, status=backup.status, size_bytes=backup.size_bytes,
+                     created_at=backup.created_at, note=backup.note,
+                     download=f"/v1/vps/{vps.id}/backups/{backup.id}/download" if exported else None)
 
 
 def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> VpsOut:

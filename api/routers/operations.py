@@ -15,7 +15,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import IdempotencyKey, accepted, ask, expose
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import BackupOut, VpsEventOut
-from api.views import actor_as_seen_by, event_out
+from api.views import actor_as_seen_by, backup_out, event_out
 from orchestrator.core.access import visible_vps
 from orchestrator.core.errors import NotFound
 from orchestrator.core.models import Audit, Backup, Job, JobEvent
@@ -69,13 +69,7 @@ def list_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) 
     vps = visible_vps(session, principal, vps_id)
     rows = session.exec(select(Backup).where(Backup.vps_id == vps.id, Backup.status != "deleted")
                         .order_by(col(Backup.created_at))).all()
-    return [
-        BackupOut(id=b.id, kind=b.kind, status=b.status, size_bytes=b.size_bytes, created_at=b.created_at,
-                  note=b.note,
-                  download=(f"/v1/vps/{vps.id}/backups/{b.id}/download"
-                            if b.kind == "export" and b.status == "available" else None))
-        for b in rows
-    ]
+    return [backup_out(vps, b) for b in rows]
 
 
 @router.get("/backups/{backup_id}/download", response_class=FileResponse,
@@ -106,6 +100,17 @@ def detach_disk(
     """Detach a data disk and discard it: needs `?confirm_data_loss=true`."""
     params = disks.DetachParams(disk_id=disk_id, confirm_data_loss=confirm_data_loss)
     return accepted(session, ask(session, settings, principal, vps_id, disks.DetachDisk, params), principal)
+
+
+@router.delete("/backups/{backup_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def discard_backup(
+    vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+    confirm_data_loss: Annotated[bool, Query(description="Must be true: the copy is discarded for good")] = False,
+) -> JobAccepted:
+    """Discard a backup or an export (also one kept after the VPS was deleted): needs
+    `?confirm_data_loss=true`."""
+    params = backup.DiscardBackupParams(backup_id=backup_id[:36], confirm_data_loss=confirm_data_loss)
+    return accepted(session, ask(session, settings, principal, vps_id, backup.DiscardBackup, params), principal)
 
 
 @router.get("/events", response_model=list[VpsEventOut])

@@ -60,7 +60,12 @@ def delete_vps(
     confirm_data_loss: Annotated[
         bool, Query(description="Must be true: deleting discards the VPS's disks for good")
     ] = False,
+    keep_backups: Annotated[list[str], Query(
+        max_length=50, description="A backup to keep after the VPS is gone (repeat for several); every "
+                                   "other backup and export is discarded")] = [],  # noqa: B006 (FastAPI copies it)
 ) -> JobAccepted:
-    """Delete a VPS: its domain is removed and its volumes discarded (or wiped)."""
-    job = ask(session, settings, principal, vps_id, DeleteVps, DeleteParams(confirm_data_loss=confirm_data_loss))
+    """Delete a VPS: its domain is removed, its volumes discarded (or wiped), and its backups and
+    exports too, but those named in `keep_backups` (listed at `GET /v1/backups`)."""
+    params = DeleteParams(confirm_data_loss=confirm_data_loss, keep_backups=keep_backups)
+    job = ask(session, settings, principal, vps_id, DeleteVps, params)
     return accepted(session, job, principal)

@@ -51,8 +51,11 @@ class VpsJobOut(BaseModel):
 
 class BackupOut(BaseModel):
     id: str
-    kind: str
-    status: str
+    vps_id: str
+    vps_name: str
+    vps_deleted: bool = Field(description="The VPS is deleted: a backup its client kept (R10-after)")
+    kind: str = Field(description="manual, export or before_reinstall")
+    status: str = Field(description="creating, available or failed")
     size_bytes: int
     created_at: datetime | None
     note: str

@@ -129,7 +129,7 @@ SPECS: dict[str, TemplateSpec] = {
             "termination_notice",
             ("R10-after", "R10-nonpayment", "R3-notice", "R13-reversibility", "R10-breach"),
             required=("subscription_id", "vps_name", "reason", "terminated_at"),
-            optional={"data_erased": False},
+            optional={"data_erased": False, "kept_backups_erased": 0},
         ),
         TemplateSpec(
             "interruption_notice",

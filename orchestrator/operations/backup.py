@@ -16,11 +16,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from orchestrator.core.db import session_scope
+from orchestrator.core.errors import Conflict, InvalidRequest, NotFound
 from orchestrator.core.files import open_private, private_dir
 from orchestrator.core.models import Backup, Vps, VpsStatus
 from orchestrator.core.settings import Settings
-from orchestrator.engine.context import Context
-from orchestrator.engine.operation import Operation, Params, Step, register
+from orchestrator.engine.context import Context, Request
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.hypervisor import DomainState
 
 
@@ -136,3 +137,46 @@ class BackupVps(Operation[BackupParams]):
                     record.status = "failed"
                     record.note = str(error)[:500]
                     session.add(record)
+
+
+class DiscardBackupParams(Params):
+    backup_id: str = Field(max_length=36)
+    confirm_data_loss: bool = Field(default=False, description="Must be true: the copy is discarded for good")
+
+
+def discard_backup(ctx: Context) -> str:
+    """The copy's volume discarded (or wiped), its export file removed, its record deleted; a
+    no-op on what is already gone."""
+    vps, backup_id = ctx.vps(), ctx.args(DiscardBackupParams).backup_id
+    if vps.host_id is not None:
+        ctx.driver.delete_volume(ctx.settings.hosts.backup_pool, backup_volume(vps, backup_id),
+                                 wipe=ctx.settings.lifecycle.wipe_volumes_on_delete)
+    export_path(ctx.settings, backup_id).unlink(missing_ok=True)
+    with session_scope(ctx.engine) as session:
+        record = session.get(Backup, backup_id)
+        if record is not None:
+            record.status = "deleted"
+            session.add(record)
+    return f"backup {backup_id} discarded"
+
+
+@register
+class DiscardBackup(Operation[DiscardBackupParams]):
+    """Discard one backup or export of a VPS: also one kept after the VPS was deleted."""
+
+    kind = "discard-backup"
+    params = DiscardBackupParams
+    allowed_from = frozenset(VpsStatus) - {VpsStatus.deleting}
+    steps = (Step("discard_backup", discard_backup),)
+
+    @classmethod
+    def check(cls, req: Request, params: DiscardBackupParams) -> Plan | None:
+        assert req.vps is not None
+        record = req.session.get(Backup, params.backup_id)
+        if record is None or record.vps_id != req.vps.id or record.status == "deleted":
+            raise NotFound("no such backup of this VPS")
+        if not params.confirm_data_loss:
+            raise InvalidRequest("discarding a backup destroys it; repeat with ?confirm_data_loss=true")
+        if record.status == "creating" and not req.at_start:
+            raise Conflict(f"the backup is {record.status}: wait until it is available")
+        return None

@@ -1,26 +1,43 @@
-"""Delete a VPS: stop it, remove its domain, and discard or wipe its volumes (R10-after: erasure
-is real, not a detach, and is recorded in the job's events).  Needs ``confirm_data_loss``.
+"""Delete a VPS: stop it, remove its domain, and discard or wipe its volumes, its backups and its
+exports (R10-after: erasure is real, not a detach, and is recorded in the job's events).  Needs
+``confirm_data_loss``.  Backups the client names in ``keep_backups`` stay: listed with the
+client's other backups, theirs, and erased with the rest of their data under R8.7-default
+(non-payment) and R10-after (the end of the contract).
 
-Plan: destroy_domain -> undefine_domain -> discard_volumes; each step is a no-op when its object
-is already gone, so a delete interrupted at any point converges when run again.  Asking twice is
-asking once: the pending delete is the answer.
+Plan: destroy_domain -> undefine_domain -> discard_volumes -> discard_backups; each step is a
+no-op when its object is already gone, so a delete interrupted at any point converges when run
+again.  Asking twice is asking once: the pending delete is the answer.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
+from sqlmodel import Session, col, select
 
 from orchestrator.core.clock import utcnow
-from orchestrator.core.errors import InvalidRequest, InvalidState
-from orchestrator.core.models import Job, VpsStatus
-from orchestrator.engine import jobs
+from orchestrator.core.db import session_scope
+from orchestrator.core.errors import ContractRefusal, InvalidRequest, InvalidState
+from orchestrator.core.models import Backup, Job, Vps, VpsStatus
+from orchestrator.engine import jobs, measures
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
+from orchestrator.operations.backup import backup_volume, export_path
 
 
 class DeleteParams(Params):
     confirm_data_loss: bool = Field(default=False,
                                     description="Must be true: deleting discards the VPS's disks for good")
+    keep_backups: list[str] = Field(
+        default=[], max_length=50,
+        description="Backups of the VPS to keep (their ids); every other backup and export is discarded. Kept "
+                    "ones stay listed (GET /v1/backups) and are erased with the rest of the client's data "
+                    "(R8.7-default, R10-after)")
+
+
+def available_backups(session: Session, vps: Vps) -> list[Backup]:
+    """The VPS's backups that hold data (the ones kept after a delete, once it is gone)."""
+    return list(session.exec(select(Backup).where(Backup.vps_id == vps.id, Backup.status == "available")
+                             .order_by(col(Backup.created_at))).all())
 
 
 def destroy_domain(ctx: Context) -> str:
@@ -39,13 +56,32 @@ def undefine_domain(ctx: Context) -> str:
     return "undefined"
 
 
-def discard_vps_volumes(ctx: Context, pool: str) -> list[str]:
-    """R10-after: discard (or wipe, then delete) every volume of the VPS in ``pool``; the names of
-    those that were there."""
+def discard_vps_volumes(ctx: Context, pool: str, keep: frozenset[str] = frozenset()) -> list[str]:
+    """R10-after: discard (or wipe, then delete) every volume of the VPS in ``pool`` but those
+    named in ``keep``; the names of those that were there."""
     vps = ctx.vps()
     wipe = ctx.settings.lifecycle.wipe_volumes_on_delete
     return [volume for volume in ctx.driver.list_volumes(pool)
-            if volume.startswith(vps.volume_prefix) and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
+            if volume.startswith(vps.volume_prefix) and volume not in keep
+            and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
+
+
+def forget_backups(ctx: Context, keep: frozenset[str] = frozenset()) -> list[str]:
+    """The VPS's backups but those in ``keep`` (ids) recorded deleted, their export files removed;
+    the files' names."""
+    files = []
+    with session_scope(ctx.engine) as session:
+        for record in session.exec(select(Backup).where(Backup.vps_id == ctx.job.vps_id,
+                                                        Backup.status != "deleted")).all():
+            if record.id in keep:
+                continue
+            path = export_path(ctx.settings, record.id)
+            if path.exists():
+                path.unlink()
+                files.append(path.name)
+            record.status = "deleted"
+            session.add(record)
+    return files
 
 
 def discard_volumes(ctx: Context) -> str:
@@ -57,6 +93,18 @@ def discard_volumes(ctx: Context) -> str:
     # Every volume of the VPS: root disks of every generation, seeds, kept disks, extra disks.
     done = [f"{volume} {how}" for volume in discard_vps_volumes(ctx, ctx.host().pool_name)]
     return "; ".join(done) or "no volumes left"
+
+
+def discard_backups(ctx: Context) -> str:
+    """R10-after: the VPS's backups and exports are its data too; the client's ``keep_backups``
+    stay (volume, export file and record)."""
+    vps, keep = ctx.vps(), frozenset(ctx.args(DeleteParams).keep_backups)
+    pool = ctx.settings.hosts.backup_pool
+    volumes = (discard_vps_volumes(ctx, pool, frozenset(backup_volume(vps, b) for b in keep))
+               if vps.host_id is not None else [])
+    files = forget_backups(ctx, keep)
+    kept = [f"kept {backup_id}" for backup_id in sorted(keep)]
+    return "; ".join(volumes + [f"export file {f}" for f in files] + kept) or "no backups"
 
 
 @register
@@ -74,6 +122,7 @@ class DeleteVps(Operation[DeleteParams]):
         Step("destroy_domain", destroy_domain),
         Step("undefine_domain", undefine_domain),
         Step("discard_volumes", discard_volumes),
+        Step("discard_backups", discard_backups),
     )
 
     @classmethod
@@ -87,6 +136,13 @@ class DeleteVps(Operation[DeleteParams]):
             raise InvalidState(cls.kind, req.vps.status.value, {s.value for s in cls.allowed_from})
         if not params.confirm_data_loss:
             raise InvalidRequest("deleting a VPS destroys its disks; repeat with ?confirm_data_loss=true")
+        if params.keep_backups and measures.Measure.termination in measures.standing(req.session, req.vps):
+            raise ContractRefusal("R10-after", "the contract has ended: no backup is kept past the VPS")
+        available = {backup.id for backup in available_backups(req.session, req.vps)}
+        unknown = [backup_id for backup_id in params.keep_backups if backup_id not in available]
+        # At the job's start a kept backup discarded meanwhile is simply not there to keep.
+        if unknown and not req.at_start:
+            raise InvalidRequest(f"keep_backups: no available backup {unknown[0][:64]!r} of this VPS")
         return None
 
     @classmethod

@@ -18,11 +18,10 @@ from sqlmodel import select
 
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
-from orchestrator.core.models import Backup, Erasure, VpsStatus
+from orchestrator.core.models import Erasure, VpsStatus
 from orchestrator.engine.context import Context
 from orchestrator.engine.operation import Audience, Operation, Params, Step, register
-from orchestrator.operations.backup import export_path
-from orchestrator.operations.delete import destroy_domain, discard_vps_volumes, undefine_domain
+from orchestrator.operations.delete import destroy_domain, discard_vps_volumes, forget_backups, undefine_domain
 
 
 class EraseParams(Params):
@@ -55,18 +54,11 @@ def discard_volumes(ctx: Context) -> str:
 
 
 def discard_backups(ctx: Context) -> str:
-    """R10-after: the VPS's backups and exports are its data too."""
+    """R10-after: the VPS's backups and exports are its data too (those kept after a delete
+    included)."""
     vps = ctx.vps()
     volumes = _discard(ctx, ctx.settings.hosts.backup_pool) if vps.host_id is not None else []
-    files = []
-    with session_scope(ctx.engine) as session:
-        for record in session.exec(select(Backup).where(Backup.vps_id == vps.id)).all():
-            path = export_path(ctx.settings, record.id)
-            if path.exists():
-                path.unlink()
-                files.append(path.name)
-            record.status = "deleted"
-            session.add(record)
+    files = forget_backups(ctx)
     return "; ".join(volumes + [f"export file {f}" for f in files]) or "no backups"
 
 
@@ -87,8 +79,9 @@ class EraseVps(Operation[EraseParams]):
     params = EraseParams
     audience = Audience.system
     rule = "R10-after"
+    # deleted: a VPS gone but for the backups its client kept (R10-after: they go with the rest)
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.suspended, VpsStatus.cut_off,
-                              VpsStatus.error, VpsStatus.deleting})
+                              VpsStatus.error, VpsStatus.deleting, VpsStatus.deleted})
     steps = (
         Step("destroy_domain", destroy_domain),
         Step("undefine_domain", undefine_domain),
@@ -103,8 +96,8 @@ class EraseVps(Operation[EraseParams]):
 
     @classmethod
     def succeed(cls, ctx: Context) -> None:
-        ctx.update_vps(status=VpsStatus.deleted, addresses=[], deleted_at=utcnow(), suspend_reason=None,
-                       suspended_by=None)
+        ctx.update_vps(status=VpsStatus.deleted, addresses=[], deleted_at=ctx.vps().deleted_at or utcnow(),
+                       suspend_reason=None, suspended_by=None)
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:

@@ -31,6 +31,7 @@ from orchestrator.engine import events, jobs
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Deferred, NoParams, request
 from orchestrator.notify import enqueue
+from orchestrator.operations.delete import available_backups
 from orchestrator.operations.erase import EraseParams, EraseVps
 from orchestrator.operations.resume import ResumeVps
 from orchestrator.operations.suspend import SuspendParams, SuspendVps
@@ -70,7 +71,7 @@ def notice_sent_at(session: Session, default: PaymentDefault) -> datetime | None
 
 
 def affected_vps(session: Session, invoice: Invoice) -> list[Vps]:
-    """Every VPS of the invoice's subscription (or the invoice's own VPS)."""
+    """Every VPS of the invoice's subscription (or the invoice's own VPS) that still holds data."""
     ids: list[str] = []
     if invoice.subscription_id:
         subscription = session.get(Subscription, invoice.subscription_id)
@@ -79,7 +80,14 @@ def affected_vps(session: Session, invoice: Invoice) -> list[Vps]:
     if invoice.vps_id and invoice.vps_id not in ids:
         ids.append(invoice.vps_id)
     found = [session.get(Vps, vps_id) for vps_id in ids]
-    return [v for v in found if v is not None and v.status not in (VpsStatus.deleting, VpsStatus.deleted)]
+    return [v for v in found if v is not None and holds_data(session, v)]
+
+
+def holds_data(session: Session, vps: Vps) -> bool:
+    """A deleted VPS still holds data while the backups its client kept are there (R8.7-default)."""
+    if vps.status == VpsStatus.deleted:
+        return bool(available_backups(session, vps))
+    return vps.status != VpsStatus.deleting
 
 
 def _rejected_payment(session: Session, invoice: Invoice) -> bool:

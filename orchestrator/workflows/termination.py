@@ -11,7 +11,9 @@
 
 Each of those workflows checks its own condition again when the job starts (``events.on_started``
 with the job's ``cause``).  The VPS is powered off and the subscription marked terminated; its
-data is kept (erasure is a separate, recorded operation).  A termination notice is emailed.
+data is kept (erasure is a separate, recorded operation), except the backups the client kept
+when they deleted the VPS: those were kept for the time of the contract, and their erasure is
+asked as the contract ends.  A termination notice is emailed.
 
 Plan: stop_service -> end_subscription; both are no-ops on what is already done.
 """
@@ -25,17 +27,21 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from orchestrator.contract.calendar import to_paris
+from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import OperationFailed
-from orchestrator.core.models import Erasure, Job, Subscription, Vps, VpsStatus
+from orchestrator.core.models import Erasure, Job, Role, Subscription, Vps, VpsStatus
 from orchestrator.engine import jobs
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Audience, Operation, Params, Step, register, request
 from orchestrator.notify import enqueue
+from orchestrator.operations.delete import available_backups
+from orchestrator.operations.erase import EraseParams, EraseVps
 from orchestrator.operations.steps.power import power_off
 
 Reason = Literal["non_renewal", "reversibility", "nonpayment", "breach", "insolvency", "cessation"]
 GONE = (VpsStatus.deleting, VpsStatus.deleted)
+END_OF_CONTRACT = Principal(Role.automation, None, "R10-after")  # who erases the backups kept past a delete
 
 
 class TerminateParams(Params):
@@ -97,11 +103,25 @@ def end_subscription(ctx: Context) -> str:
             if other.id != ctx.job.id:
                 jobs.cancel(session, other, f"the subscription was terminated ({args.reason})", "terminate")
         erased = session.exec(select(Erasure).where(Erasure.vps_id == vps.id)).first() is not None
+        kept = erase_kept_backups(Request(session, ctx.settings, END_OF_CONTRACT, vps,
+                                          cause=subscription_cause(subscription)), args.reason)
         enqueue(session, subscription.customer_id, "termination_notice",
                 {"subscription_id": subscription.id, "vps_name": vps.name, "reason": args.reason,
-                 "terminated_at": now, "data_erased": erased}, vps_id=vps.id, job_id=ctx.job.id,
-                settings=ctx.settings)
+                 "terminated_at": now, "data_erased": erased, "kept_backups_erased": kept},
+                vps_id=vps.id, job_id=ctx.job.id, settings=ctx.settings)
     return f"subscription terminated ({args.reason})"
+
+
+def erase_kept_backups(req: Request, reason: str) -> int:
+    """R10-after: the backups a client kept when deleting the VPS are erased as the contract
+    ends (a recorded erasure, queued behind this job); how many there are."""
+    assert req.vps is not None
+    if req.vps.status != VpsStatus.deleted:
+        return 0
+    kept = len(available_backups(req.session, req.vps))
+    if kept:
+        request(req, EraseVps, EraseParams(reason=f"end of contract ({reason}): backups kept after delete"))
+    return kept
 
 
 @register

@@ -37,6 +37,8 @@ CLIENT_CALLS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "detach-disk": ("DELETE", "/disks/DISK?confirm_data_loss=true", None),
     "rename": ("POST", "/rename", {"name": "renamed"}),
     "delete": ("DELETE", "?confirm_data_loss=true", None),
+    "delete-keeping-backup": ("DELETE", "?confirm_data_loss=true&keep_backups=BACKUP", None),
+    "discard-backup": ("DELETE", "/backups/BACKUP?confirm_data_loss=true", None),
     "change-order": ("POST", "/change-orders", {"memory_mib": 512}),
 }
 
@@ -71,7 +73,7 @@ class World:
 
     def call(self, name: str) -> int:
         method, suffix, body = CLIENT_CALLS[name]
-        suffix = suffix.replace("DISK", self.disk_id)
+        suffix = suffix.replace("DISK", self.disk_id).replace("BACKUP", self.backup_id)
         if body is not None:
             given = {"KEY": self.key, "BACKUP": self.backup_id}
             body = {k: ([given["KEY"]] if v == ["KEY"] else given.get(v, v) if isinstance(v, str) else v)

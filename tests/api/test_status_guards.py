@@ -32,6 +32,7 @@ CALLS: dict[str, tuple[str, str, dict[str, object], str]] = {
     "attach-disk": ("disks", "POST", {"size_gib": 1}, "alice"),
     "rename": ("rename", "POST", {"name": "renamed"}, "alice"),
     "delete": ("?confirm_data_loss=true", "DELETE", {}, "alice"),
+    "discard-backup": ("backups/b1?confirm_data_loss=true", "DELETE", {}, "alice"),
 }
 STATUSES = [s for s in VpsStatus]
 

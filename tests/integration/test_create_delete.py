@@ -1,6 +1,7 @@
 """A tiny VPS, ordered through the API, built on the real libvirtd, logged into over SSH with
 the customer's key while verifying the host key the orchestrator generated, then deleted with
-nothing of it left on the host."""
+nothing of it left on the host: no domain, no disk, no backup, no export, but the one backup the
+client named to keep, until they discard it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.libvirt
 
 
 def host_holds(vps_id: str) -> list[str]:
-    """Everything of this VPS the host still has: domain, volumes, files."""
+    """Everything of this VPS the host still has: domain, volumes and files in the disk pool and
+    in the backup pool."""
     found = []
     conn = libvirt.open(URI)
     try:
@@ -26,11 +28,12 @@ def host_holds(vps_id: str) -> list[str]:
             found.append("domain")
         except libvirt.libvirtError:
             pass
-        pool = conn.storagePoolLookupByName(TEST_POOL)
-        pool.refresh(0)
-        found += [v for v in pool.listVolumes() if vps_id in v]
-        pool_dir = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
-        found += [str(p) for p in pool_dir.glob(f"*{vps_id}*")]
+        for name in (TEST_POOL, TEST_POOL + "-backup"):
+            pool = conn.storagePoolLookupByName(name)
+            pool.refresh(0)
+            found += [v for v in pool.listVolumes() if vps_id in v]
+            pool_dir = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
+            found += [p.name for p in pool_dir.glob(f"*{vps_id}*") if p.name not in found]
     finally:
         conn.close()
     return found
@@ -94,11 +97,30 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     with pytest.raises(paramiko.SSHException):
         ssh_run(vps["addresses"][0], wrong_public, key, "true")
 
-    # delete: explicit confirmation, then nothing left on the host
-    deleted = live_api.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true", live_api.alice)
+    # a backup and an export of the running guest, in the backup pool and the exports directory
+    kept = live_api.call("POST", f"/v1/vps/{vps_id}/backup", live_api.alice, json={}).json()["job"]["id"]
+    export = live_api.call("POST", f"/v1/vps/{vps_id}/export", live_api.alice).json()["job"]["id"]
+    for backup_job in (kept, export):
+        assert live_api.wait_job(backup_job, live_api.alice)["status"] == "succeeded"
+    exports = live_api.settings.state_dir / "exports"
+    assert {p.name for p in exports.iterdir()} == {f"{export}.qcow2"}
+    in_backup_pool = {f"vps-{vps_id}-backup-{kept}.qcow2", f"vps-{vps_id}-backup-{export}.qcow2"}
+    assert in_backup_pool <= set(host_holds(vps_id))
+
+    # delete: explicit confirmation; nothing left on the host but the backup the client kept
+    deleted = live_api.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true&keep_backups={kept}",
+                            live_api.alice)
     assert deleted.status_code == 202
     job = live_api.wait_job(deleted.json()["job"]["id"], live_api.alice)
     assert job["status"] == "succeeded", job
     assert any("discarded" in e["message"] for e in job["events"])
     assert live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()["status"] == "deleted"
+    assert host_holds(vps_id) == [f"vps-{vps_id}-backup-{kept}.qcow2"]
+    assert list(exports.iterdir()) == []
+    assert [b["id"] for b in live_api.call("GET", "/v1/backups", live_api.alice).json()] == [kept]
+
+    # the client discards it: nothing at all is left
+    discarded = live_api.call("DELETE", f"/v1/vps/{vps_id}/backups/{kept}?confirm_data_loss=true", live_api.alice)
+    assert discarded.status_code == 202, discarded.text
+    assert live_api.wait_job(discarded.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
     assert host_holds(vps_id) == []
