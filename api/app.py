@@ -30,6 +30,7 @@ from api.routers import (
     jobs,
     maintenance,
     operations,
+    quotas,
     subscriptions,
     vps,
 )
@@ -83,8 +84,9 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
-    app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
+                       rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
     for module in (health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices,
-                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence):
+                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence, quotas):
         app.include_router(module.router)
     return app

@@ -49,6 +49,8 @@ def install(app: FastAPI) -> None:
             extra["rule"] = exc.rule
         if isinstance(exc, errors.InvalidState):
             extra["current_status"] = exc.status
+        if isinstance(exc, errors.QuotaExceeded):
+            extra.update(quota=exc.quota, limit=exc.limit)
         return problem(status, exc.title, exc.detail, _slug(type(exc)), **extra)
 
     @app.exception_handler(RequestValidationError)

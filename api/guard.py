@@ -6,7 +6,10 @@
    to the application (``request.state.principal``, read by ``api.deps.get_principal``).
 2. **Bounded bodies.** A body larger than ``VPSCTL_API_MAX_BODY_BYTES`` (announced, or streamed
    beyond it) is refused with ``413``.
-3. **Idempotency.** A ``POST`` with an ``Idempotency-Key`` header is answered once per account
+3. **Rate limits.** Each token may make ``VPSCTL_API_RATE_PER_MINUTE`` requests in any moving
+   minute (the `limits` library's moving window; a customer's tokens count apiece); past it the
+   answer is ``429`` with ``Retry-After`` (seconds), before the body is read.
+4. **Idempotency.** A ``POST`` with an ``Idempotency-Key`` header is answered once per account
    (``Principal.account``: a customer, or one staff token) and key: the same key with the same
    request (method, path, query, body) gets the first answer again (``Idempotent-Replayed:
    true``), with another request ``422``, and while the first is still being answered ``409``.
@@ -19,10 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -77,10 +85,13 @@ class Captured:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, engine: Engine, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, engine: Engine, max_body_bytes: int, rate_per_minute: int,
+                 rate_storage: str = "memory://") -> None:
         self.app = app
         self.engine = engine
         self.max_body = max_body_bytes
+        self.rate = RateLimitItemPerMinute(rate_per_minute)
+        self.limiter = MovingWindowRateLimiter(storage_from_string(rate_storage))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC:
@@ -92,6 +103,12 @@ class Guard:
                          **{"WWW-Authenticate": "Bearer"})
             return
         scope.setdefault("state", {})["principal"] = principal
+        wait = await run_in_threadpool(self._over_rate, principal)  # a shared storage is a network call
+        if wait is not None:
+            await answer(send, 429, "Too many requests",
+                         f"at most {self.rate.amount} requests a minute per token; retry in {wait} s",
+                         **{"Retry-After": str(wait)})
+            return
         announced = header(scope, b"content-length")
         if announced is not None and announced.isdigit() and int(announced) > self.max_body:
             await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
@@ -104,6 +121,14 @@ class Guard:
                 await self.app(scope, self._bounded(receive), send)
         except TooLarge:
             await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
+
+    def _over_rate(self, principal: Principal) -> int | None:
+        """None while the token is within its rate; else the seconds until a request is let through."""
+        key = f"token:{principal.token_id}" if principal.token_id is not None else principal.account
+        if self.limiter.hit(self.rate, key):
+            return None
+        reset = self.limiter.get_window_stats(self.rate, key).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
     def _principal(self, authorization: str) -> Principal | None:
         scheme, _, token = authorization.partition(" ")

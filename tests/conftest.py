@@ -73,6 +73,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "ssh_ready_timeout_seconds": 120.0,
         "guest_proxy_command": proxy_command(),
         "hooks_dir": "",  # Ansible hooks off unless a test turns them on (tests/integration/test_hooks.py)
+        # Tests call faster than any client may; tests/api/test_quotas.py checks the limit itself.
+        "api_rate_per_minute": 1_000_000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -33,9 +33,10 @@ def order_out(session: SessionDep, order: ChangeOrder) -> ChangeOrderOut:
 @router.post("/v1/vps/{vps_id}/change-orders", status_code=status.HTTP_201_CREATED, response_model=ChangeOrderOut)
 def ask(vps_id: str, body: ChangeOrderBody, session: SessionDep, settings: SettingsDep,
         principal: CurrentPrincipal) -> ChangeOrderOut:
-    """Ask for more (or other) vCPUs, memory or disk: checked like a resize, nothing runs yet."""
+    """Ask for more (or other) vCPUs, memory or disk, or for an extra data disk: checked like the
+    resize or the attachment (and against the client's quota), nothing runs yet."""
     vps = visible_vps(session, principal, vps_id)
-    sizes = body.model_dump(include={"vcpus", "memory_mib", "disk_gib"}, exclude_none=True)
+    sizes = body.model_dump(include={"vcpus", "memory_mib", "disk_gib", "add_disk_gib"}, exclude_none=True)
     return order_out(session, change_orders.ask(session, settings, principal, vps, sizes, body.note))
 
 
@@ -77,7 +78,7 @@ def accept(order_id: str, session: SessionDep, settings: SettingsDep,
     order = change_orders.visible_order(session, principal, order_id)
     job: Job = change_orders.accept(session, settings, principal, order)
     return ChangeOrderAccepted(change_order=order_out(session, order), job=job_out(session, job, principal),
-                               plan=ResizePlanOut(**job.params["plan"]))
+                               plan=ResizePlanOut(**job.params["plan"]) if job.kind == "resize" else None)
 
 
 @router.post("/v1/change-orders/{order_id}/cancel", response_model=ChangeOrderOut)

@@ -21,6 +21,8 @@ class ChangeOrderBody(BaseModel):
     vcpus: int | None = Field(default=None, ge=1, le=1024)
     memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
     disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
+    add_disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024,
+                                     description="An extra data disk of this size instead of new sizes")
     note: Note = Field(default="", description="What the change is for (shown on the order form)")
 
 
@@ -62,4 +64,4 @@ class ChangeOrderOut(BaseModel):
 class ChangeOrderAccepted(BaseModel):
     change_order: ChangeOrderOut
     job: JobOut
-    plan: ResizePlanOut
+    plan: ResizePlanOut | None = Field(description="The resize's plan (none when the order adds a disk)")

@@ -7,6 +7,7 @@ a failed step is worth retrying (TransientError) or must roll back (everything e
     ├── InvalidRequest          bad input: 422
     ├── NotFound                unknown, or not yours: 404
     ├── Forbidden               known role, not allowed: 403
+    │   └── QuotaExceeded       more than the customer's quota: 403, names the quota
     ├── Unauthorized            no or bad token: 401
     ├── Conflict                not allowed from the current state: 409
     │   └── InvalidState        an operation refused from the VPS's status
@@ -42,6 +43,15 @@ class NotFound(VpsctlError):
 
 class Forbidden(VpsctlError):
     title = "Forbidden"
+
+
+class QuotaExceeded(Forbidden):
+    title = "Quota exceeded"
+
+    def __init__(self, quota: str, limit: int, wanted: int, unit: str = "") -> None:
+        super().__init__(f"quota {quota}: this would make {wanted}{unit} where your account may hold {limit}{unit}; "
+                         "ask support to raise it")
+        self.quota, self.limit, self.wanted = quota, limit, wanted
 
 
 class Unauthorized(VpsctlError):

@@ -52,6 +52,10 @@ class ApiSettings(Group):
     port: int = env("API_PORT", 8080, gt=0, lt=65536)
     # A request body larger than this is refused (413) before it is read; none needs more.
     max_body_bytes: int = env("API_MAX_BODY_BYTES", 1 << 20, ge=1024, le=1 << 30)
+    # Requests per token in any moving minute (429 past it); counted in this process's memory, or
+    # in a storage the API processes share (``redis://...``: the `limits` library's URLs).
+    rate_per_minute: int = env("API_RATE_PER_MINUTE", 300, ge=1, le=1_000_000)
+    rate_storage: str = env("API_RATE_STORAGE", "memory://")
 
 
 class HostSettings(Group):
@@ -90,6 +94,17 @@ class LimitSettings(Group):
     max_memory_mib: int = env("MAX_MEMORY_MIB", 262_144, ge=64, le=1 << 24)
     max_disk_gib: int = env("MAX_DISK_GIB", 4_096, ge=1, le=1 << 20)
     max_ssh_keys: int = env("MAX_SSH_KEYS", 20, ge=1, le=100)
+
+
+class QuotaSettings(Group):
+    """What a customer may hold by default; staff set other quotas per customer (Quota)."""
+
+    vps: int = env("QUOTA_VPS", 10, ge=0, le=100_000)
+    vcpus: int = env("QUOTA_VCPUS", 20, ge=0, le=1_000_000)
+    memory_mib: int = env("QUOTA_MEMORY_MIB", 40_960, ge=0, le=1 << 30)
+    disk_gib: int = env("QUOTA_DISK_GIB", 500, ge=0, le=1 << 30)
+    backups: int = env("QUOTA_BACKUPS", 20, ge=0, le=100_000)
+    active_backups: int = env("QUOTA_ACTIVE_BACKUPS", 2, ge=0, le=1_000)
 
 
 class LifecycleSettings(Group):
@@ -193,7 +208,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
     GROUPS: ClassVar[dict[str, type[Group]]] = {
         "db": DatabaseSettings, "api": ApiSettings, "hosts": HostSettings, "capacity": CapacitySettings,
-        "limits": LimitSettings, "lifecycle": LifecycleSettings, "jobs": JobSettings,
+        "limits": LimitSettings, "quotas": QuotaSettings, "lifecycle": LifecycleSettings, "jobs": JobSettings,
         "periodic": PeriodicSettings, "contract": ContractSettings, "hooks": HookSettings,
         "smtp": SmtpSettings, "mail": MailSettings,
     }
@@ -211,6 +226,7 @@ class Settings(BaseSettings):
     hosts: HostSettings = Field(default_factory=HostSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     periodic: PeriodicSettings = Field(default_factory=PeriodicSettings)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from orchestrator.compute import quotas
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import Conflict, InvalidRequest, NotFound
 from orchestrator.core.files import open_private, private_dir
@@ -124,6 +125,14 @@ class BackupVps(Operation[BackupParams]):
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
     steps = (Step("copy_root_disk", copy_root_disk), Step("copy_data_disks", copy_data_disks),
              Step("fetch_export", fetch_export))
+
+    @classmethod
+    def check(cls, req: Request, params: BackupParams) -> Plan | None:
+        """A client's backups and exports count against their quota (copies kept, and made at once)."""
+        if req.vps is not None and not req.at_start:
+            quotas.check(req.session, req.settings, req.principal, req.vps.customer_id,
+                         quotas.Amounts(backups=1, active_backups=1))
+        return None
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:

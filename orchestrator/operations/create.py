@@ -20,6 +20,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 from sqlmodel import select
 
+from orchestrator.compute import quotas
 from orchestrator.compute.designer import live_ceilings, mac_for
 from orchestrator.compute.hosts import candidates, policy
 from orchestrator.compute.keys import normalise_authorized_key
@@ -99,6 +100,8 @@ def place(req: Request, spec: VpsCreate) -> CreatePlan:
     if session.get(Customer, customer_id) is None:
         raise NotFound("no such customer")
     site = check_site(spec.site) if spec.site else None  # R2-locations
+    quotas.check(session, settings, req.principal, customer_id,
+                 quotas.Amounts(vps=1, vcpus=spec.vcpus, memory_mib=spec.memory_mib, disk_gib=spec.disk_gib))
     want = Resources(spec.vcpus, spec.memory_mib, spec.disk_gib)
     chosen = choose_host(candidates(session), want, policy(settings), site=site)
     max_vcpus, max_memory_mib = live_ceilings(spec.vcpus, spec.memory_mib, settings)

@@ -12,11 +12,13 @@ from pydantic import BaseModel, Field
 from orchestrator.compute.designer import data_disk_config, next_disk_target
 from orchestrator.compute.hosts import candidates, policy
 from orchestrator.compute.placement import Resources, fits
-from orchestrator.core.errors import InsufficientCapacity, InvalidRequest, NotFound, OperationFailed
-from orchestrator.core.models import VpsStatus
+from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest, NotFound, OperationFailed
+from orchestrator.core.models import JobEvent, VpsStatus
+from orchestrator.engine import events
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.hypervisor import DomainState, VolumeConfig
+from orchestrator.operations.resize import CHANGE_ORDER
 
 GIB = 1 << 30
 MAX_DATA_DISKS = 8
@@ -39,12 +41,15 @@ class DataDisk(BaseModel):
 
 class DiskBody(Params):
     size_gib: int = Field(ge=1, le=1024 * 1024)
+    reason: str | None = Field(default=None, max_length=500,
+                               description="Staff: the rule or request the disk is added under (R5.1-change-order)")
 
 
 class AttachParams(Params):
     """What a workflow may give as well: a disk that already exists (R6.2-transfer)."""
 
     size_gib: int = Field(default=1, ge=1, le=1024 * 1024)
+    reason: str | None = Field(default=None, max_length=500)
     existing: DataDisk | None = None
 
 
@@ -130,11 +135,14 @@ def discard_volume(ctx: Context) -> str:
 
 @register
 class AttachDisk(Operation[AttachParams]):
-    """Attach a new empty data disk (hot-plugged when the VPS runs)."""
+    """Staff: attach a new empty data disk (hot-plugged when the VPS runs) under a rule other than a
+    change order, named in `reason`.  R5.1-change-order: a client's extra disk goes through
+    `POST /v1/vps/{id}/change-orders` (`add_disk_gib`); asked here it is refused naming the rule."""
 
     kind = "attach-disk"
     params = DiskBody
     job_params = AttachParams
+    rule = CHANGE_ORDER
     allowed_from = ALLOWED
     steps = (Step("create_volume", create_volume), Step("record_attached", record_attached), Step("plug", plug))
 
@@ -145,6 +153,14 @@ class AttachDisk(Operation[AttachParams]):
         if params.existing is not None:  # brought by a workflow: it holds no new room
             return AttachPlan(size_gib=params.existing.size_gib, target=params.existing.target,
                               existing=params.existing)
+        if req.cause is None:  # not for an order form: R5.1-change-order's one exception
+            if not req.principal.is_staff:
+                raise ContractRefusal(CHANGE_ORDER, "a data disk is added only once you accept an order form: ask "
+                                                    "for a change order (POST /v1/vps/{id}/change-orders, "
+                                                    "add_disk_gib)")
+            if not (params.reason or "").strip():
+                raise ContractRefusal(CHANGE_ORDER, "a staff disk without an accepted change order needs a "
+                                                    "'reason' (the rule or request it is added under)")
         if len(vps.data_disks) >= MAX_DATA_DISKS:
             raise InvalidRequest(f"at most {MAX_DATA_DISKS} extra disks")
         if params.size_gib > settings.limits.max_disk_gib:
@@ -165,6 +181,16 @@ class AttachDisk(Operation[AttachParams]):
         ctx.define()
         if not disk.existing:  # a disk brought from elsewhere (R6.2-transfer) is never discarded here
             ctx.driver.delete_volume(host.pool_name, disk.volume)
+
+
+@events.on_requested(AttachDisk.kind)
+def _record_why(event: events.Requested) -> None:
+    """The VPS's events say what a staff disk is added under (a change order says it itself)."""
+    if event.request.cause is None and isinstance(event.params, AttachParams) and event.params.reason:
+        event.request.session.add(JobEvent(
+            job_id=event.job.id, vps_id=event.job.vps_id, step="queued", status="info",
+            actor=str(event.request.principal),
+            message=f"{CHANGE_ORDER}: staff disk without a change order: {event.params.reason.strip()}"[:2000]))
 
 
 @register

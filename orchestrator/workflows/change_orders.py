@@ -1,20 +1,23 @@
-"""Change orders (R5.1-change-order): a hardware change of a VPS, from the client's request to the
-resize that carries it out.
+"""Change orders (R5.1-change-order): a hardware change of a VPS — new sizes, or an extra data
+disk — from the client's request to the resize (or disk attachment) that carries it out.
 
     requested --approve--> approved --accept--> accepted --job succeeds--> done
         |                     |                     \\--job fails------> failed
         |--refuse--> refused  |
         \\--cancel-----------> cancelled   (the client withdraws, before accepting)
 
-- The client (or staff on their behalf) asks for new sizes; they are checked like a resize
-  (status, disks never shrink, the image's minimums, room on the host) and nothing is recorded
-  when they fail.  One open change order per VPS.
+- The client (or staff on their behalf) asks for new sizes, or for a data disk of some size
+  (``add_disk_gib``); they are checked like the resize or the attachment itself (status, disks
+  never shrink, the image's minimums, room on the host, the number of disks) and against the
+  client's quota (orchestrator/compute/quotas.py), and nothing is recorded when they fail.  One
+  open change order per VPS.
 - Staff approve it with its price, which issues the **bon de commande** (a number, the current and
   new configuration, the new rent per billing period and any one-off fee, all HT: R8.3-ht) emailed
   to the client, or refuse it with a reason (emailed too).
-- Only the client accepts the order form; acceptance records the resize job with exactly the
-  order's configuration (``change_order_id`` in its parameters: the resize gate lets it through
-  and re-checks it when the job starts) and invoices the one-off fee, if any.
+- Only the client accepts the order form; acceptance records the resize (or attach-disk) job with
+  exactly the order's configuration (the job's ``cause`` names the order: the operation's gate
+  lets it through and the order is re-checked when the job starts) and invoices the one-off
+  fee, if any.
 - When the job succeeds the order is ``done`` and the VPS's subscription rent becomes the order's
   new rent (R8.2-rent: rent is fixed for the period ordered, so the new amount applies from the
   next period, with no pro rata); when it fails the order is ``failed``.
@@ -27,6 +30,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from orchestrator.compute import quotas
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.core.access import visible, visible_vps
@@ -41,6 +45,7 @@ from orchestrator.engine import events, jobs
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import request
 from orchestrator.notify import enqueue
+from orchestrator.operations.disks import AttachDisk, AttachParams, AttachPlan
 from orchestrator.operations.resize import SIZES, ResizeBody, ResizePlan, ResizeVps, configuration, plan_for
 from orchestrator.workflows import invoicing
 
@@ -48,6 +53,7 @@ RULE = "R5.1-change-order"
 OPEN = ("requested", "approved", "accepted")
 LIVE_SUBSCRIPTION = ("active", "ending")
 CENT = Decimal("0.01")
+ADD_DISK = "add_disk_gib"  # in ``requested``: the order adds a data disk of that many GiB
 
 
 def visible_order(session: Session, principal: Principal, order_id: str) -> ChangeOrder:
@@ -79,6 +85,32 @@ def _check_sizes(session: Session, settings: Settings, principal: Principal, vps
     return configuration_of(planned)
 
 
+def _check_disk(session: Session, settings: Settings, principal: Principal, vps: Vps, size_gib: int) -> None:
+    """An extra disk, checked exactly as its attachment is (the VPS's status, the number of disks,
+    the size's bounds, room on the VPS's host)."""
+    AttachDisk.check_status(vps)
+    AttachDisk.check(Request(session, settings, principal, vps, cause=RULE), AttachParams(size_gib=size_gib))
+
+
+def _check(session: Session, settings: Settings, principal: Principal, vps: Vps,
+           requested: dict[str, int]) -> dict[str, int]:
+    """The order's whole new configuration, checked as what carries it out will be."""
+    if ADD_DISK in requested:
+        _check_disk(session, settings, principal, vps, requested[ADD_DISK])
+        return {**configuration(vps), ADD_DISK: requested[ADD_DISK]}
+    return _check_sizes(session, settings, principal, vps, requested)
+
+
+def _within_quota(session: Session, settings: Settings, principal: Principal, vps: Vps,
+                  requested: dict[str, int]) -> None:
+    """What the order adds to the client's holdings, against their quota (a client's own ask)."""
+    current = configuration(vps)
+    grows = {key: max(0, requested.get(key, current[key]) - current[key]) for key in SIZES}
+    quotas.check(session, settings, principal, vps.customer_id,
+                 quotas.Amounts(vcpus=grows["vcpus"], memory_mib=grows["memory_mib"],
+                                disk_gib=grows["disk_gib"] + requested.get(ADD_DISK, 0)))
+
+
 def _expect(order: ChangeOrder, action: str, *statuses: str) -> None:
     if order.status not in statuses:
         raise Conflict(f"cannot {action} a change order that is {order.status} "
@@ -92,13 +124,16 @@ def _must_be_owner(principal: Principal, order: ChangeOrder, action: str) -> Non
 
 def ask(session: Session, settings: Settings, principal: Principal, vps: Vps, sizes: dict[str, Any],
         note: str = "") -> ChangeOrder:
-    """Record the client's request for new sizes (staff may record it for them)."""
+    """Record the client's request for new sizes or an extra disk (staff may record it for them)."""
     wanted = {key: value for key, value in sizes.items() if value is not None}
     if not wanted:
-        raise InvalidRequest("give the new vcpus, memory_mib and/or disk_gib")
+        raise InvalidRequest(f"give the new vcpus, memory_mib and/or disk_gib, or {ADD_DISK}")
+    if ADD_DISK in wanted and len(wanted) > 1:
+        raise InvalidRequest(f"a change order either changes sizes or adds a disk ({ADD_DISK}): ask for each alone")
     if open_order(session, vps) is not None:
         raise Conflict("this VPS already has an open change order: cancel it or wait until it is closed")
-    requested = _check_sizes(session, settings, principal, vps, wanted)
+    requested = _check(session, settings, principal, vps, wanted)
+    _within_quota(session, settings, principal, vps, requested)
     order = ChangeOrder(vps_id=vps.id, customer_id=vps.customer_id, current=configuration(vps),
                         requested=requested, requested_by=str(principal), request_note=note.strip())
     session.add(order)
@@ -135,7 +170,7 @@ def approve(session: Session, settings: Settings, staff: Principal, order: Chang
     if vps is None:
         raise NotFound("the VPS of this change order is gone")
     # The VPS may have changed since the request: the order form's current configuration is now's.
-    _check_sizes(session, settings, staff, vps, order.requested)
+    _check(session, settings, staff, vps, order.requested)
     order.current = configuration(vps)
     order.number = _next_number(session)
     order.status, order.rent_ht, order.fee_ht = "approved", rent, fee if fee else None
@@ -174,8 +209,9 @@ def accept(session: Session, settings: Settings, principal: Principal, order: Ch
     order = locked(session, order)  # of two acceptances at once, one records the job, the other finds it accepted
     _expect(order, "accept", "approved")
     vps = visible_vps(session, principal, order.vps_id)
-    job = request(Request(session, settings, principal, vps, cause=cause(order)), ResizeVps,
-                  ResizeBody(**order.requested))
+    asked = Request(session, settings, principal, vps, cause=cause(order))
+    job = (request(asked, AttachDisk, AttachParams(size_gib=order.requested[ADD_DISK])) if ADD_DISK in order.requested
+           else request(asked, ResizeVps, ResizeBody(**order.requested)))
     session.add(JobEvent(job_id=job.id, vps_id=vps.id, step="queued", status="info", actor=str(principal),
                          message=f"{RULE}: order form {order.number} accepted"))
     order.status, order.accepted_at, order.job_id = "accepted", utcnow(), job.id
@@ -190,7 +226,8 @@ def accept(session: Session, settings: Settings, principal: Principal, order: Ch
 
 def _label(order: ChangeOrder) -> str:
     new = order.requested
-    return f"{new['vcpus']} vCPU, {new['memory_mib']} MiB, {new['disk_gib']} GiB"
+    label = f"{new['vcpus']} vCPU, {new['memory_mib']} MiB, {new['disk_gib']} GiB"
+    return label + (f" + data disk {new[ADD_DISK]} GiB" if ADD_DISK in new else "")
 
 
 def cancel(session: Session, principal: Principal, order: ChangeOrder) -> ChangeOrder:
@@ -250,6 +287,15 @@ def _order_of(session: Session, ctx: Context) -> ChangeOrder | None:
     return session.get(ChangeOrder, order_id) if order_id else None
 
 
+def _accepted_order_of(session: Session, ctx: Context) -> ChangeOrder:
+    order = _order_of(session, ctx)
+    if order is None or order.vps_id != ctx.job.vps_id or order.job_id != ctx.job.id:
+        raise ContractRefusal(RULE, f"change order {ctx.job.cause} is not the one of this job")
+    if order.status not in ("accepted", "done"):
+        raise ContractRefusal(RULE, f"order form {order.number} is {order.status}, not accepted")
+    return order
+
+
 @events.on_started(ResizeVps.kind)
 def _still_the_accepted_order(ctx: Context) -> None:
     """R5.1-change-order, again when the job starts: the order form is still the accepted one of
@@ -258,16 +304,24 @@ def _still_the_accepted_order(ctx: Context) -> None:
         return
     planned = ctx.plan(ResizePlan)
     with ctx.transaction() as session:
-        order = _order_of(session, ctx)
-        if order is None or order.vps_id != ctx.job.vps_id or order.job_id != ctx.job.id:
-            raise ContractRefusal(RULE, f"change order {ctx.job.cause} is not the one of this job")
-        if order.status not in ("accepted", "done"):
-            raise ContractRefusal(RULE, f"order form {order.number} is {order.status}, not accepted")
+        order = _accepted_order_of(session, ctx)
         if any(order.requested.get(key) != getattr(planned, key) for key in SIZES):
             raise ContractRefusal(RULE, f"the plan differs from order form {order.number}")
 
 
-@events.on_succeeded(ResizeVps.kind)
+@events.on_started(AttachDisk.kind)
+def _still_the_accepted_disk(ctx: Context) -> None:
+    """The same for an extra disk: the accepted order's, of exactly its size."""
+    if jobs.cause_id(ctx.job, CAUSE) is None:
+        return
+    planned = ctx.plan(AttachPlan)
+    with ctx.transaction() as session:
+        order = _accepted_order_of(session, ctx)
+        if order.requested.get(ADD_DISK) != planned.size_gib:
+            raise ContractRefusal(RULE, f"the disk differs from order form {order.number}")
+
+
+@events.on_succeeded(ResizeVps.kind, AttachDisk.kind)
 def _done(ctx: Context) -> None:
     with ctx.transaction() as session:
         order = _order_of(session, ctx)
@@ -275,7 +329,7 @@ def _done(ctx: Context) -> None:
             job_finished(session, order.id, ctx.job.id, None)
 
 
-@events.on_failed(ResizeVps.kind)
+@events.on_failed(ResizeVps.kind, AttachDisk.kind)
 def _failed(ctx: Context, error: Exception) -> None:
     with ctx.transaction() as session:
         order = _order_of(session, ctx)

@@ -40,6 +40,7 @@ CLIENT_CALLS: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "delete-keeping-backup": ("DELETE", "?confirm_data_loss=true&keep_backups=BACKUP", None),
     "discard-backup": ("DELETE", "/backups/BACKUP?confirm_data_loss=true", None),
     "change-order": ("POST", "/change-orders", {"memory_mib": 512}),
+    "change-order-disk": ("POST", "/change-orders", {"add_disk_gib": 1}),
 }
 
 
@@ -134,7 +135,8 @@ def make_world(tmp_path: Path, name: str, driver: Callable[[str, FakeHost], Fake
     world.run()
     assert world.vps().status == VpsStatus.running
     backup = api.call("POST", f"/v1/vps/{world.vps_id}/backup", api.alice, json={})
-    assert api.call("POST", f"/v1/vps/{world.vps_id}/disks", api.alice, json={"size_gib": 1}).status_code == 202
+    assert api.call("POST", f"/v1/vps/{world.vps_id}/disks", api.support,
+                    json={"size_gib": 1, "reason": "test world"}).status_code == 202
     world.run()
     world.backup_id = backup.json()["job"]["id"]
     world.disk_id = world.vps().data_disks[0]["id"]

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from api.app import create_app
-from orchestrator.core.models import ChangeOrder, Host, Image, Invoice, Job, Vps
+from orchestrator.core.models import ChangeOrder, Customer, Host, Image, Invoice, Job, Vps
 from tests.api.test_change_orders import running_vps
 from tests.conftest import Api, base_settings
 from tests.db.test_claim_concurrency import databases
@@ -184,3 +184,21 @@ def test_one_idempotency_key_sent_eight_times_at_once_makes_one_vps(kind: str, t
         assert later.status_code == 202 and later.headers["idempotent-replayed"] == "true"
         assert later.json()["vps"]["id"] == vps.id
         assert len(rows(api, Job, Job.vps_id == vps.id, Job.kind == "create")) == 1
+
+
+@pytest.mark.parametrize("kind", databases())
+def test_eight_orders_at_once_at_the_quota_s_edge_make_one_vps(kind: str, tmp_path: Path, pubkey: str) -> None:
+    """A quota of one VPS and eight orders at once: one is placed, seven are over the quota (403);
+    each counts what the others hold (the customer's quota row is locked while it counts)."""
+    with world(kind, tmp_path) as (api, port):
+        with Session(api.engine) as session:
+            alice = session.exec(select(Customer).where(Customer.name == "alice")).one().id
+        assert api.call("PUT", f"/v1/customers/{alice}/quota", api.support, json={"vps": 1}).status_code == 200
+        body = {"image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]}
+
+        answers = at_once(port, [("POST", "/v1/vps", api.alice, {**body, "name": f"web{n}"}, {})
+                                 for n in range(AT_ONCE)])
+
+        assert statuses(answers) == [202] + [403] * (AT_ONCE - 1)
+        assert {answer.json().get("quota") for answer in answers if answer.status_code == 403} == {"vps"}
+        assert len(rows(api, Vps)) == 1

@@ -283,7 +283,8 @@ def test_export_takes_every_disk(live_api: Api, tmp_path: Path) -> None:
     import subprocess
 
     guest = order(live_api, tmp_path)
-    response = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.alice, json={"size_gib": 1})
+    response = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.support,
+                             json={"size_gib": 1, "reason": "test of the export"})
     assert live_api.wait_job(response.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
     target = guest.record["data_disks"][0]["target"]
     wait_until(lambda: guest.ssh(f"cat /sys/block/{target}/size 2>/dev/null || echo 0").strip() != "0")
@@ -363,10 +364,19 @@ def test_console_websocket_for_owner_and_staff_only(live_api: Api, tmp_path: Pat
 
 
 def test_attach_and_detach_a_data_disk(live_api: Api, tmp_path: Path) -> None:
+    """R5.1-change-order: the client's extra disk comes through an accepted order form (asked
+    directly, it is refused naming the rule); the guest sees it hot-plugged."""
     guest = order(live_api, tmp_path)
-    response = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.alice, json={"size_gib": 1})
+    direct = live_api.call("POST", f"/v1/vps/{guest.id}/disks", live_api.alice, json={"size_gib": 1})
+    assert direct.status_code == 422 and direct.json()["rule"] == "R5.1-change-order"
+    asked = live_api.call("POST", f"/v1/vps/{guest.id}/change-orders", live_api.alice, json={"add_disk_gib": 1})
+    assert asked.status_code == 201, asked.text
+    form = f"/v1/change-orders/{asked.json()['id']}"
+    assert live_api.call("POST", f"{form}/approve", live_api.support, json={"rent_ht": "11.00"}).status_code == 200
+    response = live_api.call("POST", f"{form}/accept", live_api.alice)
     assert response.status_code == 202, response.text
     assert live_api.wait_job(response.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
+    assert live_api.call("GET", form, live_api.alice).json()["status"] == "done"
     disk = guest.record["data_disks"][0]
     assert disk["target"] == "vdc" and disk["size_gib"] == 1
     wait_until(lambda: guest.ssh("cat /sys/block/vdc/size 2>/dev/null || echo 0").strip() == str((1 << 30) // 512))
