@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _SHIPPED_HOOKS = REPO_ROOT / "playbooks" / "hooks"
 PREFIX = "VPSCTL_"
 HOUR, DAY = 3600.0, 86400.0
+TOKEN_DAYS, TOKEN_MAX_DAYS = 90, 3650  # an API token's lifetime by default, and the longest one
 
 
 def env(name: str, default: Any, **bounds: Any) -> Any:
@@ -52,6 +53,8 @@ class ApiSettings(Group):
     port: int = env("API_PORT", 8080, gt=0, lt=65536)
     # A request body larger than this is refused (413) before it is read; none needs more.
     max_body_bytes: int = env("API_MAX_BODY_BYTES", 1 << 20, ge=1024, le=1 << 30)
+    # A new token expires this many days after its creation unless it is given its own lifetime.
+    token_days: int = env("TOKEN_DAYS", TOKEN_DAYS, ge=1, le=TOKEN_MAX_DAYS)
 
 
 class HostSettings(Group):
