@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
 from api import errors
-from api.guard import Guard
+from api.guard import PUBLIC, Guard
 from api.routers import (
     backups,
     billing,
@@ -19,6 +19,7 @@ from api.routers import (
     change_orders,
     compromise,
     console,
+    customers,
     dda,
     evidence,
     health,
@@ -32,8 +33,10 @@ from api.routers import (
     operations,
     quotas,
     subscriptions,
+    tokens,
     vps,
 )
+from api.scopes import check_declared
 from orchestrator import __version__
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core import clock
@@ -49,7 +52,11 @@ DESCRIPTION = """
 Order, run and delete virtual private servers on libvirt hosts.
 
 Every route but `/healthz` and the docs needs `Authorization: Bearer <token>`
-(`vpsctl token create`). Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
+(`vpsctl token create`, or `POST /v1/tokens`); an expired or revoked token is a `401`.
+Tokens are of three roles: a customer's act for that customer only; support has every staff
+right; automation only what its token's scopes allow (`<family>:read` for GET, `<family>:write`
+otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers), else `403`
+naming the missing scope. Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
 Errors are `application/problem+json` documents (RFC 9457).
 """
 
@@ -87,6 +94,8 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
                        rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
     for module in (health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices,
-                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence, quotas):
+                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers,
+                   tokens, quotas):
+        check_declared(module.router.routes, PUBLIC)  # every route says which automation tokens may call it
         app.include_router(module.router)
     return app

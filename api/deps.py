@@ -20,7 +20,8 @@ from orchestrator.core.auth import Principal, authenticate, require_staff
 from orchestrator.core.errors import Unauthorized
 from orchestrator.core.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` (vpsctl token create)")
+_bearer = HTTPBearer(auto_error=False,
+                     description="`Authorization: Bearer <token>` (vpsctl token create, POST /v1/tokens)")
 
 
 def get_settings(request: Request) -> Settings:

@@ -1,7 +1,8 @@
 """What every HTTP request passes before the application reads it (an ASGI middleware):
 
 1. **Authentication first.** Every path but the health check and the documentation needs a valid
-   bearer token; without one the answer is ``401`` at once, before a byte of the body is read
+   bearer token (known, not revoked, not expired: ``core.auth.authenticate``); without one the
+   answer is ``401`` at once, saying which, before a byte of the body is read
    (a large or malformed body from an anonymous client costs nothing).  The principal is handed
    to the application (``request.state.principal``, read by ``api.deps.get_principal``).
 2. **Bounded bodies.** A body larger than ``VPSCTL_API_MAX_BODY_BYTES`` (announced, or streamed
@@ -98,9 +99,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         principal = await run_in_threadpool(self._principal, header(scope, b"authorization") or "")
-        if principal is None:
-            await answer(send, 401, "Unauthorized", "a valid bearer token is needed (Authorization: Bearer <token>)",
-                         **{"WWW-Authenticate": "Bearer"})
+        if not isinstance(principal, Principal):
+            await answer(send, 401, "Unauthorized", principal, **{"WWW-Authenticate": "Bearer"})
             return
         scope.setdefault("state", {})["principal"] = principal
         wait = await run_in_threadpool(self._over_rate, principal)  # a shared storage is a network call
@@ -130,15 +130,16 @@ class Guard:
         reset = self.limiter.get_window_stats(self.rate, key).reset_time
         return max(1, math.ceil(reset - time.time()))
 
-    def _principal(self, authorization: str) -> Principal | None:
+    def _principal(self, authorization: str) -> Principal | str:
+        """The bearer token's principal, or why there is none (the 401's detail)."""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return None
+            return "a valid bearer token is needed (Authorization: Bearer <token>)"
         with Session(self.engine) as session:
             try:
                 return authenticate(session, token.strip())
-            except Unauthorized:
-                return None
+            except Unauthorized as exc:
+                return exc.detail
 
     def _bounded(self, receive: Receive) -> Receive:
         """``receive``, refusing a body streamed past the limit (TooLarge before the app sees it)."""

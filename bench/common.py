@@ -43,6 +43,8 @@ class VpsctlServer:
         self.env.update(settings.as_environment())
         self.port = 18080
         cli = [sys.executable, "-m", "orchestrator.cli"]
+        subprocess.run([*cli, "customer", "create", "bench", "--email", "bench@example.test", "--language", "en"],
+                       env=self.env, check=True, capture_output=True)
         token = subprocess.run([*cli, "token", "create", "--role", "customer", "--customer", "bench"],
                                env=self.env, check=True, capture_output=True, text=True).stdout.strip()
         staff = subprocess.run([*cli, "token", "create", "--role", "support"],

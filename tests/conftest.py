@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.app import create_app
-from orchestrator.core.auth import create_token, ensure_customer
+from orchestrator.core.accounts import create_customer
+from orchestrator.core.auth import create_token
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Host, Image, Role
 from orchestrator.core.settings import Settings
@@ -103,14 +104,12 @@ class Api:
         self.engine = engine
         self.settings = settings
         with Session(engine) as session:
+            for name, language in (("alice", "fr"), ("bob", "en"), ("carol", "fr")):
+                create_customer(session, name, f"{name}@example.test", language, actor="tests")
+            session.commit()
             self.support = create_token(session, Role.support)
             self.alice = create_token(session, Role.customer, "alice")
             self.bob = create_token(session, Role.customer, "bob")
-            for name, language in (("alice", "fr"), ("bob", "en"), ("carol", "fr")):
-                customer = ensure_customer(session, name)
-                customer.email, customer.language = f"{name}@example.test", language
-                session.add(customer)
-            session.commit()
 
     def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
         headers = dict(kwargs.pop("headers", {}))

@@ -10,10 +10,11 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.schemas.vps import BackupOut
+from api.scopes import scoped
 from api.views import backup_out
 from orchestrator.core.models import Backup, Vps
 
-router = APIRouter(prefix="/v1/backups", tags=["operations"])
+router = APIRouter(prefix="/v1/backups", tags=["operations"], dependencies=[scoped("vps")])
 
 
 @router.get("", response_model=list[BackupOut])

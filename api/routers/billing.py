@@ -30,6 +30,7 @@ from api.schemas.billing import (
     SyntecOut,
 )
 from api.schemas.types import Day
+from api.scopes import scoped
 from orchestrator.contract import billing
 from orchestrator.contract.calendar import to_paris
 from orchestrator.core.access import visible_invoice, visible_vps
@@ -38,7 +39,7 @@ from orchestrator.core.errors import Conflict, ContractRefusal, InvalidRequest, 
 from orchestrator.core.models import Customer, SyntecIndex
 from orchestrator.workflows import abuse, billing_run, invoicing, nonpayment
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], dependencies=[scoped("billing")])
 
 
 @router.post("/v1/billing/run", response_model=RunOut)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, status
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.breach import BreachNoticeBody, BreachNoticeOut, RemediedBody, TerminateBody, TerminateOut
+from api.scopes import scoped
 from orchestrator.core.models import BreachNotice
 from orchestrator.workflows import breach, subscriptions
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["billing"])
+router = APIRouter(prefix="/v1/subscriptions", tags=["billing"], dependencies=[scoped("billing")])
 
 
 def _out(notice: BreachNotice) -> BreachNoticeOut:

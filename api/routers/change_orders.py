@@ -17,12 +17,13 @@ from api.schemas.change_orders import (
     RefuseBody,
 )
 from api.schemas.jobs import ResizePlanOut
+from api.scopes import scoped
 from api.views import job_out
 from orchestrator.core.access import visible_vps
 from orchestrator.core.models import ChangeOrder, Job
 from orchestrator.workflows import change_orders
 
-router = APIRouter(tags=["change orders"])
+router = APIRouter(tags=["change orders"], dependencies=[scoped("billing")])
 
 def order_out(session: SessionDep, order: ChangeOrder) -> ChangeOrderOut:
     values: dict[str, Any] = order.model_dump()

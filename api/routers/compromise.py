@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.compromise import AgreementBody, CompromiseBody, CompromiseOut, KeysBody, ServiceOrderBody
+from api.scopes import scoped
 from orchestrator.contract.deadlines import reinstall_not_before
 from orchestrator.core.access import visible_vps
 from orchestrator.core.errors import NotFound
@@ -16,7 +17,7 @@ from orchestrator.core.models import Compromise
 from orchestrator.core.settings import Settings
 from orchestrator.workflows import compromise
 
-router = APIRouter(prefix="/v1/vps/{vps_id}/compromise", tags=["operations"])
+router = APIRouter(prefix="/v1/vps/{vps_id}/compromise", tags=["operations"], dependencies=[scoped("security")])
 
 
 def _out(session: Session, settings: Settings, record: Compromise) -> CompromiseOut:

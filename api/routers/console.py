@@ -2,7 +2,8 @@
 
 The one place where the API process talks to a hypervisor itself: a console is a live pipe to
 the guest, not a change of state, so there is no job to queue.  Opening it is audited.  The
-token is read by the ``websocket_principal`` dependency; the database and the hypervisor are
+token is read by the ``websocket_principal`` dependency (an automation token needs ``vps:write``:
+typing into a guest is acting on it, api/scopes.py); the database and the hypervisor are
 reached from a worker thread, never from the event loop."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import websocket_principal
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core.access import visible_vps
-from orchestrator.core.auth import Principal
+from orchestrator.core.auth import Principal, require_scope
 from orchestrator.core.errors import VpsctlError
 from orchestrator.core.models import Audit, Host, VpsStatus
 from orchestrator.hypervisor import ConsoleStream
@@ -39,6 +40,7 @@ class Opening:
 
 def _open(engine: Engine, principal: Principal, vps_id: str) -> Opening:
     """The VPS and its host if the principal may open its console now; the opening is audited."""
+    require_scope(principal, "vps:write")
     with Session(engine, expire_on_commit=False) as session:
         vps = visible_vps(session, principal, vps_id)
         host = session.get(Host, vps.host_id) if vps.host_id else None

@@ -10,10 +10,11 @@ from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.dda import ApprovalBody, DdaRequestBody, DdaRequestOut, HistoryOut, NdaBody
+from api.scopes import scoped
 from orchestrator.core.models import DdaRequest
 from orchestrator.workflows import dda
 
-router = APIRouter(prefix="/v1/dda-requests", tags=["contract"])
+router = APIRouter(prefix="/v1/dda-requests", tags=["contract"], dependencies=[scoped("dda")])
 
 
 def _out(session: Session, request: DdaRequest) -> DdaRequestOut:

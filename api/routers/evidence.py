@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import expose
 from api.schemas.evidence import EvidenceOut
+from api.scopes import scoped
 from orchestrator.core.access import visible_vps
 from orchestrator.core.auth import Principal, require_staff
 from orchestrator.core.errors import NotFound
@@ -20,7 +21,7 @@ from orchestrator.core.models import Audit, Evidence, Vps
 from orchestrator.operations import evidence
 from orchestrator.operations.evidence import EvidenceVps
 
-router = APIRouter(tags=["evidence"])
+router = APIRouter(tags=["evidence"], dependencies=[scoped("security")])
 
 
 def _out(row: Evidence) -> EvidenceOut:

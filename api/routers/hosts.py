@@ -5,11 +5,12 @@ from sqlmodel import col, select
 
 from api.deps import SessionDep, StaffPrincipal
 from api.schemas.fleet import HostOut, ResourcesOut
+from api.scopes import scoped
 from orchestrator.compute.hosts import allocations
 from orchestrator.compute.placement import Resources
 from orchestrator.core.models import Host
 
-router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
+router = APIRouter(prefix="/v1/hosts", tags=["hosts"], dependencies=[scoped("hosts")])
 
 
 @router.get("", response_model=list[HostOut])

@@ -5,9 +5,10 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.schemas.fleet import ImageOut
+from api.scopes import scoped
 from orchestrator.core.models import Image
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(prefix="/v1/images", tags=["images"], dependencies=[scoped("vps")])
 
 
 @router.get("", response_model=list[ImageOut])

@@ -18,6 +18,7 @@ from api.schemas.incidents import (
     TerminationRightOut,
     VpsTerminationRightOut,
 )
+from api.scopes import scoped
 from orchestrator.contract.calendar import to_paris, to_utc
 from orchestrator.core.access import owned, visible, visible_vps
 from orchestrator.core.auth import Principal
@@ -25,7 +26,7 @@ from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Incident, JobStatus
 from orchestrator.workflows import incidents
 
-router = APIRouter(tags=["incidents"])
+router = APIRouter(tags=["incidents"], dependencies=[scoped("incidents")])
 
 def _out(session: Session, incident: Incident) -> IncidentOut:
     pending = [j for j in incidents.deadline_jobs(session, incident.vps_id).get(incident.id, [])

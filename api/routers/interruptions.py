@@ -9,11 +9,12 @@ from sqlmodel import select
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.routers.maintenance import spec_of
 from api.schemas.maintenance import InterruptionBody, InterruptionOut
+from api.scopes import scoped
 from orchestrator.core.errors import NotFound
 from orchestrator.core.models import Maintenance, MaintenanceVps
 from orchestrator.workflows import maintenance
 
-router = APIRouter(prefix="/v1/interruptions", tags=["maintenance"])
+router = APIRouter(prefix="/v1/interruptions", tags=["maintenance"], dependencies=[scoped("maintenance")])
 
 
 def _out(session: SessionDep, record: Maintenance) -> InterruptionOut:

@@ -7,11 +7,12 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.billing import InvoiceOut, PaymentBody
+from api.scopes import scoped
 from orchestrator.core.access import owned, visible_invoice
 from orchestrator.core.models import Invoice
 from orchestrator.workflows import invoicing
 
-router = APIRouter(prefix="/v1/invoices", tags=["billing"])
+router = APIRouter(prefix="/v1/invoices", tags=["billing"], dependencies=[scoped("billing")])
 
 
 def invoice_out(invoice: Invoice) -> InvoiceOut:

@@ -4,10 +4,11 @@ from fastapi import APIRouter
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.schemas.jobs import JobOut
+from api.scopes import scoped
 from api.views import job_out
 from orchestrator.core.access import visible_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[scoped("vps")])
 
 
 @router.get("/{job_id}", response_model=JobOut)

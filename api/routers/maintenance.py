@@ -7,10 +7,11 @@ from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.maintenance import MaintenanceBody, MaintenanceOut
+from api.scopes import scoped
 from orchestrator.core.models import Maintenance, MaintenanceVps
 from orchestrator.workflows import maintenance
 
-router = APIRouter(prefix="/v1/maintenance", tags=["maintenance"])
+router = APIRouter(prefix="/v1/maintenance", tags=["maintenance"], dependencies=[scoped("maintenance")])
 
 
 def spec_of(body: MaintenanceBody) -> maintenance.MaintenanceRequest:

@@ -15,6 +15,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import IdempotencyKey, accepted, ask, expose
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import BackupOut, VpsEventOut
+from api.scopes import scoped
 from api.views import actor_as_seen_by, backup_out, event_out
 from orchestrator.core.access import visible_vps
 from orchestrator.core.errors import NotFound
@@ -36,7 +37,7 @@ from orchestrator.operations import (
     suspend,
 )
 
-router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"])
+router = APIRouter(prefix="/v1/vps/{vps_id}", tags=["operations"], dependencies=[scoped("vps")])
 CLIENT_AUDITS = frozenset({"console"})  # R7-confidential: a client sees who opened their console
 
 expose(router, start.StartVps)

@@ -10,12 +10,13 @@ from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.quotas import Amounts, QuotaBody, QuotaOut
+from api.scopes import scoped
 from orchestrator.compute import quotas
 from orchestrator.core.errors import Forbidden, NotFound
 from orchestrator.core.models import Customer, Quota
 from orchestrator.core.settings import Settings
 
-router = APIRouter(tags=["quotas"])
+router = APIRouter(tags=["quotas"], dependencies=[scoped("customers")])
 CustomerId = Path(ge=1, le=2**63 - 1)
 
 

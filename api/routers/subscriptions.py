@@ -17,11 +17,12 @@ from api.schemas.subscriptions import (
     SubscriptionBody,
     SubscriptionOut,
 )
+from api.scopes import scoped
 from orchestrator.core.access import owned
 from orchestrator.core.models import Subscription
 from orchestrator.workflows import subscriptions
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["billing"])
+router = APIRouter(prefix="/v1/subscriptions", tags=["billing"], dependencies=[scoped("billing")])
 
 
 def _out(session: SessionDep, settings: SettingsDep, record: Subscription) -> SubscriptionOut:

@@ -9,6 +9,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import accepted, ask
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import VpsJobOut, VpsOut
+from api.scopes import scoped
 from api.views import job_out, vps_out
 from orchestrator.core.access import owned, visible_vps
 from orchestrator.core.models import Vps, VpsStatus
@@ -17,7 +18,7 @@ from orchestrator.engine.operation import request
 from orchestrator.operations.create import CreateVps, VpsCreate
 from orchestrator.operations.delete import DeleteParams, DeleteVps
 
-router = APIRouter(prefix="/v1/vps", tags=["vps"])
+router = APIRouter(prefix="/v1/vps", tags=["vps"], dependencies=[scoped("vps")])
 
 IdempotencyKey = Annotated[
     str | None,

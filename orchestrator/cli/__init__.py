@@ -1,4 +1,5 @@
-"""``vpsctl``: run the control plane, a worker, make tokens, build images, add hosts, migrate.
+"""``vpsctl``: run the control plane, a worker, manage customers and tokens, build images, add hosts,
+migrate.
 
 The top of the core: it may import everything, the HTTP edge included (``serve`` starts it), and
 is the owner of its commands' transactions and of their settings (read once, the clock started
@@ -11,32 +12,39 @@ import os
 import signal
 import sys
 import threading
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session
 
 from orchestrator.compute import images
 from orchestrator.compute.hosts import Drivers, register_host
-from orchestrator.core import clock
-from orchestrator.core.auth import create_token
+from orchestrator.core import accounts, clock
+from orchestrator.core.auth import SCOPES, issue_token, revoke_token, token_status, tokens
 from orchestrator.core.db import make_engine
-from orchestrator.core.errors import VpsctlError
+from orchestrator.core.errors import NotFound, VpsctlError
 from orchestrator.core.files import PRIVATE_UMASK
-from orchestrator.core.models import Role
-from orchestrator.core.settings import Settings, get_settings
+from orchestrator.core.models import ApiToken, Role
+from orchestrator.core.settings import TOKEN_MAX_DAYS, Settings, get_settings
 
 app = typer.Typer(help="VPS provisioning and lifecycle orchestrator.", no_args_is_help=True)
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens: made, listed, revoked (shown once, kept as a hash).", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers (a customer token names one that exists).", no_args_is_help=True)
 image_app = typer.Typer(help="Guest images.", no_args_is_help=True)
 host_app = typer.Typer(help="Hypervisor hosts.", no_args_is_help=True)
 db_app = typer.Typer(help="The database's schema (migrations).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(customer_app, name="customer")
 app.add_typer(image_app, name="image")
 app.add_typer(host_app, name="host")
 app.add_typer(db_app, name="db")
 err = Console(stderr=True)
+ACTOR = "vpsctl"  # who the audit says did what the command line did
 
 
 def _logging() -> None:
@@ -52,7 +60,7 @@ def _settings() -> Settings:
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {escape(str(exc))}")  # names people typed are text, not markup
     raise typer.Exit(1)
 
 
@@ -84,8 +92,8 @@ def serve(
     listen_host = host or settings.api.host
     listen_port = port or settings.api.port
     err.print(f"vpsctl API on http://{listen_host}:{listen_port}  (docs: /docs)")
-    err.print("get a token with: vpsctl token create --role support   "
-              "(or --role customer --customer NAME)")
+    err.print("get a token with: vpsctl token create --role support   (a customer's: vpsctl customer create "
+              "NAME --email E --language fr|en, then vpsctl token create --role customer --customer NAME)")
     uvicorn.run(create_app(settings, run_worker=worker), host=listen_host, port=listen_port, log_level="info")
 
 
@@ -118,21 +126,120 @@ def run_worker() -> None:
         worker.drivers.close()
 
 
+@customer_app.command("create")
+def customer_create(
+    name: Annotated[str, typer.Argument(help="The customer's name, unique")],
+    email: Annotated[str, typer.Option(help="Where the customer's notices go")],
+    language: Annotated[str, typer.Option(help="The language of the notices: fr or en")],
+) -> None:
+    """Record a new customer."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            customer = accounts.create_customer(session, name, email, language, ACTOR)
+            session.commit()
+        except VpsctlError as exc:
+            _fail(exc)
+    typer.echo(f"customer {customer.id}: {customer.name} <{customer.email}> ({customer.language})")
+
+
+@customer_app.command("list")
+def customer_list() -> None:
+    """Every customer."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        table = Table("id", "name", "email", "language", "created")
+        for customer in accounts.customers(session):
+            table.add_row(*_cells(str(customer.id), customer.name, customer.email, customer.language,
+                                  _when(customer.created_at)))
+    _print_table(table)
+
+
+def _print_table(table: Table) -> None:
+    """A listing on standard output; when that is not a terminal (a pipe, a file) it is not cut
+    to 80 columns."""
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+def _cells(*values: str) -> list[Text]:
+    """A table's row as plain text: what people typed (names, labels) is never read as markup."""
+    return [Text(value) for value in values]
+
+
+def _when(instant: datetime | None) -> str:
+    return f"{instant:%Y-%m-%d %H:%M}" if instant else "-"
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[Role, typer.Option(help="support, customer or automation")],
-    customer: Annotated[str | None, typer.Option(help="The customer a customer token belongs to")] = None,
+    customer: Annotated[str | None, typer.Option(help="The existing customer a customer token belongs to")] = None,
     label: Annotated[str, typer.Option(help="What the token is for")] = "",
+    days: Annotated[int | None, typer.Option(min=1, max=TOKEN_MAX_DAYS,
+                                             help="Its lifetime in days (default: VPSCTL_TOKEN_DAYS)")] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        help="Automation tokens: a scope it may call (repeat the option; at least one): " + ", ".join(SCOPES))] = None,
 ) -> None:
     """Print a new bearer token, alone on the last line (stored only as a hash)."""
     settings = _settings()
     with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
-            token = create_token(session, role, customer, label)
+            owner = accounts.customer_named(session, customer) if customer else None
+            issued = issue_token(session, role, owner, label=label, days=days or settings.api.token_days,
+                                 scopes=scope or (), actor=ACTOR)
+            session.commit()
         except VpsctlError as exc:
             _fail(exc)
-    err.print(f"new {role.value} token{f' for {customer}' if customer else ''} (shown once):")
-    sys.stdout.write(token + "\n")
+    record = issued.record
+    scopes = f", scopes {' '.join(record.scopes)}" if record.scopes else ""
+    err.print(f"new {role.value} token {record.id}{f' for {escape(customer)}' if customer else ''}{scopes}, "
+              f"expires {_when(record.expires_at)} UTC (shown once):")
+    sys.stdout.write(issued.token + "\n")
+
+
+@token_app.command("list")
+def token_list(
+    customer: Annotated[str | None, typer.Option(help="Only this customer's tokens")] = None,
+) -> None:
+    """Every token with its role, owner, label, scopes and dates (never the token or its hash)."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            customer_id = accounts.customer_named(session, customer).id if customer else None
+        except VpsctlError as exc:
+            _fail(exc)
+        names = {c.id: c.name for c in accounts.customers(session)}
+        table = Table("id", "role", "customer", "label", "scopes", "status", "created", "expires", "last used",
+                      "revoked", title="times in UTC")
+        for record in tokens(session, customer_id):
+            table.add_row(*_cells(*_token_row(record, names)))
+    _print_table(table)
+
+
+def _token_row(record: ApiToken, names: dict[int | None, str]) -> list[str]:
+    return [str(record.id), Role(record.role).value, names.get(record.customer_id, "-"), record.label,
+            " ".join(record.scopes) or "-", token_status(record), _when(record.created_at),
+            _when(record.expires_at), _when(record.last_used_at), _when(record.revoked_at)]
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (vpsctl token list)")]) -> None:
+    """Revoke a token: it is refused from the next request on."""
+    settings = _settings()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            revoked = revoke_token(session, _token(session, token_id), ACTOR)
+            session.commit()
+        except VpsctlError as exc:
+            _fail(exc)
+    typer.echo(f"token {token_id} revoked at {_when(revoked.revoked_at)} UTC")
+
+
+def _token(session: Session, token_id: int) -> ApiToken:
+    record = session.get(ApiToken, token_id)
+    if record is None:
+        raise NotFound(f"no token {token_id} (vpsctl token list)")
+    return record
 
 
 @image_app.command("build")

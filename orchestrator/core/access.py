@@ -11,7 +11,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from orchestrator.core.auth import Principal
 from orchestrator.core.errors import Forbidden, InvalidRequest, NotFound
-from orchestrator.core.models import Customer, Invoice, Job, Vps
+from orchestrator.core.models import ApiToken, Customer, Invoice, Job, Vps
 
 
 def _valid_uuid(value: str) -> bool:
@@ -79,3 +79,12 @@ def owner_for_create(session: Session, principal: Principal, customer: str | Non
 def visible_invoice(session: Session, principal: Principal, invoice_id: str) -> Invoice:
     """R7-confidential: another customer's invoice is as absent as a missing one."""
     return visible(session, Invoice, invoice_id, principal, "invoice")
+
+
+def visible_token(session: Session, principal: Principal, token_id: int) -> ApiToken:
+    """A token as the principal may see it: staff any, a customer their own; another customer's
+    (or staff's) token is as absent as a missing one."""
+    record = session.get(ApiToken, token_id)
+    if record is None or not sees(principal, record.customer_id):
+        raise NotFound(f"no token {token_id}")
+    return record

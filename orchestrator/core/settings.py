@@ -26,6 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _SHIPPED_HOOKS = REPO_ROOT / "playbooks" / "hooks"
 PREFIX = "VPSCTL_"
 HOUR, DAY = 3600.0, 86400.0
+TOKEN_DAYS, TOKEN_MAX_DAYS = 90, 3650  # an API token's lifetime by default, and the longest one
 
 
 def env(name: str, default: Any, **bounds: Any) -> Any:
@@ -56,6 +57,8 @@ class ApiSettings(Group):
     # in a storage the API processes share (``redis://...``: the `limits` library's URLs).
     rate_per_minute: int = env("API_RATE_PER_MINUTE", 300, ge=1, le=1_000_000)
     rate_storage: str = env("API_RATE_STORAGE", "memory://")
+    # A new token expires this many days after its creation unless it is given its own lifetime.
+    token_days: int = env("TOKEN_DAYS", TOKEN_DAYS, ge=1, le=TOKEN_MAX_DAYS)
 
 
 class HostSettings(Group):

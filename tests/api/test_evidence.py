@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from orchestrator.compute.hosts import Drivers
-from orchestrator.core.auth import ensure_customer
+from orchestrator.core.accounts import customer_named
 from orchestrator.core.models import Evidence, Job, Vps, VpsStatus
 from orchestrator.engine.worker import Worker
 from orchestrator.operations.evidence import raw_path
@@ -50,7 +50,7 @@ def web() -> Iterator[int]:
 
 def alice_vps(api: Api, **changes: Any) -> str:
     with Session(api.engine) as session:
-        alice = ensure_customer(session, "alice")
+        alice = customer_named(session, "alice")
         vps = Vps(name="shop", customer_id=alice.id, image="tiny", vcpus=1, memory_mib=256, disk_gib=2,
                   status=VpsStatus.running, addresses=["127.0.0.1"], **changes)
         session.add(vps)

@@ -6,6 +6,7 @@ neither sees nor drops the tables other tests use at the same time."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -13,7 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,38 @@ def test_0005_names_the_cause_of_the_jobs_queued_before_it(settings: Settings) -
             found = dict(conn.execute(sa.text("SELECT id, cause FROM job")).all())
     assert {key: found[str(uuid.uuid5(uuid.NAMESPACE_URL, key))] for key in queued} == {
         key: cause for key, (_kind, _params, cause) in queued.items()}
+
+
+def test_0010_gives_the_tokens_made_before_it_an_expiry_and_automation_its_scopes(settings: Settings) -> None:
+    """Tokens from before expiries existed expire 90 days after the upgrade, on the orchestrator's
+    clock; automation tokens keep every right they had (every scope), the others carry none."""
+    with raw_engine(settings) as engine:
+        with engine.connect() as conn:
+            command.upgrade(migrations.alembic_config(conn), "0008")
+            conn.commit()
+        now = utcnow().replace(tzinfo=None, microsecond=0)
+        tables = reflect(engine).tables
+        with engine.begin() as conn:
+            customer_id = conn.execute(tables["customer"].insert().values(
+                name="alice", email="alice@example.test", language="fr", created_at=now)).inserted_primary_key[0]
+            for role, customer, label in (("customer", customer_id, "laptop"), ("support", None, "desk"),
+                                          ("automation", None, "cron")):
+                conn.execute(tables["apitoken"].insert().values(
+                    token_hash=(label * 64)[:64], role=role, customer_id=customer, label=label, created_at=now))
+        upgraded_at = utcnow().replace(tzinfo=None)
+        with engine.connect() as conn:
+            command.upgrade(migrations.alembic_config(conn), "head")
+            conn.commit()
+        assert differences(engine) == []
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT label, expires_at, scopes, last_used_at FROM apitoken")).all()
+    found = {label: (expires, json.loads(scopes) if isinstance(scopes, str) else scopes, used)
+             for label, expires, scopes, used in rows}
+    every_scope = ["billing:read", "billing:write", "customers:read", "customers:write", "dda:read", "dda:write",
+                   "hosts:read", "incidents:read", "incidents:write", "maintenance:read", "maintenance:write",
+                   "security:read", "security:write", "vps:read", "vps:write"]
+    assert {label: (scopes, used) for label, (_expires, scopes, used) in found.items()} == {
+        "laptop": ([], None), "desk": ([], None), "cron": (every_scope, None)}
+    for expires, _scopes, _used in found.values():
+        expires = datetime.fromisoformat(expires) if isinstance(expires, str) else expires
+        assert timedelta(days=90) <= expires - upgraded_at < timedelta(days=90, minutes=1)

@@ -16,7 +16,8 @@ import pytest
 from sqlmodel import Session, col, select
 
 from orchestrator.compute.hosts import Drivers, register_host
-from orchestrator.core.auth import Principal, ensure_customer
+from orchestrator.core.accounts import create_customer
+from orchestrator.core.auth import Principal
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Customer, Job, JobEvent, Role, Vps
 from orchestrator.core.settings import Settings
@@ -63,7 +64,7 @@ def world(tmp_path: Path, requires_libvirt: None) -> Any:
     drivers = Drivers()
     with Session(engine) as session:
         register_host(session, settings, drivers, "local", URI, "Marseille")
-        customer = ensure_customer(session, "alice")
+        customer = create_customer(session, "alice", "alice@example.test", "fr", actor="tests")
         session.commit()
         customer_id = customer.id
     drivers.close()

@@ -341,12 +341,19 @@ def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -
 
 def test_console_websocket_for_owner_and_staff_only(live_api: Api, tmp_path: Path) -> None:
     """The serial console through a WebSocket: the login prompt comes back when we press Enter;
-    another customer cannot open it; opening it is recorded (R7-confidential)."""
+    another customer, or an automation token without ``vps:write``, cannot open it; opening it is
+    recorded (R7-confidential)."""
+    from sqlmodel import Session
     from starlette.websockets import WebSocketDisconnect
 
+    from orchestrator.core.auth import create_token
+    from orchestrator.core.models import Role
+
+    with Session(live_api.engine) as session:
+        reader = create_token(session, Role.automation, label="cmdb", scopes=["vps:read"])
     guest = order(live_api, tmp_path)
     path = f"/v1/vps/{guest.id}/console"
-    for token in (None, live_api.bob):
+    for token in (None, live_api.bob, reader):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         with pytest.raises(WebSocketDisconnect), live_api.client.websocket_connect(path, headers=headers) as ws:
             ws.receive_bytes()

@@ -1,13 +1,15 @@
-"""Who uses the orchestrator: customers, API tokens (hashed), and the audit of access."""
+"""Who uses the orchestrator: customers, API tokens (hashed, expiring, revocable), and the audit of
+access."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from orchestrator.core.models.types import time_field
+from orchestrator.core.models.types import UTCDateTime, json_field, time_field
 
 
 class Role(enum.StrEnum):
@@ -26,7 +28,9 @@ class Customer(SQLModel, table=True):
 
 class ApiToken(SQLModel, table=True):
     """A bearer token; only its SHA-256 is kept (tokens are 256 random bits, so no need for a slow
-    hash: there is nothing to brute-force)."""
+    hash: there is nothing to brute-force).  Every token expires (``expires_at``, always set);
+    a revoked one stays listed with ``revoked_at``.  An automation token may call only the routes
+    its ``scopes`` name (orchestrator/core/auth.py ``SCOPES``); the other roles carry none."""
 
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(index=True, unique=True, max_length=64)
@@ -34,7 +38,10 @@ class ApiToken(SQLModel, table=True):
     customer_id: int | None = Field(default=None, foreign_key="customer.id")
     label: str = Field(default="", max_length=100)
     created_at: datetime | None = time_field(now=True)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = time_field()
+    last_used_at: datetime | None = time_field()  # at most a minute late (auth.authenticate)
+    scopes: list[str] = json_field(list)
 
 
 class Audit(SQLModel, table=True):
