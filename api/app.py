@@ -61,6 +61,11 @@ Errors are `application/problem+json` documents (RFC 9457).
 """
 
 
+ROUTERS = tuple(module.router for module in (
+    health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices, change_orders,
+    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas))
+
+
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:
     settings = settings or get_settings()
     clock.start(settings.now)
@@ -93,9 +98,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     errors.install(app)
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
                        rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
-    for module in (health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices,
-                   change_orders, incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers,
-                   tokens, quotas):
-        check_declared(module.router.routes, PUBLIC)  # every route says which automation tokens may call it
-        app.include_router(module.router)
+    for router in ROUTERS:
+        check_declared(router.routes, PUBLIC)  # every route says which automation tokens may call it
+        app.include_router(router)
     return app

@@ -48,10 +48,11 @@ def ask(session: Session, settings: Settings, principal: Principal, vps_id: str,
 
 
 def expose(router: APIRouter, operation: type[Operation[Any]], *, name: str | None = None,
-           prefix: str = "", body_required: bool | None = None) -> None:
+           prefix: str = "", body_required: bool | None = None, audience: str | None = None) -> None:
     """``POST <router prefix><operation.route>`` with the operation's parameters as the body
     (optional when every field has a default unless ``body_required``, absent when there is
-    none), answering 202."""
+    none), answering 202.  ``audience`` (api/audiences.py) when the route's callers are narrower than
+    the operation's: a client asks for a resize through a change order, never here."""
     assert operation.route, f"{operation.kind} has no route"
     model = operation.params
     fields = model.model_fields
@@ -75,4 +76,5 @@ def expose(router: APIRouter, operation: type[Operation[Any]], *, name: str | No
     handler.__name__ = endpoint
     router.add_api_route(prefix + operation.route, handler, methods=["POST"], name=endpoint,
                          status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
-                         description=inspect.cleandoc(operation.__doc__ or ""))
+                         description=inspect.cleandoc(operation.__doc__ or ""),
+                         openapi_extra={"x-audience": audience or operation.audience.value})

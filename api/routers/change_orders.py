@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
+from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.change_orders import (
     ApproveBody,
@@ -70,7 +71,7 @@ def refuse(order_id: str, body: RefuseBody, session: SessionDep, settings: Setti
     return order_out(session, change_orders.refuse(session, settings, staff, order, body.reason))
 
 
-@router.post("/v1/change-orders/{order_id}/accept", status_code=status.HTTP_202_ACCEPTED,
+@router.post("/v1/change-orders/{order_id}/accept", status_code=status.HTTP_202_ACCEPTED, openapi_extra=CLIENT,
              response_model=ChangeOrderAccepted)
 def accept(order_id: str, session: SessionDep, settings: SettingsDep,
            principal: CurrentPrincipal) -> ChangeOrderAccepted:
@@ -82,7 +83,7 @@ def accept(order_id: str, session: SessionDep, settings: SettingsDep,
                                plan=ResizePlanOut(**job.params["plan"]) if job.kind == "resize" else None)
 
 
-@router.post("/v1/change-orders/{order_id}/cancel", response_model=ChangeOrderOut)
+@router.post("/v1/change-orders/{order_id}/cancel", response_model=ChangeOrderOut, openapi_extra=CLIENT)
 def cancel(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
     """The client withdraws a request or an order form not yet accepted."""
     order = change_orders.visible_order(session, principal, order_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session
 
+from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.dda import ApprovalBody, DdaRequestBody, DdaRequestOut, HistoryOut, NdaBody
 from api.scopes import scoped
@@ -29,7 +30,7 @@ def _out(session: Session, request: DdaRequest) -> DdaRequestOut:
                  for a in dda.history(session, request)])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DdaRequestOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DdaRequestOut, openapi_extra=CLIENT)
 def create(body: DdaRequestBody, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
     """R2-dda: the client asks for the Statement of Applicability."""
     return _out(session, dda.create(session, principal, body.purpose))
@@ -60,7 +61,7 @@ def nda(request_id: str, body: NdaBody, session: SessionDep, staff: StaffPrincip
     return _out(session, dda.record_nda(session, staff, request, body.reference, body.signed_on))
 
 
-@router.get("/{request_id}/document", response_class=FileResponse,
+@router.get("/{request_id}/document", response_class=FileResponse, openapi_extra=CLIENT,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def document(request_id: str, session: SessionDep, settings: SettingsDep,
              principal: CurrentPrincipal) -> FileResponse:

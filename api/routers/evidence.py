@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from sqlmodel import Session, col, select
 
+from api.audiences import STAFF
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import expose
 from api.schemas.evidence import EvidenceOut
@@ -50,7 +51,7 @@ def _evidence(session: Session, principal: Principal, evidence_id: str) -> Evide
 expose(router, EvidenceVps, prefix="/v1/vps/{vps_id}", name="ask_evidence")
 
 
-@router.get("/v1/vps/{vps_id}/evidence", response_model=list[EvidenceOut])
+@router.get("/v1/vps/{vps_id}/evidence", response_model=list[EvidenceOut], openapi_extra=STAFF)
 def list_evidence(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[EvidenceOut]:
     """The evidence kept for this VPS, oldest first (staff)."""
     vps = _staff_vps(session, principal, vps_id)
@@ -58,13 +59,13 @@ def list_evidence(vps_id: str, session: SessionDep, principal: CurrentPrincipal)
     return [_out(row) for row in rows]
 
 
-@router.get("/v1/evidence/{evidence_id}", response_model=EvidenceOut)
+@router.get("/v1/evidence/{evidence_id}", response_model=EvidenceOut, openapi_extra=STAFF)
 def get_evidence(evidence_id: str, session: SessionDep, principal: CurrentPrincipal) -> EvidenceOut:
     """One piece of evidence: what was asked, when, by whom, and what came back (staff)."""
     return _out(_evidence(session, principal, evidence_id))
 
 
-@router.get("/v1/evidence/{evidence_id}/download", response_class=FileResponse,
+@router.get("/v1/evidence/{evidence_id}/download", response_class=FileResponse, openapi_extra=STAFF,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_evidence(evidence_id: str, session: SessionDep, settings: SettingsDep,
                       principal: CurrentPrincipal) -> FileResponse:

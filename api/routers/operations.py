@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
 from sqlmodel import col, select
 
+from api.audiences import STAFF
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import IdempotencyKey, accepted, ask, expose
 from api.schemas.jobs import JobAccepted
@@ -45,7 +46,7 @@ expose(router, stop.StopVps)
 expose(router, reboot.RebootVps)
 expose(router, suspend.SuspendVps)
 expose(router, resume.ResumeVps)
-expose(router, resize.ResizeVps, body_required=True)
+expose(router, resize.ResizeVps, body_required=True, audience="staff")  # a client's: a change order
 expose(router, reinstall.ReinstallVps)
 expose(router, backup.BackupVps)
 expose(router, restore.RestoreVps)
@@ -86,7 +87,7 @@ def download_export(vps_id: str, backup_id: str, session: SessionDep, settings: 
     return FileResponse(path, media_type="application/octet-stream", filename=f"{vps.name}-{backup_id}.qcow2")
 
 
-@router.post("/disks", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.post("/disks", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, openapi_extra=STAFF)
 def attach_disk(vps_id: str, body: disks.DiskBody, session: SessionDep, settings: SettingsDep,
                 principal: CurrentPrincipal, _idempotency_key: IdempotencyKey = None) -> JobAccepted:
     """Attach a new empty data disk (hot-plugged when the VPS runs)."""

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Path
 from sqlmodel import Session
 
+from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.schemas.quotas import Amounts, QuotaBody, QuotaOut
 from api.scopes import scoped
@@ -28,7 +29,7 @@ def quota_out(session: Session, settings: Settings, customer_id: int) -> QuotaOu
                     usage=Amounts(**asdict(quotas.usage(session, customer_id))), custom=custom)
 
 
-@router.get("/v1/quota", response_model=QuotaOut)
+@router.get("/v1/quota", response_model=QuotaOut, openapi_extra=CLIENT)
 def own(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> QuotaOut:
     """The caller's quota and what they use of it (customers)."""
     if principal.customer_id is None:
