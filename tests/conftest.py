@@ -198,13 +198,15 @@ def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[A
 
 
 def cleanup_host(settings: Settings, engine: Any) -> None:
-    """Leave the test host as found: the domains and volumes of the VPS this test recorded go.
-    Other test runs may share the libvirtd: what they made is left alone (and one of theirs may
-    be removing ours at the same moment: each removal stands on its own)."""
+    """Leave the test host as found: the domains, volumes and pinned addresses of the VPS this
+    test recorded go.  Other test runs may share the libvirtd: what they made is left alone (and
+    one of theirs may be removing ours at the same moment: each removal stands on its own)."""
     import libvirt
 
+    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver
+
     with Session(engine) as session:
-        recorded = {vps.id.lower() for vps in session.exec(select(Vps)).all()}
+        recorded = {vps.id.lower(): vps.mac for vps in session.exec(select(Vps)).all()}
     conn = libvirt.open(settings.hosts.libvirt_uri)
     try:
         for dom in conn.listAllDomains(0):
@@ -222,6 +224,12 @@ def cleanup_host(settings: Settings, engine: Any) -> None:
                             vol.delete(0)
     finally:
         conn.close()
+    driver = LibvirtDriver(settings.hosts.libvirt_uri)
+    try:
+        for mac in filter(None, recorded.values()):
+            driver.unpin_address(settings.hosts.guest_network, mac)
+    finally:
+        driver.close()
 
 
 def client_key(tmp_path: Path) -> tuple[paramiko.Ed25519Key, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from orchestrator.compute.designer import mac_of
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import InvalidRequest, InvalidState
 from orchestrator.core.models import Job, VpsStatus
@@ -32,11 +33,13 @@ def destroy_domain(ctx: Context) -> str:
 
 
 def undefine_domain(ctx: Context) -> str:
+    """The definition goes, and the address pinned for the VPS is free for another."""
     vps = ctx.vps()
     if vps.host_id is None:
         return "never placed"
     ctx.driver.undefine_domain(vps.id)
-    return "undefined"
+    released = ctx.driver.unpin_address(ctx.host().network_name, mac_of(vps))
+    return "undefined; its address is free again" if released else "undefined"
 
 
 def discard_vps_volumes(ctx: Context, pool: str) -> list[str]:
