@@ -1,5 +1,5 @@
 """Who may call each route, read from the code: the table of docs/security.md ("Routes and
-roles") is generated from here (``python -m api.audiences``) and a test keeps the two equal.
+roles") is generated from here (``python -m api``) and a test keeps the two equal.
 
 A route's audience is, in this order:
 - what it declares in ``openapi_extra["x-audience"]``: an operation's own ``audience``
@@ -66,9 +66,3 @@ def markdown(routes: Iterable[BaseRoute], public: Iterable[str]) -> str:
     lines += [f"| {m} | `{p}` | {c} | {s} | {a} |" for m, p, c, s, a in rows(routes, public)]
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    from api.app import ROUTERS
-    from api.guard import PUBLIC
-
-    print(markdown([route for router in ROUTERS for route in router.routes], PUBLIC), end="")

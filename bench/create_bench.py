@@ -24,6 +24,7 @@ import libvirt
 from bench.common import URI, VpsctlServer, summary, wait_running, write_section
 from orchestrator.compute.designer import domain_config
 from orchestrator.core.models import Host, Vps
+from orchestrator.core.settings import Settings
 from orchestrator.hypervisor.config import VolumeConfig
 
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -49,7 +50,8 @@ def scrub(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name_part: str
 def floor_sample(conn: libvirt.virConnect, pool: libvirt.virStoragePool, base: str, seed: str) -> float:
     vps = Vps(id=str(uuid.uuid4()), name="bench", customer_id=1, image="tiny", vcpus=1, memory_mib=256, disk_gib=2)
     host = Host(name="h", uri=URI, domain_type="qemu", pool_name=pool.name(), network_name="vpsctl-test")
-    config = domain_config(vps, host, "bench")
+    # The test network's subnet: the interface's filter learns the guest's address from its DHCP server.
+    config = domain_config(vps, host, "bench", Settings(guest_network="vpsctl-test", guest_subnet="192.168.151.0/24"))
     # the floor boots the same guest, with a seed made beforehand (untimed)
     seed_vol = pool.createXML(VolumeConfig(vps.seed_volume, len(seed), format="raw").to_xml(), 0)
     stream = conn.newStream(0)

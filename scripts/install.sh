@@ -15,8 +15,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(
-    # hypervisor
-    libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base iptables iproute2
+    # hypervisor; libvirt's nwfilters (clean-traffic isolates the guests) are in
+    # libvirt-daemon-config-nwfilter and run as ebtables, iptables and ip6tables rules (iptables)
+    libvirt-daemon-system libvirt-daemon-config-nwfilter libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
+    iptables iproute2
     # building libvirt-python
     libvirt-dev pkg-config gcc python3-dev python3-venv
     # guest images, built from Debian packages (images/)

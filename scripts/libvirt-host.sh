@@ -47,6 +47,10 @@ start)
                   mount --bind /run/vpsctl-qemu.conf /etc/libvirt/qemu.conf;"
         echo "KVM does not run guests here: hiding /dev/kvm from libvirtd (TCG emulation)"
     fi
+    # The mail block's nwfilter rules (tcp, tcp-ipv6) are iptables and ip6tables rules on bridged
+    # traffic: they need br_netfilter, and bridged frames passed to both (per network namespace).
+    modprobe br_netfilter 2>/dev/null || true
+    in_ns sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null || true
     mkdir -p /run/libvirt /var/log/libvirt
     # Stale pid/socket files from a killed daemon make libvirtd refuse to start.
     if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then rm -f "$pidfile"; fi

@@ -3,6 +3,7 @@ network namespace $VPSCTL_TEST_NETNS; guests are reached through that namespace 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,13 +16,13 @@ from typing import Any
 import paramiko
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.app import create_app
 from orchestrator.core.accounts import create_customer
 from orchestrator.core.auth import create_token
 from orchestrator.core.db import make_engine
-from orchestrator.core.models import Host, Image, Role
+from orchestrator.core.models import Host, Image, Role, Vps
 from orchestrator.core.settings import Settings
 from tests.smtp import Server, free_port
 
@@ -194,31 +195,42 @@ def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[A
         api = Api(client, app.state.engine, settings)
         api.smtp = smtp
         yield api
-    cleanup_host(settings)
+    cleanup_host(settings, engine)
 
 
-def cleanup_host(settings: Settings) -> None:
-    """Leave the test host as found: no test domain, no test volume."""
+def cleanup_host(settings: Settings, engine: Any) -> None:
+    """Leave the test host as found: the domains, volumes and pinned addresses of the VPS this
+    test recorded go.  Other test runs may share the libvirtd: what they made is left alone (and
+    one of theirs may be removing ours at the same moment: each removal stands on its own)."""
     import libvirt
 
+    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver
+
+    with Session(engine) as session:
+        recorded = {vps.id.lower(): vps.mac for vps in session.exec(select(Vps)).all()}
     conn = libvirt.open(settings.hosts.libvirt_uri)
     try:
         for dom in conn.listAllDomains(0):
-            if dom.name().startswith("vps-"):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
+            if dom.UUIDString().lower() in recorded:
+                for action in (dom.destroy, dom.undefine):
+                    with contextlib.suppress(libvirt.libvirtError):  # gone already
+                        action()
         for name in (settings.hosts.storage_pool, settings.hosts.backup_pool):
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 pool = conn.storagePoolLookupByName(name)
                 pool.refresh(0)
                 for vol in pool.listAllVolumes(0):
-                    if vol.name().startswith("vps-"):
-                        vol.delete(0)
-            except libvirt.libvirtError:
-                pass
+                    if any(vol.name().lower().startswith(f"vps-{vps_id}-") for vps_id in recorded):
+                        with contextlib.suppress(libvirt.libvirtError):
+                            vol.delete(0)
     finally:
         conn.close()
+    driver = LibvirtDriver(settings.hosts.libvirt_uri)
+    try:
+        for mac in filter(None, recorded.values()):
+            driver.unpin_address(settings.hosts.guest_network, mac)
+    finally:
+        driver.close()
 
 
 def client_key(tmp_path: Path) -> tuple[paramiko.Ed25519Key, str]:

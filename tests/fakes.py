@@ -17,12 +17,13 @@ from orchestrator.hypervisor import (
     DomainConfig,
     DomainInfo,
     DomainState,
+    FilterRef,
     HostInfo,
     InterfaceConfig,
     NetworkConfig,
+    NwFilter,
     PoolConfig,
     PoolInfo,
-    PortBlockFilter,
     VolumeConfig,
 )
 
@@ -34,6 +35,7 @@ class FakeDomain:
     config: DomainConfig
     state: DomainState = DomainState.shutoff
     link_up: bool = True
+    filter: FilterRef | None = None  # the running domain's interface filter
     vcpus: int = 0
     memory_mib: int = 0
     disks: list[str] = field(default_factory=list)
@@ -41,10 +43,13 @@ class FakeDomain:
 
 @dataclass
 class FakeHost:
-    """What the fake hypervisor holds: pools of volumes (name -> capacity) and domains."""
+    """What the fake hypervisor holds: pools of volumes (name -> capacity), domains, nwfilters
+    (libvirt's clean-traffic among them) and each network's DHCP host entries (MAC -> address)."""
 
     pools: dict[str, dict[str, int]] = field(default_factory=dict)
     domains: dict[str, FakeDomain] = field(default_factory=dict)
+    filters: dict[str, NwFilter | None] = field(default_factory=lambda: {"clean-traffic": None})
+    pinned: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def snapshot(self) -> FakeHost:
         return copy.deepcopy(self)
@@ -66,8 +71,21 @@ class FakeDriver:
     def ensure_network(self, config: NetworkConfig) -> None:
         return None
 
-    def ensure_filter(self, config: PortBlockFilter) -> None:
-        return None
+    def ensure_filter(self, config: NwFilter) -> None:
+        self.state.filters[config.name] = config
+
+    def require_filter(self, name: str) -> None:
+        if name not in self.state.filters:
+            raise HypervisorError(f"{self.uri} has no nwfilter {name!r}")
+
+    def pin_address(self, network: str, mac: str, address: str) -> None:
+        entries = self.state.pinned.setdefault(network, {})
+        if any(ip == address and other != mac.lower() for other, ip in entries.items()):
+            raise HypervisorError(f"{address} is pinned for another MAC in {network}")
+        entries[mac.lower()] = address
+
+    def unpin_address(self, network: str, mac: str) -> bool:
+        return self.state.pinned.get(network, {}).pop(mac.lower(), None) is not None
 
     def _pool(self, pool: str) -> dict[str, int]:
         if pool not in self.state.pools:
@@ -136,6 +154,7 @@ class FakeDriver:
             dom.state = DomainState.running
             dom.vcpus, dom.memory_mib = dom.config.vcpus, dom.config.memory_mib
             dom.link_up = all(i.link_up for i in dom.config.interfaces)
+            dom.filter = dom.config.interfaces[0].filter if dom.config.interfaces else None
             dom.disks = [d.target for d in dom.config.disks]
 
     def destroy_domain(self, uuid: str) -> None:
@@ -190,7 +209,12 @@ class FakeDriver:
             dom.disks.remove(disk.target)
 
     def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
-        self._domain(uuid).link_up = interface.link_up
+        dom = self._domain(uuid)
+        dom.link_up, dom.filter = interface.link_up, interface.filter
+
+    def live_filter(self, uuid: str, mac: str) -> FilterRef | None:
+        dom = self.state.domains.get(uuid)
+        return None if dom is None or dom.state == DomainState.shutoff else dom.filter
 
     def live_link_up(self, uuid: str, mac: str) -> bool | None:
         dom = self.state.domains.get(uuid)

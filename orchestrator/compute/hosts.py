@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
-from orchestrator.compute.designer import MAIL_BLOCK
+from orchestrator.compute.designer import CLEAN_TRAFFIC, HOST_FILTERS
 from orchestrator.compute.placement import Candidate, Policy, Resources
 from orchestrator.contract.sites import check_site
 from orchestrator.core.clock import utcnow
@@ -60,7 +60,7 @@ def register_host(
     pool = driver.ensure_pool(PoolConfig(prepared.storage_pool, str(prepared.storage_pool_path)))
     driver.ensure_pool(PoolConfig(prepared.backup_pool, str(prepared.backup_pool_path)))
     driver.ensure_network(NetworkConfig(prepared.guest_network, prepared.guest_bridge, prepared.guest_subnet))
-    driver.ensure_filter(MAIL_BLOCK)
+    ensure_guest_filters(driver)
     host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
     host.uri = uri
     host.site = site
@@ -75,6 +75,15 @@ def register_host(
     session.add(host)
     session.commit()
     return host
+
+
+def ensure_guest_filters(driver: HypervisorDriver) -> None:
+    """The nwfilters every guest interface references: libvirt's clean-traffic must be there (a
+    host without it would run guests free to take each other's addresses: refused), ours are
+    defined or brought up to date."""
+    driver.require_filter(CLEAN_TRAFFIC)
+    for config in HOST_FILTERS:
+        driver.ensure_filter(config)
 
 
 def policy(settings: Settings) -> Policy:

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from orchestrator.compute.designer import domain_config
-from orchestrator.compute.hosts import Drivers
+from orchestrator.compute.designer import domain_config, ipv4_address, mac_of
+from orchestrator.compute.hosts import Drivers, ensure_guest_filters
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
@@ -132,10 +132,19 @@ class Context:
 
     def define(self) -> str:
         """(Re)define the domain from the VPS record: the persistent definition always follows
-        the record (sizes, link state), whatever happened to it on the host."""
+        the record (sizes, link state, network filter), whatever happened to it on the host.
+
+        The filters the interface references are checked first (a host registered by an earlier
+        version lacks ours; one without libvirt's clean-traffic is refused), and a recorded
+        address is pinned (a DHCP host entry): the interface's filter lets the guest use that
+        address only, so the DHCP server must never hand it another."""
         vps, host = self.vps(), self.host()
         with session_scope(self.engine) as session:
             customer = session.get(Customer, vps.customer_id)
             customer_name = customer.name if customer else ""
+        ensure_guest_filters(self.driver)
+        address = ipv4_address(vps)
+        if address:
+            self.driver.pin_address(host.network_name, mac_of(vps), address)
         self.driver.define_domain(domain_config(vps, host, customer_name, self.settings))
         return f"defined {vps.domain_name} ({host.domain_type}, {vps.vcpus} vCPU, {vps.memory_mib} MiB)"

@@ -13,27 +13,37 @@ from orchestrator.hypervisor.base import (
     PoolInfo,
 )
 from orchestrator.hypervisor.config import (
+    DhcpHostConfig,
     DiskConfig,
     DomainConfig,
+    FilterRef,
+    FilterSet,
     InterfaceConfig,
     NetworkConfig,
+    NwFilter,
     PoolConfig,
     PortBlockFilter,
     VolumeConfig,
+    gateway_of,
 )
 
 __all__ = [
     "ConsoleStream",
+    "DhcpHostConfig",
     "DiskConfig",
     "DomainConfig",
     "DomainInfo",
     "DomainState",
+    "FilterRef",
+    "FilterSet",
     "HostInfo",
     "HypervisorDriver",
     "InterfaceConfig",
     "NetworkConfig",
+    "NwFilter",
     "PoolConfig",
     "PoolInfo",
     "PortBlockFilter",
     "VolumeConfig",
+    "gateway_of",
 ]

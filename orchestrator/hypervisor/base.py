@@ -20,10 +20,11 @@ from typing import Protocol
 from orchestrator.hypervisor.config import (
     DiskConfig,
     DomainConfig,
+    FilterRef,
     InterfaceConfig,
     NetworkConfig,
+    NwFilter,
     PoolConfig,
-    PortBlockFilter,
     VolumeConfig,
 )
 
@@ -78,7 +79,23 @@ class HypervisorDriver(Protocol):
 
     def ensure_network(self, config: NetworkConfig) -> None: ...
 
-    def ensure_filter(self, config: PortBlockFilter) -> None: ...
+    def ensure_filter(self, config: NwFilter) -> None:
+        """Define the nwfilter, or update its rules; rules already as asked are left alone (libvirt
+        rebuilds the rules of every interface using a filter that is defined again)."""
+        ...
+
+    def require_filter(self, name: str) -> None:
+        """HypervisorError unless the host has that nwfilter (one libvirt ships, such as clean-traffic)."""
+        ...
+
+    def pin_address(self, network: str, mac: str, address: str) -> None:
+        """A DHCP host entry in the network (live and persistent): its DHCP server gives ``address``
+        to ``mac`` and to no other; an entry of that MAC with another address is replaced."""
+        ...
+
+    def unpin_address(self, network: str, mac: str) -> bool:
+        """Remove the MAC's DHCP host entry; False when there was none (or no such network)."""
+        ...
 
     def volume_path(self, pool: str, name: str) -> str | None:
         """The volume's path on the host, or None when it does not exist."""
@@ -147,7 +164,13 @@ class HypervisorDriver(Protocol):
         ...
 
     def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
-        """Apply the interface's link state to the running domain (carrier up or down)."""
+        """Apply the interface's link state (carrier up or down) and its nwfilter reference to the
+        running domain."""
+        ...
+
+    def live_filter(self, uuid: str, mac: str) -> FilterRef | None:
+        """The nwfilter reference of the running domain's interface with that MAC (None when the
+        domain is not running, or the interface has no filter)."""
         ...
 
     def live_link_up(self, uuid: str, mac: str) -> bool | None:

@@ -56,11 +56,28 @@ class DiskConfig:
 
 
 @dataclass(frozen=True)
+class FilterRef:
+    """An interface's nwfilter and the values of its variables (``IP``, ``CTRL_IP_LEARNING``, ...).
+
+    The variables are a set: libvirt keeps no order among them, and a variable may be given
+    several values (two ``IP``s), so that two references compare equal whatever their order."""
+
+    filter: str
+    parameters: frozenset[tuple[str, str]] = frozenset()
+
+    def to_element(self) -> ET.Element:
+        ref = ET.Element("filterref", filter=self.filter)
+        for name, value in sorted(self.parameters):
+            _sub(ref, "parameter", name=name, value=value)
+        return ref
+
+
+@dataclass(frozen=True)
 class InterfaceConfig:
     network: str
     mac: str
     link_up: bool = True
-    filter: str | None = None  # an nwfilter applied to the guest's traffic
+    filter: FilterRef | None = None  # the nwfilter applied to the guest's traffic
 
     def to_element(self) -> ET.Element:
         interface = ET.Element("interface", type="network")
@@ -68,24 +85,41 @@ class InterfaceConfig:
         _sub(interface, "source", network=self.network)
         _sub(interface, "model", type="virtio")
         if self.filter:
-            _sub(interface, "filterref", filter=self.filter)
+            interface.append(self.filter.to_element())
         _sub(interface, "link", state="up" if self.link_up else "down")
         return interface
-
 
     def to_xml(self) -> str:
         return _to_string(self.to_element())
 
 
-def parse_link_state(domain_xml: str, mac: str) -> bool | None:
-    """Whether the interface with that MAC has its link up in a domain's XML (None: no such NIC)."""
+def _interface(domain_xml: str, mac: str) -> ET.Element | None:
     root = ET.fromstring(domain_xml)  # noqa: S314  (XML from libvirt, not from users)
     for interface in root.iter("interface"):
         mac_element = interface.find("mac")
         if mac_element is not None and mac_element.get("address", "").lower() == mac.lower():
-            link = interface.find("link")
-            return link is None or link.get("state", "up") == "up"
+            return interface
     return None
+
+
+def parse_link_state(domain_xml: str, mac: str) -> bool | None:
+    """Whether the interface with that MAC has its link up in a domain's XML (None: no such NIC)."""
+    interface = _interface(domain_xml, mac)
+    if interface is None:
+        return None
+    link = interface.find("link")
+    return link is None or link.get("state", "up") == "up"
+
+
+def parse_filter_ref(domain_xml: str, mac: str) -> FilterRef | None:
+    """The nwfilter reference of the interface with that MAC in a domain's XML (None: no such
+    NIC, or a NIC without a filter)."""
+    interface = _interface(domain_xml, mac)
+    ref = None if interface is None else interface.find("filterref")
+    if ref is None:
+        return None
+    parameters = frozenset((p.get("name", ""), p.get("value", "")) for p in ref.findall("parameter"))
+    return FilterRef(filter=ref.get("filter", ""), parameters=parameters)
 
 
 @dataclass(frozen=True)
@@ -192,6 +226,11 @@ class NetworkConfig:
     bridge: str
     subnet: str
 
+    @property
+    def gateway(self) -> str:
+        """The host's address on the network: the guests' gateway and their DHCP server."""
+        return gateway_of(self.subnet)
+
     def to_xml(self) -> str:
         net = ipaddress.ip_network(self.subnet)
         hosts = list(net.hosts())
@@ -199,10 +238,33 @@ class NetworkConfig:
         _sub(root, "name", self.name)
         _sub(root, "forward", mode="nat")
         _sub(root, "bridge", name=self.bridge, stp="off", delay="0")
-        ip = _sub(root, "ip", address=str(hosts[0]), netmask=str(net.netmask))
+        ip = _sub(root, "ip", address=self.gateway, netmask=str(net.netmask))
         dhcp = _sub(ip, "dhcp")
         _sub(dhcp, "range", start=str(hosts[min(9, len(hosts) - 1)]), end=str(hosts[-1]))
         return _to_string(root)
+
+
+def gateway_of(subnet: str) -> str:
+    """The first address of a guest subnet, which the host takes (see NetworkConfig)."""
+    return str(next(ipaddress.ip_network(subnet).hosts()))
+
+
+@dataclass(frozen=True)
+class DhcpHostConfig:
+    """A DHCP host entry of a network: its DHCP server gives this address to this MAC only."""
+
+    mac: str
+    ip: str
+
+    def to_xml(self) -> str:
+        return _to_string(ET.Element("host", mac=self.mac, ip=self.ip))
+
+
+def parse_dhcp_hosts(network_xml: str) -> dict[str, str]:
+    """A network's DHCP host entries: MAC (lower case) to IPv4 address."""
+    root = ET.fromstring(network_xml)  # noqa: S314  (XML from libvirt, not from users)
+    return {host.get("mac", "").lower(): host.get("ip", "") for host in root.iterfind("ip/dhcp/host")
+            if host.get("mac") and host.get("ip")}
 
 
 @dataclass(frozen=True)
@@ -223,16 +285,40 @@ class BackupConfig:
 
 @dataclass(frozen=True)
 class PortBlockFilter:
-    """An nwfilter dropping the guest's outgoing TCP to some ports (everything else flows)."""
+    """An nwfilter dropping the guest's outgoing TCP to some ports, over IPv4 and IPv6 (everything
+    else flows).  ``tcp`` and ``tcp-ipv6`` rules are iptables and ip6tables rules, whatever the
+    chain: the filter is in the root chain and holds both families."""
 
     name: str
     tcp_ports: tuple[int, ...]
 
     def to_xml(self, uuid: str | None = None) -> str:
-        root = ET.Element("filter", name=self.name, chain="ipv4", priority="-700")
+        root = ET.Element("filter", name=self.name, chain="root")
         if uuid:
             _sub(root, "uuid", uuid)
         for port in self.tcp_ports:
-            rule = _sub(root, "rule", action="drop", direction="out", priority="500")
-            _sub(rule, "tcp", dstportstart=str(port))
+            for protocol in ("tcp", "tcp-ipv6"):
+                rule = _sub(root, "rule", action="drop", direction="out", priority="500")
+                _sub(rule, protocol, dstportstart=str(port))
         return _to_string(root)
+
+
+@dataclass(frozen=True)
+class FilterSet:
+    """An nwfilter made of other nwfilters: an interface references a single filter, so a
+    combination (libvirt's clean-traffic plus our own rules) is a filter of its own.  The
+    interface's variables reach every filter it references."""
+
+    name: str
+    filters: tuple[str, ...]
+
+    def to_xml(self, uuid: str | None = None) -> str:
+        root = ET.Element("filter", name=self.name, chain="root")
+        if uuid:
+            _sub(root, "uuid", uuid)
+        for name in self.filters:
+            _sub(root, "filterref", filter=name)
+        return _to_string(root)
+
+
+NwFilter = PortBlockFilter | FilterSet

@@ -17,13 +17,17 @@ from orchestrator.core.errors import HypervisorError, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,
+    DhcpHostConfig,
     DiskConfig,
     DomainConfig,
+    FilterRef,
     InterfaceConfig,
     NetworkConfig,
+    NwFilter,
     PoolConfig,
-    PortBlockFilter,
     VolumeConfig,
+    parse_dhcp_hosts,
+    parse_filter_ref,
     parse_link_state,
 )
 
@@ -234,18 +238,66 @@ class LibvirtDriver:
 
         self._call(ensure)
 
-    def ensure_filter(self, config: PortBlockFilter) -> None:
-        def define(conn: libvirt.virConnect) -> None:
-            # Defining again under the same UUID updates the rules; libvirt re-applies them.
+    def pin_address(self, network: str, mac: str, address: str) -> None:
+        def pin(conn: libvirt.virConnect) -> None:
+            net = conn.networkLookupByName(network)
+            pinned = parse_dhcp_hosts(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)).get(mac.lower())
+            if pinned == address:
+                return
+            command = libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST if pinned is None \
+                else libvirt.VIR_NETWORK_UPDATE_COMMAND_MODIFY
+            net.update(command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+                       DhcpHostConfig(mac=mac, ip=address).to_xml(), _network_update_flags(net))
+
+        self._call(pin)
+
+    def unpin_address(self, network: str, mac: str) -> bool:
+        def unpin(conn: libvirt.virConnect) -> bool:
             try:
-                uuid = conn.nwfilterLookupByName(config.name).UUIDString()
+                net = conn.networkLookupByName(network)
+            except libvirt.libvirtError as exc:
+                if _is_missing(exc):
+                    return False
+                raise
+            pinned = parse_dhcp_hosts(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)).get(mac.lower())
+            if pinned is None:
+                return False
+            net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+                       DhcpHostConfig(mac=mac, ip=pinned).to_xml(), _network_update_flags(net))
+            return True
+
+        return self._call(unpin)
+
+    # --- network filters -------------------------------------------------------------------
+    def ensure_filter(self, config: NwFilter) -> None:
+        def define(conn: libvirt.virConnect) -> None:
+            # Defining again under the same UUID updates the rules; libvirt re-applies them to
+            # every interface using the filter, so a filter already as asked is left alone.
+            try:
+                existing = conn.nwfilterLookupByName(config.name)
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_NWFILTER:
                     raise
-                uuid = None
+                existing = None
+            uuid = existing.UUIDString() if existing is not None else None
+            if existing is not None and _same_filter(existing.XMLDesc(0), config.to_xml(uuid)):
+                return
             conn.nwfilterDefineXML(config.to_xml(uuid))
 
         self._call(define)
+
+    def require_filter(self, name: str) -> None:
+        def lookup(conn: libvirt.virConnect) -> None:
+            try:
+                conn.nwfilterLookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_NWFILTER:
+                    raise
+                raise HypervisorError(
+                    f"{self.uri} has no nwfilter {name!r}: guests cannot be isolated from each other "
+                    "(libvirt ships it: Debian package libvirt-daemon-config-nwfilter)") from exc
+
+        self._call(lookup)
 
     # --- domains ---------------------------------------------------------------------------
     def _lookup(self, conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain | None:
@@ -435,6 +487,15 @@ class LibvirtDriver:
 
         self._running(uuid, update)
 
+    def live_filter(self, uuid: str, mac: str) -> FilterRef | None:
+        def query(conn: libvirt.virConnect) -> FilterRef | None:
+            dom = self._lookup(conn, uuid)
+            if dom is None or not dom.isActive():
+                return None
+            return parse_filter_ref(dom.XMLDesc(0), mac)
+
+        return self._call(query)
+
     def live_link_up(self, uuid: str, mac: str) -> bool | None:
         def query(conn: libvirt.virConnect) -> bool | None:
             dom = self._lookup(conn, uuid)
@@ -573,6 +634,22 @@ def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = Fal
         vol.wipe(0)
     vol.delete(0)
     return True
+
+
+def _network_update_flags(net: libvirt.virNetwork) -> int:
+    """Change the persistent definition, and the running network (its DHCP server) when active."""
+    flags = int(libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    return flags | int(libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE) if net.isActive() else flags
+
+
+def _same_filter(defined_xml: str, wanted_xml: str) -> bool:
+    """Whether two nwfilter documents say the same (attributes in any order, layout ignored)."""
+
+    def shape(element: ET.Element) -> tuple[Any, ...]:
+        return (element.tag, sorted(element.attrib.items()), (element.text or "").strip(),
+                [shape(child) for child in element])
+
+    return shape(ET.fromstring(defined_xml)) == shape(ET.fromstring(wanted_xml))  # noqa: S314  (our XML, libvirt's)
 
 
 def _pool_path(pool: libvirt.virStoragePool) -> str:

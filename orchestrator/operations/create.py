@@ -8,9 +8,13 @@ Plan (worker side), every step re-runnable:
   create_seed       NoCloud seed: hostname, the customer's keys, SSH host keys we generate
   define_domain     the domain XML (the domain's UUID is the VPS id)
   start_domain      power on
-  wait_for_address  the DHCP lease of its interface
+  wait_for_address  the DHCP lease of its interface (libvirt's clean-traffic filter learns it from
+                    the host's DHCP server's answer and lets nothing else through before)
+  filter_address    that address pinned in the DHCP server and given to the filter: the only one
+                    the guest may use (no MAC, IP or ARP spoofing of its neighbours)
   verify_ssh        the guest answers SSH with the host key we generated (no login)
-Rollback: remove the domain and both volumes; the VPS ends ``error`` holding nothing.
+Rollback: remove the domain, both volumes and the pinned address; the VPS ends ``error`` holding
+nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pydantic import Field, StringConstraints
 from sqlmodel import select
 
 from orchestrator.compute import quotas
-from orchestrator.compute.designer import live_ceilings, mac_for
+from orchestrator.compute.designer import live_ceilings, mac_for, mac_of
 from orchestrator.compute.hosts import candidates, policy
 from orchestrator.compute.keys import normalise_authorized_key
 from orchestrator.compute.placement import Resources, choose_host
@@ -32,7 +36,7 @@ from orchestrator.core.models import Customer, Image, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
-from orchestrator.operations.steps import provision
+from orchestrator.operations.steps import network, provision
 
 GIB = 1 << 30
 
@@ -151,6 +155,7 @@ class CreateVps(Operation[VpsCreate]):
         Step("define_domain", define_domain),
         Step("start_domain", start_domain),
         Step("wait_for_address", provision.wait_for_address),
+        Step("filter_address", network.filter_address),
         Step("verify_ssh", provision.verify_ssh),
     )
 
@@ -188,4 +193,5 @@ class CreateVps(Operation[VpsCreate]):
         driver.undefine_domain(vps.id)
         driver.delete_volume(host.pool_name, vps.root_volume)
         driver.delete_volume(host.pool_name, vps.seed_volume)
+        driver.unpin_address(host.network_name, mac_of(vps))
         ctx.update_vps(status=VpsStatus.error, addresses=[], error=str(error)[:2000])

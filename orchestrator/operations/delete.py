@@ -14,6 +14,7 @@ from __future__ import annotations
 from pydantic import Field
 from sqlmodel import Session, col, select
 
+from orchestrator.compute.designer import mac_of
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import ContractRefusal, InvalidRequest, InvalidState
@@ -49,11 +50,13 @@ def destroy_domain(ctx: Context) -> str:
 
 
 def undefine_domain(ctx: Context) -> str:
+    """The definition goes, and the address pinned for the VPS is free for another."""
     vps = ctx.vps()
     if vps.host_id is None:
         return "never placed"
     ctx.driver.undefine_domain(vps.id)
-    return "undefined"
+    released = ctx.driver.unpin_address(ctx.host().network_name, mac_of(vps))
+    return "undefined; its address is free again" if released else "undefined"
 
 
 def discard_vps_volumes(ctx: Context, pool: str, keep: frozenset[str] = frozenset()) -> list[str]:

@@ -1,6 +1,7 @@
-"""R6.4-spam: the partial interruption after a spam complaint: outgoing mail (TCP 25, 465, 587)
-is dropped by a libvirt nwfilter on the VPS's interface, everything else still flows.  Live and
-in the definition; ``mail-unblock`` lifts it.  Staff only."""
+"""R6.4-spam: the partial interruption after a spam complaint: outgoing mail (TCP 25, 465, 587,
+over IPv4 and IPv6) is dropped by a libvirt nwfilter that the VPS's interface filter adds to
+clean-traffic (orchestrator/compute/designer.py), everything else still flows.  Live and in the
+definition; ``mail-unblock`` lifts it (clean-traffic stays).  Staff only."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def record_unblock(ctx: Context) -> str:
 
 @register
 class MailBlockVps(Operation[MailBlockBody]):
-    """R6.4-spam (staff): block outgoing mail (TCP 25, 465, 587); everything else still flows."""
+    """R6.4-spam (staff): block outgoing mail (TCP 25, 465, 587, IPv4 and IPv6); everything else still flows."""
 
     kind = "mail-block"
     route = "/mail-block"

@@ -25,7 +25,7 @@ from orchestrator.core.models import Backup, Image, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
-from orchestrator.operations.steps import provision
+from orchestrator.operations.steps import network, provision
 from orchestrator.operations.steps.power import power_off, running_status
 
 POWERED = (VpsStatus.running, VpsStatus.cut_off)
@@ -196,6 +196,7 @@ class ReinstallVps(SwitchesRootDisk[ReinstallBody]):
         Step("switch_disk", switch_disk),
         Step("start_new_system", start_new_system),
         Step("wait_for_address", provision.wait_for_address),
+        Step("filter_address", network.filter_address),
         Step("verify_ssh", provision.verify_ssh),
         Step("retire_old_disk", retire_old_disk),
     )

@@ -17,7 +17,7 @@ from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Params, Step, register
 from orchestrator.operations import reinstall
 from orchestrator.operations.reinstall import RootDiskPlan, SwitchesRootDisk, previous_of
-from orchestrator.operations.steps import provision
+from orchestrator.operations.steps import network, provision
 
 
 class RestoreBody(Params):
@@ -52,6 +52,7 @@ class RestoreVps(SwitchesRootDisk[RestoreBody]):
         Step("switch_disk", reinstall.switch_disk),
         Step("start_new_system", reinstall.start_new_system),
         Step("wait_for_address", provision.wait_for_address),
+        Step("filter_address", network.filter_address),
         Step("verify_ssh", provision.verify_ssh),
         Step("retire_old_disk", reinstall.retire_old_disk),
     )

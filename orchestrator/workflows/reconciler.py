@@ -8,6 +8,10 @@ every host's domains with the records.
   the incident is resolved once the domain runs again.
 - A host that does not answer gets a ``host_down`` incident for each of its powered-on VPS,
   resolved once the host answers and the domain runs.
+- A running domain whose interface filter is not the one the record gives (a domain defined
+  before every interface went through libvirt's clean-traffic, or changed on the host by hand)
+  gets a ``network-sync`` job that applies the record's, live and persistent; the drift is
+  recorded (Audit).
 
 Each drift opens one incident, not one per pass: the open incident is looked for first, and a
 partial unique index (one open reconciler incident per VPS and malfunction) makes a second worker
@@ -26,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from orchestrator.compute.designer import interface_config, mac_of
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
@@ -37,7 +42,8 @@ from orchestrator.engine import events, jobs
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import NoParams, request
 from orchestrator.engine.ticker import periodic
-from orchestrator.hypervisor import DomainInfo, DomainState
+from orchestrator.hypervisor import DomainInfo, DomainState, FilterRef, HypervisorDriver
+from orchestrator.operations.network_sync import SyncNetworkVps
 from orchestrator.operations.recover import RecoverVps
 from orchestrator.workflows import incidents
 
@@ -101,9 +107,11 @@ def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: H
                            restart=False)
         return
     ids, flagged = _powered_on(engine, host.id)
+    running: list[str] = []
     for vps_id in ids:
         info = domains.get(vps_id.lower())
         if info is not None and info.state == DomainState.running:
+            running.append(vps_id)
             if vps_id in flagged:
                 _resolve_if_running(engine, settings, vps_id, info)
         elif info is None or info.state in DOWN:
@@ -114,6 +122,52 @@ def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: H
             # Paused, or another state a job may be passing through: the host still answers; only
             # the host being back is worth recording.
             _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))
+    _sync_filters(engine, settings, drivers.for_uri(host.uri), host, running)
+
+
+def _sync_filters(engine: Engine, settings: Settings, driver: HypervisorDriver, host: HostRef,
+                  vps_ids: list[str]) -> None:
+    """Each running domain's interface filter against the record's; a network-sync job for those
+    that differ (libvirt's clean-traffic on every interface, the mail block, the address)."""
+    if not vps_ids:
+        return
+    with session_scope(engine) as session:
+        record = session.get(Host, host.id)
+        if record is None:
+            return
+        wanted = {vps.id: (mac_of(vps), interface_config(vps, record, settings).filter)
+                  for vps in session.exec(select(Vps).where(col(Vps.id).in_(vps_ids))).all()}
+    for vps_id, (mac, expected) in wanted.items():
+        try:
+            found = driver.live_filter(vps_id, mac)
+            # No filter read from a domain that stopped meanwhile is no drift (its next start
+            # defines it from the record): look at its state after the read.
+            info = driver.domain(vps_id) if found != expected else None
+        except VpsctlError as exc:
+            log.warning("VPS %s: cannot read its interface filter: %s", vps_id, exc)
+            continue
+        if info is not None and info.state == DomainState.running:
+            _ask_sync(engine, settings, vps_id, found, expected)
+
+
+def _ask_sync(engine: Engine, settings: Settings, vps_id: str, found: FilterRef | None,
+              expected: FilterRef | None) -> None:
+    """Record the drift and ask the network-sync job, unless a job of the VPS is at work or due
+    (it may be changing the interface right now; the next pass looks again)."""
+    with session_scope(engine) as session:
+        vps = session.get(Vps, vps_id)
+        if vps is None or vps.status not in POWERED_ON or busy(session, vps_id):
+            return
+        session.add(Audit(vps_id=vps_id, actor=incidents.RECONCILER, action="drift",
+                          detail=f"interface filter {_show(found)}, the record says {_show(expected)}"[:500]))
+        request(Request(session, settings, RECONCILER, vps), SyncNetworkVps, NoParams())
+        log.warning("VPS %s: interface filter %s, not %s; network-sync asked", vps_id, _show(found), _show(expected))
+
+
+def _show(ref: FilterRef | None) -> str:
+    if ref is None:
+        return "none"
+    return ref.filter + "".join(f" {name}={value}" for name, value in sorted(ref.parameters))
 
 
 def _open_once(engine: Engine, settings: Settings, vps_id: str, malfunction: str, found: str,

@@ -46,9 +46,10 @@ def pubkey(tmp_path: Path) -> str:
 def test_every_operation_has_a_guarded_route() -> None:
     # erase and terminate are deadline jobs of the non-payment and end-of-contract workflows
     # (R8.7-default, R10-nonpayment, R3-notice): no route of their own; nor have an incident's
-    # fix deadline (R5.4-fix-delay) and the reconciler's restart (R5.2-keep-running); a hook job
-    # is queued by the worker after an operation succeeded (orchestrator/workflows/hooks.py)
-    deadline_jobs = {"erase", "terminate", "incident_deadline", "recover"}
+    # fix deadline (R5.4-fix-delay), the reconciler's restart (R5.2-keep-running) and its
+    # network-sync (an interface filter brought to the record's); a hook job is queued by the
+    # worker after an operation succeeded (orchestrator/workflows/hooks.py)
+    deadline_jobs = {"erase", "terminate", "incident_deadline", "recover", "network-sync"}
     assert set(CALLS) | {"create", "detach-disk", "hook"} | deadline_jobs == set(OPERATIONS)
 
 

@@ -1,8 +1,9 @@
 """The reconciler (R5.2-keep-running) and the traffic counters (R5.4-hours) against the database,
 with a scripted driver standing in for the hosts (the real libvirtd is in
 tests/integration/test_reconciler.py): one incident per drift however many passes and processes,
-a restart asked once, a host that does not answer, a busy VPS left alone, intervals counted once.
-On SQLite and, when the test command provides one, on a real PostgreSQL."""
+a restart asked once, a host that does not answer, a busy VPS left alone, intervals counted once;
+a running domain without the record's interface filter (clean-traffic) brought to it by one
+network-sync job.  On SQLite and, when the test command provides one, on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, SQLModel, select
 
+from orchestrator.compute.designer import interface_config
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core.errors import TransientError
 from orchestrator.core.models import (
@@ -31,17 +33,20 @@ from orchestrator.core.models import (
 )
 from orchestrator.engine import jobs
 from orchestrator.engine.worker import Worker
-from orchestrator.hypervisor import DomainInfo, DomainState
+from orchestrator.hypervisor import DomainInfo, DomainState, FilterRef, InterfaceConfig
 from orchestrator.workflows import reconciler, traffic
 from tests.db.test_claim_concurrency import databases, settings_for
 
 
 class ScriptedHost:
-    """What a host answers: domains by UUID and their state, or nothing at all (``down``)."""
+    """What a host answers: domains by UUID, their state and their interface filter, or nothing
+    at all (``down``)."""
 
     def __init__(self) -> None:
         self.uri = "scripted:///"
         self.states: dict[str, DomainState] = {}
+        self.filters: dict[str, FilterRef | None] = {}
+        self.stops_when_read: set[str] = set()
         self.counters: dict[str, tuple[int, int]] = {}
         self.down = False
         self.started: list[str] = []
@@ -72,6 +77,26 @@ class ScriptedHost:
         self._check()
         return self.counters.get(uuid) if self.states.get(uuid) == DomainState.running else None
 
+    def live_filter(self, uuid: str, mac: str) -> FilterRef | None:
+        self._check()
+        if uuid in self.stops_when_read:  # destroyed between the listing and this read
+            self.states[uuid] = DomainState.shutoff
+        return self.filters.get(uuid) if self.states.get(uuid) == DomainState.running else None
+
+    def set_link_live(self, uuid: str, interface: InterfaceConfig) -> None:
+        self._check()
+        self.filters[uuid] = interface.filter
+
+    def interface_addresses(self, uuid: str) -> list[str]:
+        self._check()
+        return []
+
+    def require_filter(self, name: str) -> None:
+        self._check()
+
+    def ensure_filter(self, config: Any) -> None:
+        self._check()
+
     def close(self) -> None:
         pass
 
@@ -100,6 +125,7 @@ def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, ScriptedHost
             session.flush()
             ids.append(vps.id)
             host.states[vps.id] = DomainState.running if status == VpsStatus.running else DomainState.shutoff
+            host.filters[vps.id] = interface_config(vps, record, settings).filter  # defined by this version
         session.commit()
     yield engine, settings, host, Drivers(lambda _uri: host), ids  # type: ignore[arg-type, return-value]
     engine.dispose()
@@ -206,6 +232,44 @@ def test_a_host_that_does_not_answer_opens_host_down_once_per_vps(world: Any) ->
     host.down = False
     reconciler.reconcile(engine, settings, drivers)
     assert all(i.resolved_at is not None for i in incidents_of(engine))
+
+
+def test_a_domain_without_the_records_filter_gets_one_network_sync(world: Any) -> None:
+    """A domain defined before every interface went through clean-traffic: the drift is recorded
+    once and one network-sync job applies the record's filter; nothing more once it is there."""
+    engine, settings, host, drivers, (a, _b, _off) = world
+    host.filters[a] = None
+    for _ in range(3):
+        reconciler.reconcile(engine, settings, drivers)
+    [job] = jobs_of(engine, "network-sync")
+    assert job.vps_id == a
+    with Session(engine) as session:
+        [drift] = session.exec(select(Audit).where(Audit.action == "drift")).all()
+        expected = interface_config(session.get(Vps, a), session.get(Host, 1), settings).filter
+    assert drift.vps_id == a and drift.detail.startswith("interface filter none, the record says clean-traffic")
+    worker = Worker(engine, settings, drivers)
+    while worker.run_once():
+        pass
+    [job] = jobs_of(engine, "network-sync")
+    assert job.status == JobStatus.succeeded, job.error
+    assert host.filters[a] == expected and expected is not None and expected.filter == "clean-traffic"
+    reconciler.reconcile(engine, settings, drivers)
+    assert len(jobs_of(engine, "network-sync")) == 1
+    assert incidents_of(engine) == []
+
+
+def test_a_domain_stopping_while_its_filter_is_read_is_not_a_filter_drift(world: Any) -> None:
+    """Listed running, off when its interface is read: the power drift is for the next pass, and
+    no network-sync is asked (its next start defines the filter from the record)."""
+    engine, settings, host, drivers, (a, _b, _off) = world
+    host.stops_when_read.add(a)
+    reconciler.reconcile(engine, settings, drivers)
+    assert jobs_of(engine, "network-sync") == []
+    with Session(engine) as session:
+        assert session.exec(select(Audit).where(Audit.action == "drift")).all() == []
+    host.stops_when_read.clear()
+    reconciler.reconcile(engine, settings, drivers)
+    assert [i.vps_id for i in incidents_of(engine)] == [a]  # the power drift, seen by the next pass
 
 
 def test_traffic_intervals_are_counted_once_and_a_reset_counts_from_zero(world: Any) -> None:

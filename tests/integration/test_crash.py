@@ -72,7 +72,7 @@ def world(tmp_path: Path, requires_libvirt: None) -> Any:
     workers = Workers(settings, tmp_path / "worker.log")
     yield settings, engine, customer_id, workers
     workers.stop()
-    cleanup_host(settings)
+    cleanup_host(settings, engine)
 
 
 def wait_for(engine: Any, job_id: str, predicate: Any, timeout: float = 240) -> None:

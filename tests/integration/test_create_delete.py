@@ -1,11 +1,13 @@
 """A tiny VPS, ordered through the API, built on the real libvirtd, logged into over SSH with
-the customer's key while verifying the host key the orchestrator generated, then deleted with
-nothing of it left on the host: no domain, no disk, no backup, no export, but the one backup the
-client named to keep, until they discard it."""
+the customer's key while verifying the host key the orchestrator generated, its address pinned in
+the network's DHCP server, then deleted with nothing of it left on the host: no domain, no disk,
+no backup, no export, no pinned address, but the one backup the client named to keep, until they
+discard it."""
 
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import libvirt
@@ -17,10 +19,20 @@ from tests.conftest import TEST_POOL, URI, Api, client_key, ssh_run
 pytestmark = pytest.mark.libvirt
 
 
-def host_holds(vps_id: str) -> list[str]:
-    """Everything of this VPS the host still has: domain, volumes and files in the disk pool and
-    in the backup pool."""
-    found = []
+def pinned(mac: str) -> list[str]:
+    """The addresses the test network's DHCP server keeps for that MAC (its DHCP host entries)."""
+    conn = libvirt.open(URI)
+    try:
+        network = ET.fromstring(conn.networkLookupByName("vpsctl-test").XMLDesc(0))
+    finally:
+        conn.close()
+    return [h.get("ip", "") for h in network.iterfind("ip/dhcp/host") if h.get("mac", "").lower() == mac.lower()]
+
+
+def host_holds(vps_id: str, mac: str) -> list[str]:
+    """Everything of this VPS the host still has: domain, volumes and files in the disk pool and in
+    the backup pool, a pinned address."""
+    found = [f"address {ip}" for ip in pinned(mac)]
     conn = libvirt.open(URI)
     try:
         try:
@@ -51,10 +63,10 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
 
     job = live_api.wait_job(job_id, live_api.alice)
     assert job["status"] == "succeeded", job
-    assert job["progress"]["done"] == job["progress"]["total"] == 7
+    assert job["progress"]["done"] == job["progress"]["total"] == 8
     steps = [e["step"] for e in job["events"] if e["status"] == "done"]
     assert steps == ["upload_image", "create_root_disk", "create_seed", "define_domain", "start_domain",
-                     "wait_for_address", "verify_ssh"]
+                     "wait_for_address", "filter_address", "verify_ssh"]
     assert all(e["at"] for e in job["events"])
     print(f"create job took {time.monotonic() - started:.1f} s")
 
@@ -70,8 +82,11 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
         dom = conn.lookupByUUIDString(vps_id)
         assert dom.isActive() and dom.name() == f"vps-{vps_id}"
         assert dom.blockInfo("vda")[0] == 2 << 30
+        mac = ET.fromstring(dom.XMLDesc(0)).find("devices/interface/mac").get("address", "")  # type: ignore[union-attr]
     finally:
         conn.close()
+    # the DHCP server keeps the address for this VPS: its interface's filter allows no other
+    assert pinned(mac) == [vps["addresses"][0]]
 
     # log in with the customer's key, the host key checked against what the API reported
     out = ssh_run(vps["addresses"][0], host_key["public_key"], key,
@@ -105,7 +120,7 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     exports = live_api.settings.state_dir / "exports"
     assert {p.name for p in exports.iterdir()} == {f"{export}.qcow2"}
     in_backup_pool = {f"vps-{vps_id}-backup-{kept}.qcow2", f"vps-{vps_id}-backup-{export}.qcow2"}
-    assert in_backup_pool <= set(host_holds(vps_id))
+    assert in_backup_pool <= set(host_holds(vps_id, mac))
 
     # delete: explicit confirmation; nothing left on the host but the backup the client kept
     deleted = live_api.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true&keep_backups={kept}",
@@ -115,7 +130,7 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     assert job["status"] == "succeeded", job
     assert any("discarded" in e["message"] for e in job["events"])
     assert live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()["status"] == "deleted"
-    assert host_holds(vps_id) == [f"vps-{vps_id}-backup-{kept}.qcow2"]
+    assert host_holds(vps_id, mac) == [f"vps-{vps_id}-backup-{kept}.qcow2"]
     assert list(exports.iterdir()) == []
     assert [b["id"] for b in live_api.call("GET", "/v1/backups", live_api.alice).json()] == [kept]
 
@@ -123,4 +138,4 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     discarded = live_api.call("DELETE", f"/v1/vps/{vps_id}/backups/{kept}?confirm_data_loss=true", live_api.alice)
     assert discarded.status_code == 202, discarded.text
     assert live_api.wait_job(discarded.json()["job"]["id"], live_api.alice)["status"] == "succeeded"
-    assert host_holds(vps_id) == []
+    assert host_holds(vps_id, mac) == []

@@ -330,7 +330,8 @@ def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -
         assert job["status"] == "succeeded", job
         assert guest.record["mail_blocked"] is True
         assert guest.ssh(probe).split() == ["25:closed", "587:closed", "8025:open"]  # SSH works too
-        assert "vpsctl-block-mail" in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        # clean-traffic plus the mail rules, IPv4 and IPv6 (tests/integration/test_isolation.py)
+        assert "vpsctl-clean-traffic-no-mail" in guest.domain().XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         assert guest.do("mail-unblock", token=live_api.support)["status"] == "succeeded"
         assert guest.ssh(probe).split() == ["25:open", "587:open", "8025:open"]
     finally:

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from orchestrator.compute.designer import domain_config, mac_for
 from orchestrator.core.models import Host, Vps
+from orchestrator.core.settings import Settings
 from orchestrator.hypervisor import NetworkConfig, VolumeConfig
 from orchestrator.hypervisor.config import METADATA_NS
 
@@ -16,7 +17,7 @@ def make(name: str = "web1", customer: str = "alice") -> ET.Element:
     vps = Vps(id="6f1c1a52-6b43-4a5c-9a3e-3a0d7c2f9a11", name=name, customer_id=1, host_id=1, image="tiny",
               vcpus=2, memory_mib=512, disk_gib=4)
     host = Host(id=1, name="h", uri="qemu:///system", domain_type="qemu", pool_name="p", network_name="n")
-    return ET.fromstring(domain_config(vps, host, customer).to_xml())
+    return ET.fromstring(domain_config(vps, host, customer, Settings()).to_xml())
 
 
 def test_domain_identity_comes_from_the_uuid() -> None:
