@@ -11,8 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from orchestrator.contract.calendar import add_months
 from orchestrator.core.db import make_engine, session_scope
@@ -20,7 +19,6 @@ from orchestrator.core.models import Customer, Invoice, Subscription
 from orchestrator.core.settings import Settings
 from orchestrator.workflows import billing_run
 from orchestrator.workflows.subscriptions import today
-from tests.db.test_claim_concurrency import databases, settings_for
 
 SUBSCRIPTIONS, MONTHS, WORKERS = 5, 12, 4
 
@@ -32,12 +30,8 @@ def run(url: str, state_dir: str, out: Any) -> None:
     out.put(result.issued)
 
 
-@pytest.mark.parametrize("kind", databases())
-def test_billing_run_in_several_processes_issues_each_period_once(kind: str, tmp_path: Path) -> None:
-    settings = settings_for(kind, tmp_path)
+def test_billing_run_in_several_processes_issues_each_period_once(settings: Settings, tmp_path: Path) -> None:
     engine = make_engine(settings)
-    SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
     started = add_months(today(), -(MONTHS - 1))  # MONTHS monthly periods have begun
     with session_scope(engine) as session:
         customer = Customer(name="c")

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlmodel import Session, SQLModel, func, select
+from sqlmodel import Session, func, select
 
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import make_engine, session_scope
@@ -23,20 +21,6 @@ from orchestrator.core.settings import Settings
 from orchestrator.engine.jobs import claim
 
 VPS_COUNT, JOBS_PER_VPS, WORKERS = 12, 4, 4
-
-
-def databases() -> list[Any]:
-    params: list[Any] = ["sqlite"]
-    if os.environ.get("VPSCTL_TEST_POSTGRES_URL"):
-        params.append("postgresql")
-    elif os.environ.get("VPSCTL_TEST_REQUIRE_POSTGRES") == "1":
-        params.append(pytest.param("postgresql", marks=pytest.mark.xfail(reason="no PostgreSQL", strict=True)))
-    return params
-
-
-def settings_for(kind: str, tmp_path: Path) -> Settings:
-    url = os.environ["VPSCTL_TEST_POSTGRES_URL"] if kind == "postgresql" else ""
-    return Settings(state_dir=tmp_path, database_url=url)
 
 
 def work(url: str, state_dir: str, name: str, out: Any) -> None:
@@ -61,12 +45,8 @@ def work(url: str, state_dir: str, name: str, out: Any) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("kind", databases())
-def test_workers_share_the_queue_safely(kind: str, tmp_path: Path) -> None:
-    settings = settings_for(kind, tmp_path)
+def test_workers_share_the_queue_safely(settings: Settings, tmp_path: Path) -> None:
     engine = make_engine(settings)
-    SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
     order: dict[str, list[str]] = {}
     with session_scope(engine) as session:
         customer, host = Customer(name="c"), Host(name="h", uri="test:///default")

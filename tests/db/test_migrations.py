@@ -35,36 +35,10 @@ from orchestrator.core.errors import SchemaError
 from orchestrator.core.models import Incident, Invoice, Job, JobStatus, Maintenance, Subscription, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine.jobs import claim
-from tests.db.test_claim_concurrency import databases
+from tests.databases import empty_database
 
 SNAPSHOT = Path(__file__).parent / "schema"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def empty_database(kind: str, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for an empty database: a new SQLite file, or a new PostgreSQL schema."""
-    if kind == "sqlite":
-        yield Settings(state_dir=tmp_path, database_url="")
-        return
-    base = sa.make_url(os.environ["VPSCTL_TEST_POSTGRES_URL"])
-    schema = f"migrations_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield Settings(state_dir=tmp_path, database_url=url.render_as_string(hide_password=False))
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-
-@pytest.fixture(params=databases())
-def settings(request: Any, tmp_path: Path) -> Iterator[Settings]:
-    with empty_database(request.param, tmp_path) as settings:
-        yield settings
 
 
 @contextmanager

@@ -32,8 +32,7 @@ from api.app import create_app
 from orchestrator.core.models import ChangeOrder, Customer, Host, Image, Invoice, Job, Vps
 from tests.api.test_change_orders import running_vps
 from tests.conftest import Api, base_settings
-from tests.db.test_claim_concurrency import databases
-from tests.db.test_migrations import empty_database
+from tests.databases import databases, empty_database
 from tests.served import serving
 
 AT_ONCE = 8

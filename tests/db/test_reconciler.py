@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from orchestrator.compute.designer import interface_config
 from orchestrator.compute.hosts import Drivers
@@ -31,11 +31,12 @@ from orchestrator.core.models import (
     Vps,
     VpsStatus,
 )
+from orchestrator.core.settings import Settings
 from orchestrator.engine import jobs
 from orchestrator.engine.worker import Worker
 from orchestrator.hypervisor import DomainInfo, DomainState, FilterRef, InterfaceConfig
 from orchestrator.workflows import reconciler, traffic
-from tests.db.test_claim_concurrency import databases, settings_for
+from tests.databases import databases, empty_database
 
 
 class ScriptedHost:
@@ -103,13 +104,14 @@ class ScriptedHost:
 
 @pytest.fixture(params=databases())
 def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, ScriptedHost, Drivers, list[str]]]:
-    settings = settings_for(request.param, tmp_path)
+    with empty_database(request.param, tmp_path) as settings:
+        yield from _world(settings)
+
+
+def _world(settings: Settings) -> Iterator[Any]:
     from orchestrator.core.db import make_engine
 
     engine = make_engine(settings)
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)
-        SQLModel.metadata.create_all(engine)
     host = ScriptedHost()
     with Session(engine) as session:
         customer = Customer(name="c", email="c@example.test")

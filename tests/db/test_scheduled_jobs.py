@@ -11,27 +11,29 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from orchestrator.core import clock
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Job, JobStatus, Vps, VpsStatus
+from orchestrator.core.settings import Settings
 from orchestrator.engine import jobs
 from orchestrator.engine.context import Context
 from orchestrator.engine.operation import OPERATIONS, Deferred, Operation, Step
 from orchestrator.engine.worker import Worker
+from tests.databases import databases, empty_database
 from tests.db.records import running_vps
-from tests.db.test_claim_concurrency import databases, settings_for
 
 
 @pytest.fixture(params=databases())
 def world(request: Any, tmp_path: Path) -> Iterator[tuple[Any, Any, str]]:
-    settings = settings_for(request.param, tmp_path)
+    with empty_database(request.param, tmp_path) as settings:
+        yield from _world(settings)
+
+
+def _world(settings: Settings) -> Iterator[Any]:
     engine = make_engine(settings)
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)
-        SQLModel.metadata.create_all(engine)
     with Session(engine) as session:
         vps_id = running_vps(session).id
         session.commit()

@@ -102,7 +102,11 @@ def finished(job_id: str) -> Any:
     return lambda s: s.get(Job, job_id).status in ("succeeded", "failed")
 
 
-def on_host(vps_id: str) -> dict[str, Any]:
+def on_host(engine: Any, vps_id: str) -> dict[str, Any]:
+    """What the host holds of ``vps_id``, and how many domains it holds of this test's VPS (the
+    ones its database records: other test runs may share the libvirtd)."""
+    with Session(engine) as session:
+        ours = {vps.id.lower() for vps in session.exec(select(Vps)).all()}
     conn = libvirt.open(URI)
     try:
         try:
@@ -114,7 +118,7 @@ def on_host(vps_id: str) -> dict[str, Any]:
         pool.refresh(0)
         volumes = sorted(v.split("-")[-1] for v in pool.listVolumes() if vps_id in v)
         return {"domain": domain, "volumes": volumes,
-                "domains_total": len([d for d in conn.listAllDomains(0) if d.name().startswith("vps-")])}
+                "domains_total": len([d for d in conn.listAllDomains(0) if d.UUIDString().lower() in ours])}
     finally:
         conn.close()
 
@@ -152,7 +156,7 @@ def test_create_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: st
         assert resumed, "the second worker resumed the job after the lease expired"
         assert job.attempts == 2
         assert vps.status == "running" and vps.addresses
-    assert on_host(vps_id) == {"domain": "running", "volumes": ["root.qcow2", "seed.iso"], "domains_total": 1}
+    assert on_host(engine, vps_id) == {"domain": "running", "volumes": ["root.qcow2", "seed.iso"], "domains_total": 1}
 
 
 @pytest.mark.parametrize("kill_at", ["destroy_domain", "undefine_domain", "discard_volumes"])
@@ -171,7 +175,7 @@ def test_delete_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: st
     with Session(engine) as session:
         assert session.get(Job, delete_job).status == "succeeded"
         assert session.get(Vps, vps_id).status == "deleted"
-    assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
+    assert on_host(engine, vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
 
 
 def test_create_that_cannot_finish_rolls_back(world: Any, tmp_path: Path) -> None:
@@ -185,7 +189,7 @@ def test_create_that_cannot_finish_rolls_back(world: Any, tmp_path: Path) -> Non
         job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
         assert job.status == "failed" and "SSH" in (job.error or "")
         assert vps.status == "error" and vps.error
-    assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
+    assert on_host(engine, vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
 
 
 def created(world: Any, tmp_path: Path) -> tuple[str, Any]:
@@ -203,7 +207,7 @@ def truthful(engine: Any, vps_id: str) -> str:
     with Session(engine) as session:
         vps = session.get(Vps, vps_id)
         status, task = vps.status, vps.task
-    domain = on_host(vps_id)["domain"]
+    domain = on_host(engine, vps_id)["domain"]
     assert task is None
     assert (status in ("running", "cut_off")) == (domain == "running"), (status, domain)
     return str(status)
@@ -251,7 +255,7 @@ def test_reinstall_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at:
         assert job.status == "succeeded", job.error
         assert vps.root_generation == 1 and vps.ssh_authorized_keys == [public]
     assert truthful(engine, vps_id) == "running"
-    assert on_host(vps_id)["volumes"] == ["1.iso", "1.qcow2"]
+    assert on_host(engine, vps_id)["volumes"] == ["1.iso", "1.qcow2"]
 
 
 @pytest.mark.parametrize("kill_at", ["copy_backup", "switch_disk", "wait_for_address"])
@@ -270,4 +274,4 @@ def test_restore_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: s
         assert job.status == "succeeded", job.error
         assert vps.root_generation == 1
     assert truthful(engine, vps_id) == "running"
-    assert on_host(vps_id)["volumes"] == ["1.iso", "1.qcow2"]
+    assert on_host(engine, vps_id)["volumes"] == ["1.iso", "1.qcow2"]

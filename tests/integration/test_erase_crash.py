@@ -89,4 +89,4 @@ def test_erase_resumed_after_a_dead_worker_converges_and_records_everything(worl
         assert record is not None and record.status == "deleted"
         [erasure] = session.exec(select(Erasure).where(Erasure.vps_id == vps_id)).all()
     assert sorted(erasure.volumes) == before and erasure.job_id == erase_job
-    assert on_host(vps_id) == {"domain": None, "volumes": [], "domains_total": 0}
+    assert on_host(engine, vps_id) == {"domain": None, "volumes": [], "domains_total": 0}

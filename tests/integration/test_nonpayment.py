@@ -98,7 +98,9 @@ def declare_default(api: Api, guest: Guest, invoice: dict[str, Any]) -> dict[str
 def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_path: Path) -> None:
     api = live_api
     guest, invoice = overdue_vps(api, clock, tmp_path)
-    assert guest.do("disks", {"size_gib": 1})["status"] == "succeeded"
+    # A data disk, added by staff (a client's goes through an accepted order form, R5.1-change-order).
+    added = guest.do("disks", {"size_gib": 1, "reason": "order form 2026-0001"}, token=api.support)
+    assert added["status"] == "succeeded"
     export = guest.do("export")
     assert export["status"] == "succeeded"
     export_file = export_path(api.settings, export["id"])
