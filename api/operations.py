@@ -10,10 +10,11 @@ import inspect
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, status
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from api.schemas.jobs import JobAccepted, ResizePlanOut
+from api.schemas.jobs import JobAccepted, MigratePlanOut, ResizePlanOut
 from api.views import job_out
 from orchestrator.core.access import visible_vps
 from orchestrator.core.auth import Principal
@@ -30,10 +31,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The operations whose answer shows their plan, and how.
+PLANS: dict[str, type[BaseModel]] = {"resize": ResizePlanOut, "migrate": MigratePlanOut}
+
+
 def accepted(session: Session, job: Job, principal: Principal) -> JobAccepted:
     """The answer to an operation asked: its job, and the plan when the operation shows it."""
-    plan = job.params.get(PLAN) if job.kind == "resize" else None
-    return JobAccepted(job=job_out(session, job, principal), plan=ResizePlanOut(**plan) if plan else None)
+    plan = job.params.get(PLAN) if job.kind in PLANS else None
+    shown = PLANS[job.kind].model_validate(plan) if plan else None
+    return JobAccepted(job=job_out(session, job, principal), plan=shown)
 
 
 def ask(session: Session, settings: Settings, principal: Principal, vps_id: str,

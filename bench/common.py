@@ -103,6 +103,37 @@ class VpsctlServer:
         self.server.wait(timeout=30)
 
 
+def provenance() -> str:
+    """Where a figure comes from, read from the system: the commit measured (and whether the tree
+    had changes), the machine's CPU, cores, memory and kernel, the libvirt and QEMU versions."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / (1 << 20)
+    conn = libvirt.open(URI)
+    try:
+        lib, hyp = conn.getLibVersion(), conn.getVersion()
+    finally:
+        conn.close()
+    return (f"commit {commit}; {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB, Linux {os.uname().release}; "
+            f"libvirt {lib // 1000000}.{lib // 1000 % 1000}.{lib % 1000}, "
+            f"QEMU {hyp // 1000000}.{hyp // 1000 % 1000}.{hyp % 1000}")
+
+
+def cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (all processes, all cores): /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(name: str, values: list[float]) -> dict[str, float | str]:
     ordered = sorted(values)
     return {"name": name, "median": statistics.median(ordered), "p90": ordered[int(0.9 * (len(ordered) - 1))],

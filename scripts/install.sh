@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test,postgres]"
 test_packages=()
-[ "${1:-}" = "--test" ] && test_packages=(postgresql)
+[ "${1:-}" = "--test" ] && test_packages=(postgresql openssh-server)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root (or with sudo): it installs Debian packages and starts libvirtd" >&2

@@ -18,6 +18,8 @@ scripts/install.sh --test
 
 started=0
 cleanup() {
+    # The fleet tests' second host stops with them; this is for a run cut short.
+    scripts/extra-host.sh stop vpsctl-h2 /var/tmp/vpsctl-fleet/vpsctl-h2 >/dev/null 2>&1 || true
     [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true
     scripts/postgres.sh stop
 }
@@ -38,4 +40,7 @@ done
 
 markers="not slow"
 [ "${VPSCTL_TEST_DEBIAN:-0}" = 1 ] && markers=""
-.venv/bin/pytest -m "$markers" "$@"
+# Two test processes, one test file each at a time (most of an integration test's time is a guest
+# booting under emulation): the tests share the one libvirtd, each touching only its own VPS, and
+# each database test works in a schema or file of its own.
+.venv/bin/pytest -m "$markers" -n "${VPSCTL_TEST_PROCESSES:-2}" --dist loadfile "$@"

@@ -242,13 +242,15 @@ def client_key(tmp_path: Path) -> tuple[paramiko.Ed25519Key, str]:
     return paramiko.Ed25519Key.from_private_key_file(str(path)), public
 
 
-def ssh_run(address: str, host_public_key: str, key: paramiko.PKey, command: str, timeout: float = 60) -> str:
-    """Log in as root, verifying the host key the orchestrator reported (no trust on first use)."""
+def ssh_run(address: str, host_public_key: str, key: paramiko.PKey, command: str, timeout: float = 60,
+            proxy: str | None = None) -> str:
+    """Log in as root, verifying the host key the orchestrator reported (no trust on first use);
+    through ``proxy`` (a guest of another test host), else the main test host's namespace."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     key_type, blob = host_public_key.split()[:2]
     client.get_host_keys().add(address, key_type, paramiko.PKey.from_type_string(key_type, b64decode(blob)))
-    proxy = proxy_command()
+    proxy = proxy if proxy is not None else proxy_command()
     sock = paramiko.ProxyCommand(proxy.replace("%h", address).replace("%p", "22")) if proxy else None
     try:
         client.connect(address, username="root", pkey=key, sock=sock, timeout=timeout, banner_timeout=timeout,

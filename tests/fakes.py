@@ -6,7 +6,7 @@ tests/integration."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,9 @@ class FakeDomain:
     vcpus: int = 0
     memory_mib: int = 0
     disks: list[str] = field(default_factory=list)
+
+
+LEASES: dict[str, str] = {}  # MAC -> address, over every fake host of the process
 
 
 @dataclass
@@ -95,7 +98,7 @@ class FakeDriver:
     def volume_path(self, pool: str, name: str) -> str | None:
         return f"/fake/{pool}/{name}" if name in self._pool(pool) else None
 
-    def upload_volume(self, pool: str, config: VolumeConfig, source: Path) -> str:
+    def upload_volume(self, pool: str, config: VolumeConfig, source: Path, sha256: str | None = None) -> str:
         return self.create_volume(pool, config)
 
     def create_volume(self, pool: str, config: VolumeConfig, content: bytes | None = None) -> str:
@@ -127,6 +130,20 @@ class FakeDriver:
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
         yield b"QFI\xfb" + bytes(min(self._pool(pool)[name], 4096) - 4)
+
+    def describe_volume(self, pool: str, name: str) -> VolumeConfig | None:
+        size = self._pool(pool).get(name)
+        return None if size is None else VolumeConfig(name=name, capacity_bytes=size)
+
+    def receive_volume(self, pool: str, config: VolumeConfig, chunks: Iterable[bytes],
+                       progress: Callable[[int], None] | None = None) -> int:
+        self.create_volume(pool, config)
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            if progress is not None:
+                progress(written)
+        return written
 
     # --- domains -----------------------------------------------------------------------------
     def _domain(self, uuid: str) -> FakeDomain:
@@ -165,8 +182,18 @@ class FakeDriver:
         self.state.domains.pop(uuid, None)
 
     def interface_addresses(self, uuid: str) -> list[str]:
+        """What the network's DHCP server leased: the address pinned for the MAC, else the next
+        free one of the (one, site-wide) test subnet, the same for a MAC every time."""
         dom = self._domain(uuid)
-        return ["192.0.2.10"] if dom.state == DomainState.running and dom.link_up else []
+        if dom.state != DomainState.running or not dom.link_up:
+            return []
+        mac = dom.config.interfaces[0].mac.lower() if dom.config.interfaces else uuid
+        for entries in self.state.pinned.values():
+            if mac in entries:
+                return [entries[mac]]
+        if mac not in LEASES:
+            LEASES[mac] = f"192.0.2.{10 + len(LEASES) % 240}"
+        return [LEASES[mac]]
 
     def shutdown_domain(self, uuid: str) -> None:
         self.destroy_domain(uuid)  # the fake guest always hears the button

@@ -1,33 +1,89 @@
+"""Hypervisor hosts (staff): list them with their capacity and allocations, register one, take
+one out of placement (``disable``) or put it back (``enable``), and empty one (``drain``).  A
+customer sees locations, never hosts."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from api.deps import SessionDep, StaffPrincipal
-from api.schemas.fleet import HostOut, ResourcesOut
+from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.schemas.fleet import DrainBody, DrainOut, HostIn, HostOut, ResourcesOut
 from api.scopes import scoped
-from orchestrator.compute.hosts import allocations
+from orchestrator.compute.hosts import Drivers, allocations, find_host, register_host, set_host_state
 from orchestrator.compute.placement import Resources
+from orchestrator.core.errors import HypervisorError, InvalidRequest
 from orchestrator.core.models import Host
+from orchestrator.workflows import drain
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"], dependencies=[scoped("hosts")])
+
+
+def host_out(session: Session, host: Host) -> HostOut:
+    allocated = allocations(session).get(host.id or 0, Resources(0, 0, 0))
+    return HostOut(
+        id=host.id or 0, name=host.name, uri=host.uri, site=host.site, state=host.state,
+        domain_type=host.domain_type, guest_proxy_command=host.guest_proxy_command,
+        capacity=ResourcesOut(vcpus=host.vcpus, memory_mib=host.memory_mib, disk_gib=host.disk_gib),
+        allocated=ResourcesOut(vcpus=allocated.vcpus, memory_mib=allocated.memory_mib,
+                               disk_gib=allocated.disk_gib),
+        updated_at=host.updated_at,
+    )
 
 
 @router.get("", response_model=list[HostOut])
 def list_hosts(session: SessionDep, _staff: StaffPrincipal) -> list[HostOut]:
     """Hypervisor hosts with their capacity and what is allocated on them (staff only)."""
-    used = allocations(session)
-    out = []
-    for host in session.exec(select(Host).order_by(col(Host.id))).all():
-        allocated = used.get(host.id or 0, Resources(0, 0, 0))
-        out.append(
-            HostOut(
-                id=host.id or 0, name=host.name, uri=host.uri, site=host.site, state=host.state,
-                domain_type=host.domain_type,
-                capacity=ResourcesOut(vcpus=host.vcpus, memory_mib=host.memory_mib, disk_gib=host.disk_gib),
-                allocated=ResourcesOut(vcpus=allocated.vcpus, memory_mib=allocated.memory_mib,
-                                       disk_gib=allocated.disk_gib),
-                updated_at=host.updated_at,
-            )
-        )
-    return out
+    return [host_out(session, host) for host in session.exec(select(Host).order_by(col(Host.id))).all()]
+
+
+@router.post("", response_model=HostOut, status_code=201)
+def add_host(body: HostIn, session: SessionDep, settings: SettingsDep, _staff: StaffPrincipal) -> HostOut:
+    """Register a host (or refresh one of that name): its storage pools, guest network and
+    filters are prepared through libvirt and its capacity read.  A host that does not answer at
+    ``uri`` is refused (422) and nothing is recorded."""
+    drivers = Drivers()
+    try:
+        host = register_host(session, settings, drivers, body.name, body.uri, body.site, body.guest_proxy_command)
+    except HypervisorError as exc:
+        session.rollback()
+        raise InvalidRequest(f"uri: the host does not answer as a libvirt host: {exc}") from exc
+    finally:
+        drivers.close()
+    return host_out(session, host)
+
+
+@router.get("/{host}", response_model=HostOut)
+def get_host(host: str, session: SessionDep, _staff: StaffPrincipal) -> HostOut:
+    """One host, by name or id."""
+    return host_out(session, find_host(session, host))
+
+
+@router.post("/{host}/disable", response_model=HostOut)
+def disable_host(host: str, session: SessionDep, staff: StaffPrincipal) -> HostOut:
+    """Take the host out of placement: no new VPS lands on it; those on it keep running."""
+    record = set_host_state(session, find_host(session, host), "disabled", str(staff))
+    session.commit()
+    return host_out(session, record)
+
+
+@router.post("/{host}/enable", response_model=HostOut)
+def enable_host(host: str, session: SessionDep, staff: StaffPrincipal) -> HostOut:
+    """Put the host back into placement."""
+    record = set_host_state(session, find_host(session, host), "enabled", str(staff))
+    session.commit()
+    return host_out(session, record)
+
+
+@router.post("/{host}/drain", response_model=DrainOut, status_code=202)
+def drain_host(host: str, body: DrainBody, session: SessionDep, settings: SettingsDep,
+               staff: StaffPrincipal) -> DrainOut:
+    """Move every VPS off the host at ``starts_at``: a maintenance of its VPS (refused naming
+    R5.4-duration or R5.4-frequency; each customer notified at once), the host set ``draining``
+    (no new VPS), and one cold migration per VPS as a job that starts with the window."""
+    record = find_host(session, host)
+    done = drain.drain(session, settings, staff, record, body.starts_at, body.duration_minutes, body.reason,
+                       body.to_host)
+    session.commit()
+    return DrainOut(host=record.name, state=record.state, maintenance_id=done.maintenance.id,
+                    starts_at=body.starts_at, jobs=[job.id for job in done.jobs])

@@ -26,6 +26,7 @@ from orchestrator.operations import (
     cutoff,
     disks,
     mail_block,
+    migrate,
     reboot,
     reconnect,
     reinstall,
@@ -55,6 +56,7 @@ expose(router, reconnect.ReconnectVps)
 expose(router, mail_block.MailBlockVps)
 expose(router, mail_block.MailUnblockVps)
 expose(router, rename.RenameVps)
+expose(router, migrate.MigrateVps)
 
 
 @router.post("/export", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.schemas.types import Instant
+
+URI_SCHEMES = ("qemu", "qemu+unix", "qemu+ssh", "test")
 
 
 class ImageOut(BaseModel):
@@ -28,6 +32,28 @@ class ResourcesOut(BaseModel):
     disk_gib: int
 
 
+class HostIn(BaseModel):
+    """A hypervisor host to register: its libvirt URI (``qemu:///system``,
+    ``qemu+unix:///system?socket=...``, ``qemu+ssh://root@HOST/system``), its site (R2-locations)
+    and, when its guests are not reached directly, how (``%h``, ``%p``: the guest's address and
+    port), e.g. ``ssh -W %h:%p root@HOST``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    uri: str = Field(min_length=1, max_length=500)
+    site: str = Field(min_length=1, max_length=64)
+    guest_proxy_command: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @field_validator("uri")
+    @classmethod
+    def _libvirt_uri(cls, uri: str) -> str:
+        scheme = uri.split(":", 1)[0]
+        if scheme not in URI_SCHEMES or "://" not in uri:
+            raise ValueError(f"a libvirt URI of one of the schemes {', '.join(URI_SCHEMES)}")
+        return uri
+
+
 class HostOut(BaseModel):
     id: int
     name: str
@@ -35,6 +61,7 @@ class HostOut(BaseModel):
     site: str
     state: str
     domain_type: str
+    guest_proxy_command: str | None = None
     capacity: ResourcesOut
     allocated: ResourcesOut
     updated_at: datetime | None
@@ -44,3 +71,25 @@ class Health(BaseModel):
     status: str
     version: str
     details: dict[str, Any] = {}
+
+
+class DrainBody(BaseModel):
+    """When to empty the host: a maintenance window of its VPS (R5.4: at most an hour, at most once
+    a week per VPS, notices sent at once), and optionally where to (a host name; none: the best
+    host of each VPS's site)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: Instant
+    duration_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    reason: str = Field(default="the host is emptied for maintenance: the VPS moves to another host",
+                        min_length=1, max_length=500)
+    to_host: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class DrainOut(BaseModel):
+    host: str
+    state: str
+    maintenance_id: str
+    starts_at: datetime
+    jobs: list[str] = Field(description="the migrate job of each VPS, run at starts_at")

@@ -48,6 +48,12 @@ class ResizePlanOut(BaseModel):
     disk_gib: int
 
 
+class MigratePlanOut(BaseModel):
+    mode: str = Field(description="cold: stop, copy the disks, start on the target")
+    to_host: str = Field(description="the host the VPS moves to")
+
+
 class JobAccepted(BaseModel):
     job: JobOut
-    plan: ResizePlanOut | None = None
+    plan: ResizePlanOut | MigratePlanOut | None = Field(
+        default=None, description="what the operation will do, for those that decide it when asked (resize, migrate)")

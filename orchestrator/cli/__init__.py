@@ -262,13 +262,16 @@ def host_add(
     name: Annotated[str, typer.Argument()],
     uri: Annotated[str, typer.Argument(help="libvirt URI, e.g. qemu+ssh://root@host/system")],
     site: Annotated[str, typer.Option(help="Data-centre site")] = "Marseille",
+    guest_proxy_command: Annotated[str | None, typer.Option(
+        help="How its guests are reached, e.g. 'ssh -W %h:%p root@HOST' (%h, %p: guest address and port); "
+             "default: directly, or VPSCTL_GUEST_PROXY_COMMAND")] = None,
 ) -> None:
     """Register a hypervisor host (prepares its storage pool and guest network)."""
     settings = _settings()
     drivers = Drivers()
     with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
-            host = register_host(session, settings, drivers, name, uri, site)
+            host = register_host(session, settings, drivers, name, uri, site, guest_proxy_command)
         except VpsctlError as exc:
             _fail(exc)
         finally:

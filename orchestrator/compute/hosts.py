@@ -12,7 +12,8 @@ from orchestrator.compute.designer import CLEAN_TRAFFIC, HOST_FILTERS
 from orchestrator.compute.placement import Candidate, Policy, Resources
 from orchestrator.contract.sites import check_site
 from orchestrator.core.clock import utcnow
-from orchestrator.core.models import Host, Vps, VpsStatus
+from orchestrator.core.errors import InvalidRequest, NotFound
+from orchestrator.core.models import Audit, Host, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.hypervisor import HypervisorDriver, NetworkConfig, PoolConfig
 
@@ -49,10 +50,15 @@ class Drivers:
             self._drivers.clear()
 
 
+HOST_STATES = ("enabled", "draining", "disabled", "unreachable")
+
+
 def register_host(
-    session: Session, settings: Settings, drivers: Drivers, name: str, uri: str, site: str
+    session: Session, settings: Settings, drivers: Drivers, name: str, uri: str, site: str,
+    guest_proxy_command: str | None = None,
 ) -> Host:
-    """Add or refresh a host: prepare its storage pool and guest network, read its capacity."""
+    """Add or refresh a host: prepare its storage pool and guest network, read its capacity.
+    ``guest_proxy_command``: how its guests are reached (None: as the installation's setting)."""
     site = check_site(site)  # R2-locations: hosts stand only in the contract's sites
     driver = drivers.for_uri(uri)
     info = driver.host_info()
@@ -64,7 +70,9 @@ def register_host(
     host = session.exec(select(Host).where(Host.name == name)).first() or Host(name=name, uri=uri)
     host.uri = uri
     host.site = site
-    host.state = "up"
+    if host.state in ("unreachable", ""):
+        host.state = "enabled"  # it answered just now; draining and disabled are staff's to lift
+    host.guest_proxy_command = guest_proxy_command
     host.domain_type = info.domain_type
     host.vcpus = info.vcpus
     host.memory_mib = info.memory_mib
@@ -74,6 +82,30 @@ def register_host(
     host.updated_at = utcnow()
     session.add(host)
     session.commit()
+    return host
+
+
+def find_host(session: Session, key: str) -> Host:
+    """A host by name, or by id when ``key`` is a number and no host has that name."""
+    host = session.exec(select(Host).where(Host.name == key)).first()
+    if host is None and key.isdigit():
+        host = session.get(Host, int(key))
+    if host is None:
+        raise NotFound(f"no host {key}")
+    return host
+
+
+def set_host_state(session: Session, host: Host, state: str, actor: str) -> Host:
+    """Staff's ``enable``/``disable`` (``draining`` is set by a drain, ``unreachable`` by the
+    reconciler); audited."""
+    if state not in HOST_STATES:
+        raise InvalidRequest(f"state: one of {', '.join(HOST_STATES)}")
+    if host.state != state:
+        session.add(Audit(actor=actor[:100], action=f"host.{state}", detail=f"{host.name}: was {host.state}"))
+        host.state = state
+        host.updated_at = utcnow()
+        session.add(host)
+        session.flush()
     return host
 
 
@@ -118,6 +150,6 @@ def candidates(session: Session) -> list[Candidate]:
             total=Resources(host.vcpus, host.memory_mib, host.disk_gib),
             allocated=used.get(host.id, Resources(0, 0, 0)),
         )
-        for host in session.exec(select(Host).where(Host.state == "up")).all()
+        for host in session.exec(select(Host).where(Host.state == "enabled")).all()
         if host.id is not None
     ]

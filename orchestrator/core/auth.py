@@ -31,8 +31,9 @@ USE_RESOLUTION = timedelta(minutes=1)
 SCOPES: dict[str, str] = {
     "vps:read": "VPS, their jobs, events and backups; the image catalog",
     "vps:write": "order and delete VPS and ask for their operations (power, resize, reinstall, backup, "
-                 "restore, export, disks, rename, suspension, cut-off, mail block); the serial console",
+                 "restore, export, disks, rename, suspension, cut-off, mail block, migration); the serial console",
     "hosts:read": "hypervisor hosts, their capacity and allocations",
+    "hosts:write": "register hypervisor hosts, enable and disable them",
     "billing:read": "subscriptions, invoices, late fees, SYNTEC indices, change orders, breach notices",
     "billing:write": "orders, payments, the billing run, SYNTEC indices, payment incidents and defaults, "
                      "blacklisting fees, change-order decisions, non-renewals, reversibility, breach notices, "

@@ -119,6 +119,10 @@ class LifecycleSettings(Group):
     address_timeout_seconds: float = env("ADDRESS_TIMEOUT_SECONDS", 180.0, gt=0, le=HOUR)
     verify_guest_ssh: bool = env("VERIFY_GUEST_SSH", True)
     ssh_ready_timeout_seconds: float = env("SSH_READY_TIMEOUT_SECONDS", 180.0, gt=0, le=HOUR)
+    # A job needing an image another job is uploading to the same host waits this long for it.
+    image_upload_timeout_seconds: float = env("IMAGE_UPLOAD_TIMEOUT_SECONDS", 1800.0, gt=0, le=DAY)
+    # A live memory change waits this long for the guest's balloon to reach the new size.
+    balloon_timeout_seconds: float = env("BALLOON_TIMEOUT_SECONDS", 60.0, gt=0, le=HOUR)
     backup_timeout_seconds: float = env("BACKUP_TIMEOUT_SECONDS", HOUR, gt=0, le=7 * DAY)
     # R6.2-transfer: the old disk is hot-plugged into the reinstalled system this long after it
     # started, once it has mounted its own filesystems (the old disk has the same labels).
@@ -127,8 +131,16 @@ class LifecycleSettings(Group):
 
 
 class JobSettings(Group):
-    """Durable jobs: leases, heartbeats, polling, attempts."""
+    """Durable jobs: leases, heartbeats, polling, attempts, and how many a worker runs at once."""
 
+    # Jobs one worker process runs at once (never two of one VPS).  Most of a job's time is spent
+    # waiting on libvirt, QEMU and the guest, not on this process's CPU; and a job waiting for its
+    # guest gives its slot back (wait_hold_seconds), so a few slots per process go a long way.
+    worker_slots: int = env("WORKER_SLOTS", 4, ge=1, le=64)
+    # How long a step polls a guest in its slot before giving the slot back, and how soon the
+    # job is taken up again to look once more.
+    wait_hold_seconds: float = env("JOB_WAIT_HOLD_SECONDS", 2.0, ge=0, le=HOUR)
+    wait_poll_seconds: float = env("JOB_WAIT_POLL_SECONDS", 1.0, gt=0, le=HOUR)
     lease_seconds: float = env("JOB_LEASE_SECONDS", 30.0, gt=0, le=HOUR)
     heartbeat_seconds: float = env("JOB_HEARTBEAT_SECONDS", 5.0, gt=0, le=HOUR)
     poll_seconds: float = env("JOB_POLL_SECONDS", 0.2, gt=0, le=60)

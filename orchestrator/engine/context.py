@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from orchestrator.core.db import session_scope
 from orchestrator.core.errors import OperationFailed
 from orchestrator.core.models import Customer, Host, Job, Vps
 from orchestrator.core.settings import Settings
+from orchestrator.engine import jobs
 from orchestrator.hypervisor import HypervisorDriver
 
 M = TypeVar("M", bound=BaseModel)
@@ -77,6 +79,29 @@ class Context:
         role = self.job.params.get(REQUESTED_ROLE)
         return str(role) if role else None
 
+    def wait_deadline(self, step: str, timeout: float) -> datetime:
+        """When the wait of ``step`` in this attempt must have ended: set (and kept in the job)
+        the first time it is asked, read back when the job is taken up again after a yield."""
+        waits = dict(self.job.params.get(jobs.WAITS) or {})
+        current = waits.get(step)
+        if current and current.get("attempt") == self.job.attempts:
+            return datetime.fromisoformat(current["until"])
+        until = utcnow() + timedelta(seconds=timeout)
+        waits[step] = {"until": until.isoformat(), "attempt": self.job.attempts, "yields": 0}
+        self.remember(**{jobs.WAITS: waits})
+        return until
+
+    def waiting_since_before(self, step: str) -> bool:
+        """Whether this attempt already began to wait in ``step`` (and the step runs again after
+        giving its slot back): what started the wait (a power button press) is not done twice."""
+        current = (self.job.params.get(jobs.WAITS) or {}).get(step)
+        return current is not None and current.get("attempt") == self.job.attempts
+
+    def end_wait(self, step: str) -> None:
+        waits = dict(self.job.params.get(jobs.WAITS) or {})
+        if waits.pop(step, None) is not None:
+            self.remember(**{jobs.WAITS: waits})
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction, committed when the block ends without error."""
@@ -92,7 +117,7 @@ class Context:
             return vps
 
     def host(self) -> Host:
-        # A VPS does not change host during a job: read it once.
+        # Read once: only a migration moves a VPS during a job, and it says so (forget_host).
         if self._host is None:
             vps = self.vps()
             with session_scope(self.engine) as session:
@@ -102,6 +127,16 @@ class Context:
                 session.expunge(host)
                 self._host = host
         return self._host
+
+    def forget_host(self) -> None:
+        """The VPS moved (a migration switched it): read its host again."""
+        self._host = None
+
+    @property
+    def guest_proxy_command(self) -> str:
+        """How this VPS's guest is reached: its host's way, else the installation's."""
+        own = self.host().guest_proxy_command if self.vps().host_id is not None else None
+        return own if own is not None else self.settings.hosts.guest_proxy_command
 
     @property
     def driver(self) -> HypervisorDriver:

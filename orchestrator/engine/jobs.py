@@ -25,6 +25,10 @@ from orchestrator.core.db import session_scope
 from orchestrator.core.models import Job, JobEvent, JobStatus, Vps
 
 ACTIVE = (JobStatus.queued, JobStatus.running)
+# Job parameter: the waits for a guest in progress, by step ({"until": ISO instant, "attempt": n,
+# "yields": n}).  A job that waits gives its worker slot back and is queued again at the same step
+# (orchestrator/engine/operation.wait_until); the deadline stays the one set when the wait began.
+WAITS = "waits"
 
 # Wakes this process's worker as soon as a job is committed (other processes find it by polling).
 _wake = threading.Event()
@@ -185,6 +189,9 @@ def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: floa
     if job is None:
         return None
     resumed = job.status == JobStatus.running
+    # A job taken up again to look at its guest once more: not a new attempt, not worth an event
+    # each time (the worker recorded when it began to wait).
+    waiting = not resumed and bool((job.params or {}).get(WAITS))
     # Stamped now that the row is ours (PostgreSQL takes the row lock in the query itself, after
     # ``now`` was read): a start time never precedes the end of the job this one waited for.
     claimed_at = max(now, utcnow())
@@ -200,17 +207,18 @@ def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: floa
             vps.task = job.kind
             vps.updated_at = now
             session.add(vps)
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            vps_id=job.vps_id,
-            step="claimed",
-            status="info",
-            actor=worker_id,
-            message=(f"resumed after a lost lease (attempt {job.attempts})" if resumed
-                     else f"attempt {job.attempts}"),
+    if not waiting:
+        session.add(
+            JobEvent(
+                job_id=job.id,
+                vps_id=job.vps_id,
+                step="claimed",
+                status="info",
+                actor=worker_id,
+                message=(f"resumed after a lost lease (attempt {job.attempts})" if resumed
+                         else f"attempt {job.attempts}"),
+            )
         )
-    )
     session.flush()
     session.expunge(job)
     return job

@@ -27,12 +27,13 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.core.auth import Principal
+from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import Forbidden, InvalidState, OperationFailed
 from orchestrator.core.models import Job, Role, Vps, VpsStatus
 from orchestrator.engine import events, jobs, measures
@@ -52,6 +53,17 @@ class Deferred(Exception):
         super().__init__(reason)
         self.until = until
         self.reason = reason
+
+
+class Waiting(Exception):
+    """Raised by ``wait_until`` when a step has polled its guest for a while in vain: the worker
+    gives the slot back and queues the job again at the same step, to look again from ``until``
+    (not counted as an attempt; the wait's deadline is kept in the job)."""
+
+    def __init__(self, what: str, until: datetime) -> None:
+        super().__init__(f"waiting for {what}")
+        self.what = what
+        self.until = until
 
 
 class Audience(enum.StrEnum):
@@ -209,13 +221,23 @@ def requester(job: Job, vps: Vps | None) -> Principal:
 
 
 def wait_until(ctx: Context, timeout: float, what: str, probe: Callable[[], str | None]) -> str:
-    """Poll ``probe`` until it returns a message; OperationFailed after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``probe`` until it returns a message; OperationFailed ``timeout`` seconds after the
+    wait began.  After ``wait_hold_seconds`` in vain it raises ``Waiting``: the worker slot goes
+    to another job and this step runs again later, under the same deadline (kept in the job, per
+    step and attempt: a retried or crashed-and-resumed attempt waits afresh)."""
+    step = ctx.job.step or what
+    deadline = ctx.wait_deadline(step, timeout)
+    hold = time.monotonic() + ctx.settings.jobs.wait_hold_seconds
     while True:
         ctx.check_lease()
         found = probe()
         if found:
+            ctx.end_wait(step)
             return found
-        if time.monotonic() > deadline:
+        now = utcnow()
+        if now > deadline:
+            ctx.end_wait(step)
             raise OperationFailed(f"{what} did not happen within {timeout:.0f} s")
+        if time.monotonic() >= hold:
+            raise Waiting(what, min(deadline, now + timedelta(seconds=ctx.settings.jobs.wait_poll_seconds)))
         time.sleep(0.25)

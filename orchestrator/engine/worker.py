@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import sys
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +34,7 @@ from orchestrator.core.models import Job, JobEvent, JobStatus, Vps
 from orchestrator.core.settings import Settings
 from orchestrator.engine import events, jobs
 from orchestrator.engine.context import PLAN, Context, Request
-from orchestrator.engine.operation import OPERATIONS, Deferred, LeaseLost, Operation, requester
+from orchestrator.engine.operation import OPERATIONS, Deferred, LeaseLost, Operation, Waiting, requester
 
 log = logging.getLogger(__name__)
 
@@ -112,27 +114,60 @@ def abandon(ctx: Context, operation: type[Operation[Any]], error: Exception, *, 
 
 
 class Worker:
-    def __init__(self, engine: Engine, settings: Settings, drivers: Drivers | None = None) -> None:
+    """Runs up to ``slots`` jobs at once (``VPSCTL_WORKER_SLOTS``): one thread claims, a pool
+    runs.  Each job is leased to its slot (``<worker id>/<slot>``), so a job whose lease this
+    process lost while still running it can be claimed again here without two slots believing
+    they own it; the queue never gives out two jobs of one VPS at once, nor a VPS's jobs out of
+    the order they were asked in, whichever processes ask (orchestrator/engine/jobs.claim)."""
+
+    def __init__(self, engine: Engine, settings: Settings, drivers: Drivers | None = None,
+                 slots: int | None = None) -> None:
         if WORKFLOWS not in sys.modules:
             raise RuntimeError(f"import {WORKFLOWS} before starting a worker: it holds the contract's gates")
         self.engine = engine
         self.settings = settings
         self.drivers = drivers or Drivers()
+        self.slots = slots or settings.jobs.worker_slots
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
 
     # --- loop ------------------------------------------------------------------------------
     def run_forever(self) -> None:
-        log.info("worker %s started", self.worker_id)
-        while not self.stopping.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:
-                log.exception("worker loop error")
-                worked = False
-            if not worked and not self.stopping.is_set():
-                jobs.wait_for_work(self.settings.jobs.poll_seconds)
+        log.info("worker %s started with %d slots", self.worker_id, self.slots)
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for slot in range(self.slots):
+            free.put(slot)
+        with ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="vpsctl-job") as pool:
+            while not self.stopping.is_set():
+                try:
+                    slot = free.get(timeout=self.settings.jobs.poll_seconds)
+                except queue.Empty:  # every slot busy
+                    continue
+                try:
+                    job = jobs.claim(self.engine, self.owner(slot), self.settings.jobs.lease_seconds)
+                except Exception:
+                    log.exception("worker loop error")
+                    job = None
+                if job is None:
+                    free.put(slot)
+                    if not self.stopping.is_set():
+                        jobs.wait_for_work(self.settings.jobs.poll_seconds)
+                    continue
+                pool.submit(self._in_slot, job, slot, free)
         log.info("worker %s stopped", self.worker_id)
+
+    def _in_slot(self, job: Job, slot: int, free: queue.SimpleQueue[int]) -> None:
+        try:
+            self.execute(job)
+        except Exception:
+            log.exception("job %s escaped its worker slot", job.id)
+        finally:
+            free.put(slot)
+            jobs.notify()  # a slot is free: the claiming thread may take the next job now
+
+    def owner(self, slot: int) -> str:
+        """The lease owner of what ``slot`` runs."""
+        return f"{self.worker_id}/{slot}"
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run_forever, name="vpsctl-worker", daemon=True)
@@ -144,7 +179,9 @@ class Worker:
         jobs.notify()
 
     def run_once(self) -> bool:
-        job = jobs.claim(self.engine, self.worker_id, self.settings.jobs.lease_seconds)
+        """Claim one job and run it here, to its end or its next wait (tests, ``vpsctl worker
+        --once``)."""
+        job = jobs.claim(self.engine, self.owner(0), self.settings.jobs.lease_seconds)
         if job is None:
             return False
         self.execute(job)
@@ -159,7 +196,7 @@ class Worker:
         def beat() -> None:
             while not beating.wait(self.settings.jobs.heartbeat_seconds):
                 try:
-                    if not jobs.heartbeat(self.engine, job.id, self.worker_id, self.settings.jobs.lease_seconds):
+                    if not jobs.heartbeat(self.engine, job.id, self._owner(job), self.settings.jobs.lease_seconds):
                         lost.set()
                         return
                 except Exception:
@@ -171,7 +208,7 @@ class Worker:
 
         heart = threading.Thread(target=beat, name=f"heartbeat-{job.id[:8]}", daemon=True)
         heart.start()
-        ctx = Context(self.engine, self.settings, self.drivers, job, self.worker_id, check_lease)
+        ctx = Context(self.engine, self.settings, self.drivers, job, self._owner(job), check_lease)
         try:
             if operation is None:
                 self._fail(ctx, None, VpsctlError(f"unknown job kind {job.kind!r}"))
@@ -185,9 +222,16 @@ class Worker:
             beating.set()
             heart.join()
 
+    def _owner(self, job: Job) -> str:
+        """Who holds ``job``'s lease in this process (the slot that claimed it)."""
+        return job.lease_owner or self.owner(0)
+
     def _run(self, ctx: Context, operation: type[Operation[Any]]) -> None:
         job = ctx.job
-        fresh = not job.steps_done
+        # Taken up again after giving its slot back while waiting for its guest: it goes on at
+        # the step that waits, with nothing checked or announced again.
+        waiting = bool(job.params.get(jobs.WAITS))
+        fresh = not job.steps_done and not waiting
         if fresh:
             try:
                 recheck(ctx, operation)
@@ -201,7 +245,7 @@ class Worker:
                 events.started(ctx)
             operation.begin(ctx)
             todo = [step for step in operation.steps if step.name not in job.steps_done]
-            if todo:
+            if todo and not waiting:
                 self._mark(job, [(todo[0].name, "started", "")])
             for index, step in enumerate(todo):
                 message = step.run(ctx) or ""
@@ -216,6 +260,8 @@ class Worker:
             self._finish(job, JobStatus.succeeded)
         except LeaseLost:
             raise
+        except Waiting as exc:
+            self._wait(job, exc)
         except Deferred as exc:
             self._defer(job, exc)
         except TransientError as exc:
@@ -232,14 +278,14 @@ class Worker:
         """Record (step, status, message) events; 'done' steps join the job's progress."""
         with session_scope(self.engine) as session:
             row = session.get(Job, job.id)
-            if row is None or row.lease_owner != self.worker_id:
+            if row is None or row.lease_owner != self._owner(job):
                 raise LeaseLost(job.id)
             for step, status, message in marks:
                 row.step = step
                 if status == "done" and step not in row.steps_done:
                     row.steps_done = [*row.steps_done, step]
                 session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status=status,
-                                     message=message[:2000], actor=self.worker_id))
+                                     message=message[:2000], actor=self._owner(job)))
             session.add(row)
             job.steps_done = list(row.steps_done)
             job.step = row.step
@@ -266,7 +312,32 @@ class Worker:
                         session.add(vps)
             session.add(row)
             session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status=status,
-                                 message=message[:2000], actor=self.worker_id))
+                                 message=message[:2000], actor=self._owner(job)))
+
+    def _wait(self, job: Job, waiting: Waiting) -> None:
+        """Give the slot back: the job is queued again at the step that waits, to be taken up from
+        ``waiting.until`` by any slot of any worker; its VPS's later jobs still wait behind it.
+        The first time a step gives its slot back, an event says what it waits for."""
+        with session_scope(self.engine) as session:
+            row = session.get(Job, job.id)
+            if row is None or row.lease_owner != self._owner(job):
+                raise LeaseLost(job.id)
+            step = job.step or waiting.what
+            waits = dict(row.params.get(jobs.WAITS) or {})
+            record = dict(waits.get(step) or {})
+            record["yields"] = int(record.get("yields") or 0) + 1
+            waits[step] = record
+            row.params = {**row.params, jobs.WAITS: waits}
+            row.status = JobStatus.queued
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.not_before = waiting.until
+            row.attempts = max(0, row.attempts - 1)  # taken up again, not tried again
+            session.add(row)
+            if record["yields"] == 1:
+                session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status="waiting",
+                                     message=f"{waiting}; the worker slot goes to other jobs meanwhile",
+                                     actor=self._owner(job)))
 
     def _retry(self, job: Job, error: Exception) -> None:
         delay = min(2 ** job.attempts, 60)
@@ -282,7 +353,7 @@ class Worker:
         """Record the failure, undo what the steps did (``operation`` None: nothing was done),
         then let the workflows hear it."""
         job = ctx.job
-        jobs.record_event(self.engine, job, job.step or "", "failed", str(error), self.worker_id)
+        jobs.record_event(self.engine, job, job.step or "", "failed", str(error), self._owner(job))
         if job.kind in OPERATIONS:
             abandon(ctx, OPERATIONS[job.kind], error, undo=operation is not None)
         self._finish(job, JobStatus.failed, str(error), in_client_terms(error))
@@ -306,4 +377,4 @@ class Worker:
                     vps.updated_at = utcnow()
                     session.add(vps)
             session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step="finished", status=status.value,
-                                 message=error or "", actor=self.worker_id))
+                                 message=error or "", actor=self._owner(job)))

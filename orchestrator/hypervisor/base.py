@@ -12,7 +12,7 @@ can simply run its step again:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -101,8 +101,10 @@ class HypervisorDriver(Protocol):
         """The volume's path on the host, or None when it does not exist."""
         ...
 
-    def upload_volume(self, pool: str, config: VolumeConfig, source: Path) -> str:
-        """Create the volume and fill it with the local file's bytes; returns its path."""
+    def upload_volume(self, pool: str, config: VolumeConfig, source: Path, sha256: str | None = None) -> str:
+        """Create the volume and fill it with the local file's bytes; returns its path.  With
+        ``sha256``, the volume is read back and must have that digest (TransientError, and no
+        volume left, otherwise)."""
         ...
 
     def create_volume(self, pool: str, config: VolumeConfig, content: bytes | None = None) -> str: ...
@@ -195,6 +197,18 @@ class HypervisorDriver(Protocol):
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
         """The volume's bytes, streamed through the libvirt connection."""
+        ...
+
+    def describe_volume(self, pool: str, name: str) -> VolumeConfig | None:
+        """What it takes to make the same volume elsewhere (capacity, format, backing file), or
+        None when it does not exist."""
+        ...
+
+    def receive_volume(self, pool: str, config: VolumeConfig, chunks: Iterable[bytes],
+                       progress: Callable[[int], None] | None = None) -> int:
+        """Create the volume and fill it with ``chunks`` (another host's ``download_volume``)
+        through the libvirt connection, calling ``progress`` with the bytes written so far;
+        returns the bytes written.  A copy that fails leaves no volume behind."""
         ...
 
     # --- console ---------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,7 +184,7 @@ class LibvirtDriver:
 
         return self._call(create)
 
-    def upload_volume(self, pool: str, config: VolumeConfig, source: Path) -> str:
+    def upload_volume(self, pool: str, config: VolumeConfig, source: Path, sha256: str | None = None) -> str:
         size = source.stat().st_size
 
         def upload(conn: libvirt.virConnect) -> str:
@@ -191,6 +192,16 @@ class LibvirtDriver:
             try:
                 with source.open("rb") as handle:
                     self._send(conn, vol, size, lambda n: handle.read(n))
+                if sha256 is not None:
+                    # Read back through the same connection: the host holds the file, byte for byte.
+                    digest = hashlib.sha256()
+                    stream = conn.newStream(0)
+                    vol.download(stream, 0, 0, 0)
+                    for chunk in _stream_chunks(stream, size):
+                        digest.update(chunk)
+                    if digest.hexdigest() != sha256:
+                        raise TransientError(f"volume {config.name} reached the host damaged (sha256 "
+                                             f"{digest.hexdigest()[:16]}..., expected {sha256[:16]}...)")
             except BaseException:
                 vol.delete(0)
                 raise
@@ -571,6 +582,57 @@ class LibvirtDriver:
         except libvirt.libvirtError as exc:
             raise _translate(exc) from exc
         return _stream_chunks(stream, size)
+
+    def describe_volume(self, pool: str, name: str) -> VolumeConfig | None:
+        def describe(conn: libvirt.virConnect) -> VolumeConfig | None:
+            try:
+                vol = self._pool(conn, pool).storageVolLookupByName(name)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return None
+                raise
+            root = ET.fromstring(vol.XMLDesc(0))  # noqa: S314  (libvirt's own XML)
+            fmt = root.find("target/format")
+            backing = root.findtext("backingStore/path")
+            backing_format = root.find("backingStore/format")
+            return VolumeConfig(
+                name=name, capacity_bytes=int(vol.info()[1]),
+                format=fmt.get("type", "raw") if fmt is not None else "raw",
+                backing_path=backing or None,
+                backing_format=backing_format.get("type", "qcow2") if backing_format is not None else "qcow2")
+
+        return self._call(describe)
+
+    def receive_volume(self, pool: str, config: VolumeConfig, chunks: Iterable[bytes],
+                       progress: Callable[[int], None] | None = None) -> int:
+        def receive(conn: libvirt.virConnect) -> int:
+            vol = self._pool(conn, pool).createXML(config.to_xml(), 0)
+            written = 0
+            try:
+                stream = conn.newStream(0)
+                vol.upload(stream, 0, 0, 0)  # 0: as many bytes as the stream brings
+                try:
+                    for chunk in chunks:
+                        view = memoryview(chunk)
+                        while view:
+                            sent = stream.send(view.tobytes())
+                            if sent < 0:
+                                raise HypervisorError(f"volume {config.name}: the stream refused data")
+                            view = view[sent:]
+                        written += len(chunk)
+                        if progress is not None:
+                            progress(written)
+                    stream.finish()
+                except BaseException:
+                    _abort_quietly(stream)
+                    raise
+            except BaseException:
+                with contextlib.suppress(libvirt.libvirtError):
+                    vol.delete(0)
+                raise
+            return written
+
+        return self._call(receive)
 
 
     # --- console ---------------------------------------------------------------------------

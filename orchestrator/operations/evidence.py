@@ -50,7 +50,7 @@ def fetch_content(ctx: Context) -> str:
             capture = web.Capture(error="the VPS has no known address")
         else:
             capture = web.fetch(address, args.port, args.path, host_header=args.host_header,
-                                proxy_command=ctx.settings.hosts.guest_proxy_command,
+                                proxy_command=ctx.guest_proxy_command,
                                 timeout=ctx.settings.contract.evidence_timeout_seconds,
                                 max_bytes=ctx.settings.contract.evidence_max_bytes)
         done = record(ctx.engine, ctx.settings, vps_id=vps.id, job_id=ctx.job.id,

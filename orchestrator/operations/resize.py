@@ -22,14 +22,15 @@ from pydantic import Field
 from orchestrator.compute.designer import live_ceilings
 from orchestrator.compute.hosts import candidates, policy
 from orchestrator.compute.placement import Resources, fits
-from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest
+from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest, OperationFailed
 from orchestrator.core.models import Image, JobEvent, Vps, VpsStatus
 from orchestrator.engine import events
 from orchestrator.engine.context import Context, Request
-from orchestrator.engine.operation import Operation, Params, Plan, Step, register
+from orchestrator.engine.operation import Operation, Params, Plan, Step, register, wait_until
 from orchestrator.operations.steps.power import power_off, power_on, running_status
 
 GIB = 1 << 30
+BALLOON_SLACK_KIB = 1024  # the balloon moves in pages: within a MiB of the target is there
 POWERED = (VpsStatus.running, VpsStatus.cut_off)
 SIZES = ("vcpus", "memory_mib", "disk_gib")
 CHANGE_ORDER = "R5.1-change-order"
@@ -120,6 +121,33 @@ def apply_live(ctx: Context) -> str:
     return f"live: {p.vcpus} vCPU, {p.memory_mib} MiB"
 
 
+def memory_settled(ctx: Context) -> str:
+    """A live memory change ends when the guest holds the new size: the balloon driver in the guest
+    reports what it holds (libvirt's ``actual``), and that moves a while after the target is set.
+    Past ``VPSCTL_BALLOON_TIMEOUT_SECONDS`` the step says plainly that the guest has not taken it
+    yet (no balloon driver, or a guest too busy to give memory back): the definition has the new
+    size, which every boot applies."""
+    p, vps = _plan(ctx), ctx.vps()
+    if p.reboot or vps.status not in POWERED or p.memory_mib == vps.memory_mib:
+        return "skipped: no live memory change"
+    target_kib = p.memory_mib * 1024
+
+    def holds() -> str | None:
+        actual = ctx.driver.memory_stats(vps.id).get("actual")
+        if actual is not None and abs(actual - target_kib) <= BALLOON_SLACK_KIB:
+            return f"the guest holds {actual // 1024} MiB"
+        return None
+
+    try:
+        return wait_until(ctx, ctx.settings.lifecycle.balloon_timeout_seconds,
+                          f"the guest taking {p.memory_mib} MiB", holds)
+    except OperationFailed:
+        actual = ctx.driver.memory_stats(vps.id).get("actual")
+        held = f"it holds {actual // 1024} MiB" if actual is not None else "it does not report what it holds"
+        return (f"the guest has not taken the new size yet: {held} of the {p.memory_mib} MiB set "
+                f"(after {ctx.settings.lifecycle.balloon_timeout_seconds:.0f} s); its next boot will have them")
+
+
 def record_size(ctx: Context) -> str:
     p, vps = _plan(ctx), ctx.vps()
     if p.mode == "cold":
@@ -158,6 +186,7 @@ class ResizeVps(Operation[ResizeBody]):
         Step("stop_if_cold", stop_if_cold),
         Step("grow_disk", grow_disk),
         Step("apply_live", apply_live),
+        Step("memory_settled", memory_settled),
         Step("record_size", record_size),
         Step("redefine", redefine),
         Step("start_if_cold", start_if_cold),

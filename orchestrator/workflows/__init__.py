@@ -18,6 +18,7 @@ from orchestrator.workflows import (  # noqa: F401  (each subscribes to the even
     change_orders,
     compromise,
     dda,
+    drain,
     hooks,
     incident_deadline,
     incidents,

@@ -109,13 +109,16 @@ class World:
         return (vps.model_dump(exclude={"updated_at"}), self.jobs(), repr(self.host))
 
 
-def make_world(tmp_path: Path, name: str, driver: Callable[[str, FakeHost], FakeDriver] = FakeDriver) -> World:
-    """alice's VPS created and running on the fake hypervisor, with a backup and a data disk."""
+def make_world(tmp_path: Path, name: str, driver: Callable[[str, FakeHost], FakeDriver] = FakeDriver,
+               **overrides: Any) -> World:
+    """alice's VPS created and running on the fake hypervisor, with a backup and a data disk
+    (``overrides``: settings)."""
     key_file = tmp_path / "k"
     if not key_file.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_file)], check=True)
     key = key_file.with_suffix(".pub").read_text().strip()
-    settings = base_settings(tmp_path / name, verify_guest_ssh=False, address_timeout_seconds=1)
+    settings = base_settings(tmp_path / name, **{"verify_guest_ssh": False, "address_timeout_seconds": 1,
+                                                 **overrides})
     host = FakeHost()
     drivers = Drivers(factory=lambda uri: driver(uri, host))
     app = create_app(settings, run_worker=False)

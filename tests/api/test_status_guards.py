@@ -31,6 +31,7 @@ CALLS: dict[str, tuple[str, str, dict[str, object], str]] = {
     "evidence": ("evidence", "POST", {"reason": "phishing reported"}, "support"),
     "attach-disk": ("disks", "POST", {"size_gib": 1}, "alice"),
     "rename": ("rename", "POST", {"name": "renamed"}, "alice"),
+    "migrate": ("migrate", "POST", {}, "support"),
     "delete": ("?confirm_data_loss=true", "DELETE", {}, "alice"),
     "discard-backup": ("backups/b1?confirm_data_loss=true", "DELETE", {}, "alice"),
 }

@@ -16,6 +16,7 @@ class Guest:
     def __init__(self, api: Api, token: str, vps: dict[str, Any], key: paramiko.PKey) -> None:
         self.api, self.token, self.key = api, token, key
         self.id: str = vps["id"]
+        self.proxy: str | None = None  # how its host's guests are reached, when not the main test host
 
     @property
     def record(self) -> dict[str, Any]:
@@ -23,7 +24,8 @@ class Guest:
 
     def ssh(self, command: str, timeout: float = 30) -> str:
         vps = self.record
-        return ssh_run(vps["addresses"][0], vps["ssh_host_keys"][0]["public_key"], self.key, command, timeout)
+        return ssh_run(vps["addresses"][0], vps["ssh_host_keys"][0]["public_key"], self.key, command, timeout,
+                       self.proxy)
 
     def ssh_eventually(self, command: str, within: float = 90) -> str:
         deadline = time.monotonic() + within

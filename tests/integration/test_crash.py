@@ -137,11 +137,10 @@ def order(settings: Settings, engine: Any, customer_id: int, tmp_path: Path) -> 
         return job.vps_id, job_id
 
 
-@pytest.mark.parametrize("kill_at", ["upload_image", "create_seed", "start_domain", "wait_for_address"])
-def test_create_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
-    settings, engine, customer_id, workers = world
-    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
-    workers.start()
+def killed_and_resumed(engine: Any, workers: Workers, job_id: str, kill_at: str) -> None:
+    """SIGKILL the worker once the job has started ``kill_at``, check the lease still holds the
+    job, start another worker, and check it resumed the job after the lease expired and finished
+    it: the second of exactly two attempts."""
     wait_for(engine, job_id, step_started(job_id, kill_at))
     workers.kill()
     with Session(engine) as session:
@@ -149,12 +148,22 @@ def test_create_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: st
     workers.start()
     wait_for(engine, job_id, finished(job_id))
     with Session(engine) as session:
-        job, vps = session.get(Job, job_id), session.get(Vps, vps_id)
+        job = session.get(Job, job_id)
         resumed = session.exec(select(JobEvent).where(JobEvent.job_id == job_id,
                                                       col(JobEvent.message).contains("lost lease"))).all()
         assert job.status == "succeeded", job.error
         assert resumed, "the second worker resumed the job after the lease expired"
         assert job.attempts == 2
+
+
+@pytest.mark.parametrize("kill_at", ["upload_image", "create_seed", "start_domain", "wait_for_address"])
+def test_create_survives_a_killed_worker(world: Any, tmp_path: Path, kill_at: str) -> None:
+    settings, engine, customer_id, workers = world
+    vps_id, job_id = order(settings, engine, customer_id, tmp_path)
+    workers.start()
+    killed_and_resumed(engine, workers, job_id, kill_at)
+    with Session(engine) as session:
+        vps = session.get(Vps, vps_id)
         assert vps.status == "running" and vps.addresses
     assert on_host(engine, vps_id) == {"domain": "running", "volumes": ["root.qcow2", "seed.iso"], "domains_total": 1}
 

@@ -20,9 +20,9 @@ def test_a_route_without_a_scope_declaration_is_refused() -> None:
         check_declared(undeclared.routes, public=[])
     check_declared(undeclared.routes, public=["/v1/things"])  # a public path needs none
 
-    no_such_scope = APIRouter(prefix="/v1/hosts", dependencies=[scoped("hosts")])
-    no_such_scope.add_api_route("/{host_id}/drain", lambda: None, methods=["POST"])  # there is no hosts:write
-    with pytest.raises(RuntimeError, match=re.escape("POST /v1/hosts/{host_id}/drain")):
+    no_such_scope = APIRouter(prefix="/v1/reports", dependencies=[scoped("reports")])
+    no_such_scope.add_api_route("/{report_id}/send", lambda: None, methods=["POST"])  # there is no reports:write
+    with pytest.raises(RuntimeError, match=re.escape("POST /v1/reports/{report_id}/send")):
         check_declared(no_such_scope.routes, public=[])
 
     declared = APIRouter(prefix="/v1/maintenance", dependencies=[scoped("maintenance")])

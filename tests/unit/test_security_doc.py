@@ -32,3 +32,5 @@ def test_known_routes_have_the_audience_their_handlers_enforce() -> None:
     assert table[("POST", "/v1/vps/{vps_id}/start")] == ("own", "all", "vps:write")
     assert table[("POST", "/v1/tokens")] == ("own", "all", "—")
     assert table[("GET", "/v1/quota")] == ("own", "—", "—")
+    assert table[("POST", "/v1/vps/{vps_id}/migrate")] == ("—", "all", "vps:write")
+    assert table[("POST", "/v1/hosts")] == ("—", "all", "hosts:write")

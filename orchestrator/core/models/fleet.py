@@ -14,13 +14,21 @@ class Host(SQLModel, table=True):
     name: str = Field(index=True, unique=True, max_length=64)
     uri: str = Field(max_length=500)
     site: str = Field(default="", max_length=64)
-    state: str = Field(default="up", max_length=16)  # up | down | disabled
+    # enabled: takes new VPS; draining: its VPS are being moved off, takes none; disabled: taken
+    # out by staff; unreachable: the reconciler could not reach it (its VPS are unknown)
+    state: str = Field(default="enabled", max_length=16)
     domain_type: str = Field(default="qemu", max_length=16)
     vcpus: int = 0
     memory_mib: int = 0
     disk_gib: int = 0
     pool_name: str = Field(default="vpsctl", max_length=64)
     network_name: str = Field(default="vpsctl", max_length=64)
+    # How the orchestrator reaches this host's guests (an SSH ProxyCommand, %h and %p for the
+    # guest's address and port); None: directly, or by the installation's VPSCTL_GUEST_PROXY_COMMAND.
+    guest_proxy_command: str | None = Field(default=None, max_length=500)
+    # qemu+ssh:// hosts: the SSH host key recorded when the host was added ("ssh-ed25519 AAAA...");
+    # every connection checks the host presents exactly this key.
+    ssh_host_key: str | None = Field(default=None, max_length=2000)
     updated_at: datetime | None = time_field(now=True)
 
 
@@ -49,3 +57,6 @@ class HostImage(SQLModel, table=True):
     volume: str = Field(max_length=200)
     path: str = Field(max_length=1000)
     uploaded_at: datetime | None = time_field(now=True)
+    # "uploading": job ``job_id`` took the upload (others wait for it); "ready": complete, checked
+    state: str = Field(default="ready", max_length=16, sa_column_kwargs={"server_default": "ready"})
+    job_id: str | None = Field(default=None, max_length=36)

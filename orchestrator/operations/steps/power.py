@@ -10,6 +10,8 @@ from orchestrator.engine.context import Context
 from orchestrator.engine.operation import wait_until
 from orchestrator.hypervisor import DomainState
 
+SHUTDOWN = "a clean shutdown"
+
 
 def running_status(ctx: Context) -> VpsStatus:
     """What a powered-on VPS is called: cut_off while its network is cut (R5.5-cutoff)."""
@@ -23,15 +25,17 @@ def power_off(ctx: Context, force: bool) -> str:
     if info is None or info.state == DomainState.shutoff:
         return "already off"
     if not force:
-        ctx.driver.resume_domain(vps.id)  # a paused guest cannot hear the power button
-        ctx.driver.shutdown_domain(vps.id)
+        # Pressed once per attempt: the step runs again each time the job comes back to look.
+        if not ctx.waiting_since_before(ctx.job.step or SHUTDOWN):
+            ctx.driver.resume_domain(vps.id)  # a paused guest cannot hear the power button
+            ctx.driver.shutdown_domain(vps.id)
 
         def off() -> str | None:
             current = ctx.driver.domain(vps.id)
             return "shut down by the guest" if current is None or current.state == DomainState.shutoff else None
 
         with contextlib.suppress(OperationFailed):  # timed out: fall through to a forced stop
-            return wait_until(ctx, ctx.settings.lifecycle.stop_timeout_seconds, "a clean shutdown", off)
+            return wait_until(ctx, ctx.settings.lifecycle.stop_timeout_seconds, SHUTDOWN, off)
     ctx.driver.destroy_domain(vps.id)
     return "forced off" if force else f"forced off after {ctx.settings.lifecycle.stop_timeout_seconds:.0f} s"
 

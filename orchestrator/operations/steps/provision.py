@@ -3,23 +3,29 @@ the host, a root disk from it, a NoCloud seed with fresh host keys, an address, 
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from orchestrator.adapters.ssh import matches_host_key
 from orchestrator.compute.images import volume_name
 from orchestrator.compute.keys import generate_host_key
 from orchestrator.compute.seed import Seed
-from orchestrator.core.db import session_scope
-from orchestrator.core.errors import OperationFailed
-from orchestrator.core.models import HostImage, Image, Outbox
+from orchestrator.core.clock import utcnow
+from orchestrator.core.db import locked, session_scope
+from orchestrator.core.errors import OperationFailed, TransientError
+from orchestrator.core.models import Host, HostImage, Image, Job, Outbox
+from orchestrator.engine import jobs
 from orchestrator.engine.context import Context
 from orchestrator.engine.operation import wait_until
 from orchestrator.hypervisor import VolumeConfig
 
 GIB = 1 << 30
+READY, UPLOADING = "ready", "uploading"
 
 
 def _image(ctx: Context, name: str) -> Image:
@@ -31,36 +37,98 @@ def _image(ctx: Context, name: str) -> Image:
         return image
 
 
-def _uploaded(ctx: Context, image: Image, host_id: int | None) -> HostImage | None:
+def _record(ctx: Context, image: Image, host_id: int | None) -> HostImage | None:
     with session_scope(ctx.engine) as session:
-        record = session.exec(
-            select(HostImage).where(HostImage.host_id == host_id, HostImage.image_name == image.name,
-                                    HostImage.sha256 == image.sha256)
-        ).first()
+        record = session.get(HostImage, (host_id, image.name, image.sha256))
         if record is not None:
             session.expunge(record)
         return record
 
 
-def ensure_image(ctx: Context, image_name: str) -> str:
-    """The image's base volume on the VPS's host, recorded only once fully uploaded."""
-    host = ctx.host()
+def _uploaded(ctx: Context, image: Image, host_id: int | None) -> HostImage | None:
+    """The image's base volume on the host, when its upload is complete and checked."""
+    record = _record(ctx, image, host_id)
+    return record if record is not None and record.state == READY else None
+
+
+def _sha256(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _take_upload(ctx: Context, image: Image, host: Host, name: str) -> bool:
+    """Whether this job is the one to upload the image to the host now: nobody is, or the job that
+    was is over (failed, cancelled) or is this one (resumed after a crash).  One transaction,
+    under a row lock: of several jobs asking at once, one takes it."""
+    with session_scope(ctx.engine) as session:
+        record = session.get(HostImage, (host.id, image.name, image.sha256))
+        if record is not None:
+            record = locked(session, record)
+            uploader = session.get(Job, record.job_id) if record.job_id else None
+            if (record.state == UPLOADING and record.job_id != ctx.job.id and uploader is not None
+                    and uploader.status in jobs.ACTIVE):
+                return False
+            record.state, record.job_id, record.path = UPLOADING, ctx.job.id, ""
+            session.add(record)
+            return True
+        try:
+            with session.begin_nested():
+                session.add(HostImage(host_id=host.id or 0, image_name=image.name, sha256=image.sha256,
+                                      volume=name, path="", state=UPLOADING, job_id=ctx.job.id))
+        except IntegrityError:  # another job inserted it first
+            return False
+        return True
+
+
+def ensure_image(ctx: Context, image_name: str, host: Host | None = None) -> str:
+    """The image's base volume on the VPS's host (or ``host``), recorded ready only once fully
+    uploaded and read back with the image's sha256.  Jobs asking at once for the same image on
+    the same host upload it once: the others wait for that upload (their slots go to other jobs
+    meanwhile), and take it over if the job that was uploading ends without it."""
+    host = host or ctx.host()
+    driver = ctx.drivers.for_uri(host.uri)
     image = _image(ctx, image_name)
     name = volume_name(image)
-    done = _uploaded(ctx, image, host.id)
-    if done is not None and ctx.driver.volume_path(host.pool_name, name) == done.path:
-        return f"{name} already on the host"
-    # Not recorded as complete: whatever is there may be a half-written upload.
-    ctx.driver.delete_volume(host.pool_name, name)
-    path = ctx.driver.upload_volume(
-        host.pool_name,
-        VolumeConfig(name=name, capacity_bytes=image.virtual_size_bytes or image.size_bytes),
-        Path(image.path),
-    )
+    while True:
+        done = _uploaded(ctx, image, host.id)
+        if done is not None and driver.volume_path(host.pool_name, name) == done.path:
+            return f"{name} already on the host"
+        if _take_upload(ctx, image, host, name):
+            break
+
+        def settled() -> str | None:
+            record = _record(ctx, image, host.id)
+            if record is None or record.state == READY:
+                return "ready"
+            with session_scope(ctx.engine) as session:
+                uploader = session.get(Job, record.job_id) if record.job_id else None
+                return None if uploader is not None and uploader.status in jobs.ACTIVE else "abandoned"
+
+        wait_until(ctx, ctx.settings.lifecycle.image_upload_timeout_seconds,
+                   f"the upload of {image.name} by another job", settled)
+    # Ours.  A volume already there (an upload this database did not record: another
+    # installation's, or one cut short) is kept only if it is the image, byte for byte.
+    path = driver.volume_path(host.pool_name, name)
+    if path and _sha256(driver.download_volume(host.pool_name, name)) == image.sha256:
+        how = "found on the host"
+    else:
+        driver.delete_volume(host.pool_name, name)
+        path = driver.upload_volume(
+            host.pool_name,
+            VolumeConfig(name=name, capacity_bytes=image.virtual_size_bytes or image.size_bytes),
+            Path(image.path),
+            sha256=image.sha256,  # read back from the host and compared: a damaged copy is sent again
+        )
+        how = f"uploaded {image.size_bytes} bytes as {name}"
     with session_scope(ctx.engine) as session:
-        session.merge(HostImage(host_id=host.id or 0, image_name=image.name, sha256=image.sha256,
-                                volume=name, path=path))
-    return f"uploaded {image.size_bytes} bytes as {name}"
+        record = session.get(HostImage, (host.id, image.name, image.sha256))
+        if record is None or record.job_id != ctx.job.id:
+            raise TransientError(f"the upload of {image.name} was taken over by another job")
+        record.state, record.job_id, record.path, record.uploaded_at = READY, None, path, utcnow()
+        session.add(record)
+    return f"{how}, sha256 checked"
 
 
 def create_root(ctx: Context, volume: str, image_name: str, disk_gib: int) -> str:
@@ -123,7 +191,7 @@ def verify_ssh(ctx: Context) -> str:
 
     def answer() -> str | None:
         try:
-            if matches_host_key(address, expected, proxy_command=ctx.settings.hosts.guest_proxy_command, timeout=5.0):
+            if matches_host_key(address, expected, proxy_command=ctx.guest_proxy_command, timeout=5.0):
                 return f"{address}:22 presents {vps.ssh_host_keys[0]['fingerprint']}"
         except Exception:  # not up yet: refused, reset, timed out
             return None

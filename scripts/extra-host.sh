@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A second (third, ...) hypervisor host on this machine, for the fleet tests: a libvirtd with its
+# own network namespace and its own mount namespace, so it has its own /etc/libvirt (no domain,
+# network or pool of another daemon), /run/libvirt (its socket), /var/lib/libvirt (its storage
+# pools, its guests' disks), and an sshd for qemu+ssh:// (root login by key only).
+#
+#   scripts/extra-host.sh start NAME DIR [SSH_PORT]   prints "qemu+unix:///system?socket=..."
+#   scripts/extra-host.sh stop  NAME DIR
+#
+# NAME is the network namespace (created here, loopback only, deleted by stop); DIR a folder
+# for the host's files.  With SSH_PORT, an sshd listens inside NAME on that port, reached from
+# the machine through a veth pair (10.251.N.1 here, 10.251.N.2 in NAME; N from the port) whose
+# far end only this test run uses; DIR/ssh_host_ed25519_key.pub is its host key, DIR/client_key
+# the key root logs in with.  /dev/kvm is hidden from the daemon when KVM does not work
+# (scripts/kvm-probe.sh), as for the main host (scripts/libvirt-host.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+action=${1:?usage: $0 start|stop NAME DIR [SSH_PORT]}
+name=${2:?NAME}
+dir=${3:?DIR}
+ssh_port=${4:-}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+socket="$dir/run/libvirt-sock"
+uri="qemu+unix:///system?socket=$socket"
+
+answering() { timeout 10 virsh -c "$uri" version >/dev/null 2>&1; }
+
+stop_host() {
+    if answering; then
+        for dom in $(virsh -c "$uri" list --name 2>/dev/null); do
+            virsh -c "$uri" destroy "$dom" >/dev/null 2>&1 || true
+        done
+    fi
+    for pidfile in "$dir/libvirtd.pid" "$dir/virtlogd.pid" "$dir/sshd.pid"; do
+        [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    if ip netns list | grep -qw "$name"; then
+        ip netns pids "$name" | xargs -r kill 2>/dev/null || true
+        sleep 0.5
+        ip netns pids "$name" | xargs -r kill -9 2>/dev/null || true
+        ip netns delete "$name"
+    fi
+    ip link delete "veth-$name" 2>/dev/null || true
+}
+
+case "$action" in
+start)
+    stop_host
+    # A new host each time: the state a daemon keeps in /run and /var/lib (pools it had, guests)
+    # would come back without their definitions.
+    rm -rf "$dir/etc" "$dir/run" "$dir/lib" "$dir/log"
+    mkdir -p "$dir/etc" "$dir/run" "$dir/lib" "$dir/log"
+    # A private /etc/libvirt: the machine's configuration without any domain, network or pool.
+    cp -a /etc/libvirt/. "$dir/etc/"
+    rm -rf "$dir/etc/qemu/"*.xml "$dir/etc/qemu/networks/"*.xml "$dir/etc/qemu/networks/autostart" \
+           "$dir/etc/qemu/autostart" "$dir/etc/storage/"*.xml "$dir/etc/storage/autostart" \
+           2>/dev/null || true
+    hide_kvm=""
+    if ! "$here/kvm-probe.sh" >/dev/null 2>&1; then
+        touch "$dir/no-kvm"; chmod 000 "$dir/no-kvm"
+        echo 'namespaces = [ ]' >> "$dir/etc/qemu.conf"
+        hide_kvm="mount --bind $dir/no-kvm /dev/kvm 2>/dev/null || true;"
+    fi
+    ip netns add "$name"
+    ip -n "$name" link set lo up
+    modprobe br_netfilter 2>/dev/null || true
+    ip netns exec "$name" sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
+        net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null || true
+    ip netns exec "$name" unshare -m --propagation private sh -c "
+        mount --bind $dir/etc /etc/libvirt && mount --bind $dir/run /run/libvirt &&
+        mount --bind $dir/lib /var/lib/libvirt && $hide_kvm
+        virtlogd -d -p $dir/virtlogd.pid; exec libvirtd -d -p $dir/libvirtd.pid"
+    for _ in $(seq 1 60); do answering && break; sleep 0.5; done
+    answering || { echo "libvirtd of $name did not answer" >&2; exit 1; }
+    if [ -n "$ssh_port" ]; then
+        n=$(( ssh_port % 250 + 1 ))
+        ip link add "veth-$name" type veth peer name eth0 netns "$name"
+        ip addr add "10.251.$n.1/30" dev "veth-$name"
+        ip link set "veth-$name" up
+        ip -n "$name" addr add "10.251.$n.2/30" dev eth0
+        ip -n "$name" link set eth0 up
+        [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$dir/ssh_host_ed25519_key"
+        [ -f "$dir/client_key" ] || ssh-keygen -q -t ed25519 -N "" -C "vpsctl@fleet-test" -f "$dir/client_key"
+        cp "$dir/client_key.pub" "$dir/authorized_keys"
+        mkdir -p /run/sshd
+        # libvirt's client runs "nc -U socket" (or virt-ssh-helper) on the far side: the
+        # default socket path must be this host's, so sshd runs inside the mount namespace too.
+        ip netns exec "$name" unshare -m --propagation private sh -c "
+            mount --bind $dir/run /run/libvirt &&
+            exec /usr/sbin/sshd -p $ssh_port -o ListenAddress=10.251.$n.2 -o PidFile=$dir/sshd.pid \
+                -h $dir/ssh_host_ed25519_key -o AuthorizedKeysFile=$dir/authorized_keys \
+                -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password -o StrictModes=no"
+    fi
+    echo "$uri"
+    ;;
+stop)
+    stop_host
+    echo "host $name stopped"
+    ;;
+*)
+    echo "usage: $0 start|stop NAME DIR [SSH_PORT]" >&2; exit 2 ;;
+esac
