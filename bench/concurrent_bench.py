@@ -63,10 +63,11 @@ def main() -> None:
             errors_serial += job["status"] != "succeeded"
             delete(server, [str(created["vps"]["id"])])  # untimed
 
-        started = time.perf_counter()
+        cpu, started = cpu_seconds(), time.perf_counter()
         asked = [order(server, n) for n in range(COUNT)]
         jobs = settle(server, [a["job"]["id"] for a in asked])
         together = time.perf_counter() - started
+        busy_together = cpu_seconds() - cpu
         errors = sum(job["status"] != "succeeded" for job in jobs)
         delete(server, [str(a["vps"]["id"]) for a in asked])
     finally:
@@ -83,13 +84,16 @@ def main() -> None:
         f"(`python -m bench.concurrent_bench`) on {provenance()}. {COUNT} tiny VPS (1 vCPU, 256 MiB), "
         f"`VPSCTL_WORKER_SLOTS` at its default; wall time from the first `POST /v1/vps` until every create "
         "job succeeded, i.e. every guest runs and answers SSH with the host key generated for it. The CPU "
-        f"bound is the busy CPU time of the whole machine during the serial creates over its {cores} cores.",
+        f"bound is the busy CPU time of the whole machine during the serial creates over its {cores} cores. "
+        "Guests boot under TCG emulation here, which is CPU work: in the serial case each guest is deleted "
+        "before the next is ordered, while ordered at once all of them are up together (the busy CPU "
+        "column shows what that costs).",
         "",
-        "| case | wall time (s) | / serial | errors |",
-        "|---|---|---|---|",
-        f"| {COUNT} x one create, one after the other | {serial:.1f} | 1.00x | {errors_serial} |",
-        f"| {COUNT} ordered at once | {together:.1f} | {ratio:.2f}x | {errors} |",
-        f"| CPU bound ({busy:.1f} CPU-s / {cores} cores) | {bound:.1f} | {bound / serial:.2f}x | |",
+        "| case | wall time (s) | / serial | busy CPU (CPU-s) | errors |",
+        "|---|---|---|---|---|",
+        f"| {COUNT} x one create, one after the other | {serial:.1f} | 1.00x | {busy:.1f} | {errors_serial} |",
+        f"| {COUNT} ordered at once | {together:.1f} | {ratio:.2f}x | {busy_together:.1f} | {errors} |",
+        f"| CPU bound (serial's {busy:.1f} CPU-s / {cores} cores) | {bound:.1f} | {bound / serial:.2f}x | | |",
         "",
         f"Target: at most {TARGET} x serial: {'met' if ratio <= TARGET and errors == 0 else 'NOT met'}.",
         "",
