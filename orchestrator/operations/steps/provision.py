@@ -17,7 +17,7 @@ from orchestrator.compute.keys import generate_host_key
 from orchestrator.compute.seed import Seed
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import locked, session_scope
-from orchestrator.core.errors import OperationFailed, TransientError
+from orchestrator.core.errors import HypervisorError, OperationFailed, TransientError
 from orchestrator.core.models import Host, HostImage, Image, Job, Outbox
 from orchestrator.engine import jobs
 from orchestrator.engine.context import Context
@@ -114,13 +114,18 @@ def ensure_image(ctx: Context, image_name: str, host: Host | None = None) -> str
     if path and _sha256(driver.download_volume(host.pool_name, name)) == image.sha256:
         how = "found on the host"
     else:
-        driver.delete_volume(host.pool_name, name)
-        path = driver.upload_volume(
-            host.pool_name,
-            VolumeConfig(name=name, capacity_bytes=image.virtual_size_bytes or image.size_bytes),
-            Path(image.path),
-            sha256=image.sha256,  # read back from the host and compared: a damaged copy is sent again
-        )
+        try:
+            driver.delete_volume(host.pool_name, name)
+            path = driver.upload_volume(
+                host.pool_name,
+                VolumeConfig(name=name, capacity_bytes=image.virtual_size_bytes or image.size_bytes),
+                Path(image.path),
+                sha256=image.sha256,  # read back from the host and compared: a damaged copy is sent again
+            )
+        except HypervisorError as exc:
+            # Another installation sharing the host may be writing the same volume right now
+            # ("still being allocated"): the next attempt finds it complete, or uploads again.
+            raise TransientError(f"uploading {name}: {exc}") from exc
         how = f"uploaded {image.size_bytes} bytes as {name}"
     with session_scope(ctx.engine) as session:
         record = session.get(HostImage, (host.id, image.name, image.sha256))
