@@ -21,12 +21,16 @@ def running_status(ctx: Context) -> VpsStatus:
 def power_off(ctx: Context, force: bool) -> str:
     """Graceful (ACPI power button, wait) then forced; a domain already off is fine."""
     vps = ctx.vps()
+    step = ctx.job.step or SHUTDOWN
     info = ctx.driver.domain(vps.id)
     if info is None or info.state == DomainState.shutoff:
+        if ctx.waiting_since_before(step):  # it went off while the job had given its slot back
+            ctx.end_wait(step)
+            return "shut down by the guest"
         return "already off"
     if not force:
         # Pressed once per attempt: the step runs again each time the job comes back to look.
-        if not ctx.waiting_since_before(ctx.job.step or SHUTDOWN):
+        if not ctx.waiting_since_before(step):
             ctx.driver.resume_domain(vps.id)  # a paused guest cannot hear the power button
             ctx.driver.shutdown_domain(vps.id)
 

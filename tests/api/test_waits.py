@@ -1,0 +1,55 @@
+"""A stop whose guest takes longer to power off than a worker slot is held: the job gives its
+slot back, comes back to look, and reports what happened (the guest shut itself down), having
+pressed the power button once.  A fake guest that powers off one second after the button."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from orchestrator.core.models import Job, JobEvent
+from tests.api.fakeworld import make_world
+from tests.fakes import FakeDriver, FakeHost
+
+
+class SlowGuest(FakeDriver):
+    pressed: list[float] = []
+
+    def shutdown_domain(self, uuid: str) -> None:
+        SlowGuest.pressed.append(time.monotonic())
+
+    def domain(self, uuid: str):  # type: ignore[no-untyped-def]
+        if SlowGuest.pressed and time.monotonic() - SlowGuest.pressed[0] > 1.0:
+            super().destroy_domain(uuid)  # off, a second after the button
+        return super().domain(uuid)
+
+
+def test_a_stop_that_waits_gives_its_slot_back_and_says_the_guest_shut_down(tmp_path: Path) -> None:
+    SlowGuest.pressed = []
+
+    def slow(uri: str, host: FakeHost) -> FakeDriver:
+        return SlowGuest(uri, host)
+
+    world = make_world(tmp_path, "slow", slow, job_wait_hold_seconds=0.2, job_wait_poll_seconds=0.1)
+    asked = world.api.call("POST", f"/v1/vps/{world.vps_id}/stop", world.api.alice)
+    assert asked.status_code == 202, asked.text
+    job_id = asked.json()["job"]["id"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        world.worker.run_once()
+        with Session(world.api.engine) as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status in ("succeeded", "failed"):
+                break
+        time.sleep(0.05)
+    with Session(world.api.engine) as session:
+        job = session.get(Job, job_id)
+        events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+    assert job is not None and job.status == "succeeded", job
+    assert ("power_off", "waiting") in {(e.step, e.status) for e in events}  # it gave its slot back
+    done = [e.message for e in events if e.status == "done"]
+    assert "shut down by the guest" in done, done
+    assert len(SlowGuest.pressed) == 1  # the button, once
+    assert world.vps().status == "stopped"
