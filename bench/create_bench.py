@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libvirt
 
-from bench.common import URI, VpsctlServer, summary, wait_running, write_section
+from bench.common import URI, VpsctlServer, provenance, summary, wait_running, write_section
 from orchestrator.compute.designer import domain_config
 from orchestrator.core.models import Host, Vps
 from orchestrator.core.settings import Settings
@@ -119,9 +119,8 @@ def write_report(rows: list[dict[str, float | str]]) -> None:
     lines = [
         "## create: from `POST /v1/vps` to the domain running",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `scripts/bench.sh` on this project's "
-        f"CI machine kind (2 cores, TCG emulation, libvirt {libvirt.getVersion() // 1000000}."
-        f"{libvirt.getVersion() // 1000 % 1000}); {rows[0]['n']} samples each, interleaved in one run, "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `scripts/bench.sh` on {provenance()} "
+        f"(TCG emulation); {rows[0]['n']} samples each, interleaved in one run, "
         "same base image. vpsctl's time includes the HTTP call, validation, placement, the job queue, "
         "the NoCloud seed (key generation, ISO, upload) and the worker's database writes.",
         "",

@@ -24,7 +24,7 @@ from typing import Any
 
 import libvirt
 
-from bench.common import URI, VpsctlServer, summary, write_section
+from bench.common import URI, VpsctlServer, provenance, summary, write_section
 from orchestrator.compute.designer import mac_for
 
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "10"))
@@ -133,7 +133,8 @@ def write_report(results: dict[str, tuple[list[float], list[float]]]) -> None:
     lines = [
         "## operations: job time beside the bare libvirt call",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `scripts/bench.sh`, same run, two "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `scripts/bench.sh` on {provenance()}; "
+        "same run, two "
         f"identical tiny VPS (one through vpsctl, one by hand), {SAMPLES} samples each. Job time = the job's "
         "`finished_at - created_at` (queue, claim, every step and database write). "
         "Target: at most 1.5 x bare + 50 ms.",

@@ -19,7 +19,9 @@ scripts/install.sh --test
 started=0
 cleanup() {
     # The fleet tests' second host stops with them; this is for a run cut short.
-    scripts/extra-host.sh stop vpsctl-h2 /var/tmp/vpsctl-fleet/vpsctl-h2 >/dev/null 2>&1 || true
+    for host in /var/tmp/vpsctl-fleet/vpsctl-h2*; do
+        [ -d "$host" ] && scripts/extra-host.sh stop "$(basename "$host")" "$host" >/dev/null 2>&1 || true
+    done
     [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true
     scripts/postgres.sh stop
 }

@@ -44,9 +44,9 @@ def test_compromise_notice_and_reinstall_gate(wednesday_before_ascension: None, 
     assert offline_api.call("POST", path, offline_api.alice, json={"details": "x"}).status_code == 403
     reported = offline_api.call("POST", path, offline_api.support, json={"details": "a miner runs as root"})
     assert reported.status_code == 201, reported.text
-    # the clock started at VPSCTL_NOW and ran on for a few milliseconds since
+    # the clock started at VPSCTL_NOW and ran on since (seconds on a busy machine)
     not_before = reported.json()["reinstall_not_before"]
-    assert not_before.startswith("2026-05-19T10:00:00") and not_before.endswith("+02:00"), not_before
+    assert not_before.startswith("2026-05-19T10:00:") and not_before.endswith("+02:00"), not_before
     assert offline_api.call("POST", path, offline_api.support, json={"details": "again"}).status_code == 409
     with Session(offline_api.engine) as session:
         kinds = [j.kind for j in session.exec(select(Job)).all()]
@@ -96,7 +96,7 @@ def test_compromise_schedules_the_reinstall_and_paid_services_wait_for_payment(
     with Session(api.engine) as session:
         job = session.get(Job, reported["reinstall_job_id"])
         assert job.kind == "reinstall" and job.status == "queued" and job.params["image"] == "tiny"
-        assert job.scheduled_at.isoformat().startswith("2026-05-19T08:00:00")  # 10:00 Paris, after Ascension
+        assert job.scheduled_at.isoformat().startswith("2026-05-19T08:00:")  # 10:00 Paris, after Ascension
         assert job.cause == f"compromise:{reported['id']}" and job.params["ssh_keys"] == [key]
     assert reported["image"] == "tiny"
 

@@ -4,6 +4,7 @@ its guests through its namespace) and stopped at the end, with every guest it ho
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NETNS = "vpsctl-h2"
+# One second host per test process (pytest-xdist's worker name): each starts and stops its own.
+NETNS = "vpsctl-h2" + os.environ.get("PYTEST_XDIST_WORKER", "").replace("gw", "-")
 HOST_DIR = Path("/var/tmp/vpsctl-fleet") / NETNS  # QEMU (libvirt-qemu) must traverse it: not under pytest's 0700 tmp
 
 

@@ -65,7 +65,9 @@ def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tm
                                     if b["kind"] == "export" and b["status"] == "available"), None),
                       within=180, what="the paid backup")
     image = tmp_path / "backup.qcow2"
-    image.write_bytes(api.call("GET", export["download"], api.alice).content)
+    downloaded = api.call("GET", export["download"], api.alice)
+    assert downloaded.status_code == 200, downloaded.text[:500]
+    image.write_bytes(downloaded.content)
     info = subprocess.run(["qemu-img", "info", str(image)], capture_output=True, text=True, check=True).stdout
     assert "file format: qcow2" in info and "backing file" not in info
 
