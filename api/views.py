@@ -73,6 +73,8 @@ def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> V
         memory_mib=vps.memory_mib,
         disk_gib=vps.disk_gib,
         host=host.name if host and (principal is None or principal.is_staff) else None,
+        site=host.site if host else None,
+        placement_group=vps.placement_group,
         addresses=vps.addresses,
         ssh_host_keys=[HostKeyOut(**k) for k in vps.ssh_host_keys],
         data_disks=[DiskOut(id=d["id"], size_gib=d["size_gib"], target=d["target"]) for d in vps.data_disks],

@@ -5,7 +5,12 @@
 # pools, its guests' disks), and an sshd for qemu+ssh:// (root login by key only).
 #
 #   scripts/extra-host.sh start NAME DIR [SSH_PORT]   prints "qemu+unix:///system?socket=..."
+#   scripts/extra-host.sh bare  NAME DIR SSH_PORT     the namespaces and sshd, no libvirtd yet (for
+#                                                     a playbook to prepare: vpsctl host prepare)
 #   scripts/extra-host.sh stop  NAME DIR
+#   scripts/extra-host.sh rekey NAME DIR SSH_PORT     a new SSH host key, sshd restarted with it
+#   scripts/extra-host.sh down  NAME DIR              the host fails (every process of it killed)
+#   scripts/extra-host.sh up    NAME DIR [SSH_PORT]   it comes back (libvirtd, sshd started again)
 #
 # NAME is the network namespace (created here, loopback only, deleted by stop); DIR a folder
 # for the host's files.  With SSH_PORT, an sshd listens inside NAME on that port, reached from
@@ -45,8 +50,35 @@ stop_host() {
     ip link delete "veth-$name" 2>/dev/null || true
 }
 
+start_libvirtd() {
+    hide_kvm=""
+    [ -e "$dir/no-kvm" ] && hide_kvm="mount --bind $dir/no-kvm /dev/kvm 2>/dev/null || true;"
+    ip netns exec "$name" unshare -m --propagation private sh -c "
+        mount --bind $dir/etc /etc/libvirt && mount --bind $dir/run /run/libvirt &&
+        mount --bind $dir/lib /var/lib/libvirt && $hide_kvm
+        virtlogd -d -p $dir/virtlogd.pid; exec libvirtd -d -p $dir/libvirtd.pid"
+    for _ in $(seq 1 60); do answering && break; sleep 0.5; done
+    answering || { echo "libvirtd of $name did not answer" >&2; exit 1; }
+}
+
+start_sshd() {
+    n=$(( ssh_port % 250 + 1 ))
+    mkdir -p /run/sshd
+    # libvirt's client runs "nc -U socket" (or virt-ssh-helper) on the far side: the default
+    # socket path must be this host's, so sshd runs inside the mount namespace too (its
+    # /etc/libvirt and /var/lib/libvirt as well, and a /run of its own for the daemons' pid
+    # files: a playbook run over SSH prepares this host and starts its libvirtd).
+    ip netns exec "$name" unshare -m --propagation private sh -c "
+        mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/sshd /run/libvirt &&
+        mount --bind $dir/etc /etc/libvirt && mount --bind $dir/run /run/libvirt &&
+        mount --bind $dir/lib /var/lib/libvirt &&
+        exec /usr/sbin/sshd -p $ssh_port -o ListenAddress=10.251.$n.2 -o PidFile=$dir/sshd.pid \
+            -h $dir/ssh_host_ed25519_key -o AuthorizedKeysFile=$dir/authorized_keys \
+            -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password -o StrictModes=no"
+}
+
 case "$action" in
-start)
+start|bare)
     stop_host
     # A new host each time: the state a daemon keeps in /run and /var/lib (pools it had, guests)
     # would come back without their definitions.
@@ -57,23 +89,19 @@ start)
     rm -rf "$dir/etc/qemu/"*.xml "$dir/etc/qemu/networks/"*.xml "$dir/etc/qemu/networks/autostart" \
            "$dir/etc/qemu/autostart" "$dir/etc/storage/"*.xml "$dir/etc/storage/autostart" \
            2>/dev/null || true
-    hide_kvm=""
-    if ! "$here/kvm-probe.sh" >/dev/null 2>&1; then
-        touch "$dir/no-kvm"; chmod 000 "$dir/no-kvm"
-        echo 'namespaces = [ ]' >> "$dir/etc/qemu.conf"
-        hide_kvm="mount --bind $dir/no-kvm /dev/kvm 2>/dev/null || true;"
-    fi
+    rm -f "$dir/no-kvm"
     ip netns add "$name"
     ip -n "$name" link set lo up
     modprobe br_netfilter 2>/dev/null || true
     ip netns exec "$name" sysctl -qw net.bridge.bridge-nf-call-iptables=1 \
         net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null || true
-    ip netns exec "$name" unshare -m --propagation private sh -c "
-        mount --bind $dir/etc /etc/libvirt && mount --bind $dir/run /run/libvirt &&
-        mount --bind $dir/lib /var/lib/libvirt && $hide_kvm
-        virtlogd -d -p $dir/virtlogd.pid; exec libvirtd -d -p $dir/libvirtd.pid"
-    for _ in $(seq 1 60); do answering && break; sleep 0.5; done
-    answering || { echo "libvirtd of $name did not answer" >&2; exit 1; }
+    if [ "$action" = start ]; then
+        if ! "$here/kvm-probe.sh" >/dev/null 2>&1; then
+            touch "$dir/no-kvm"; chmod 000 "$dir/no-kvm"
+            echo 'namespaces = [ ]' >> "$dir/etc/qemu.conf"
+        fi
+        start_libvirtd
+    fi
     if [ -n "$ssh_port" ]; then
         n=$(( ssh_port % 250 + 1 ))
         ip link add "veth-$name" type veth peer name eth0 netns "$name"
@@ -84,21 +112,24 @@ start)
         [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$dir/ssh_host_ed25519_key"
         [ -f "$dir/client_key" ] || ssh-keygen -q -t ed25519 -N "" -C "vpsctl@fleet-test" -f "$dir/client_key"
         cp "$dir/client_key.pub" "$dir/authorized_keys"
-        mkdir -p /run/sshd
-        # libvirt's client runs "nc -U socket" (or virt-ssh-helper) on the far side: the
-        # default socket path must be this host's, so sshd runs inside the mount namespace too.
-        ip netns exec "$name" unshare -m --propagation private sh -c "
-            mount --bind $dir/run /run/libvirt &&
-            exec /usr/sbin/sshd -p $ssh_port -o ListenAddress=10.251.$n.2 -o PidFile=$dir/sshd.pid \
-                -h $dir/ssh_host_ed25519_key -o AuthorizedKeysFile=$dir/authorized_keys \
-                -o PasswordAuthentication=no -o PermitRootLogin=prohibit-password -o StrictModes=no"
+        start_sshd
     fi
-    echo "$uri"
+    if [ "$action" = start ]; then echo "$uri"; else echo "host $name: bare (no libvirtd), sshd on port $ssh_port"; fi
+    ;;
+rekey)
+    # The host's SSH key changes (a reinstalled host, or another machine answering at its address).
+    [ -n "$ssh_port" ] || { echo "rekey: SSH_PORT" >&2; exit 2; }
+    [ -f "$dir/sshd.pid" ] && kill "$(cat "$dir/sshd.pid")" 2>/dev/null || true
+    for _ in $(seq 1 20); do [ -f "$dir/sshd.pid" ] || break; sleep 0.1; done
+    rm -f "$dir/sshd.pid" "$dir/ssh_host_ed25519_key" "$dir/ssh_host_ed25519_key.pub"
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/ssh_host_ed25519_key"
+    start_sshd
+    echo "host $name presents a new SSH host key"
     ;;
 stop)
     stop_host
     echo "host $name stopped"
     ;;
 *)
-    echo "usage: $0 start|stop NAME DIR [SSH_PORT]" >&2; exit 2 ;;
+    echo "usage: $0 start|bare|stop|down|up|rekey NAME DIR [SSH_PORT]" >&2; exit 2 ;;
 esac

@@ -18,8 +18,8 @@ scripts/install.sh --test
 
 started=0
 cleanup() {
-    # The fleet tests' second host stops with them; this is for a run cut short.
-    for host in /var/tmp/vpsctl-fleet/vpsctl-h2*; do
+    # The fleet tests' extra hosts stop with them; this is for a run cut short.
+    for host in /var/tmp/vpsctl-fleet/vpsctl-h[0-9]*; do
         [ -d "$host" ] && scripts/extra-host.sh stop "$(basename "$host")" "$host" >/dev/null 2>&1 || true
     done
     [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true

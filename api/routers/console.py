@@ -20,7 +20,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import websocket_principal
-from orchestrator.compute.hosts import Drivers
+from orchestrator.compute.hosts import Drivers, HostAt
 from orchestrator.core.access import visible_vps
 from orchestrator.core.auth import Principal, require_scope
 from orchestrator.core.errors import VpsctlError
@@ -34,7 +34,7 @@ POWERED = (VpsStatus.running, VpsStatus.cut_off, VpsStatus.suspended)
 @dataclass(frozen=True)
 class Opening:
     vps_id: str
-    host_uri: str | None
+    host: HostAt | None
     refusal: str | None = None
 
 
@@ -48,7 +48,7 @@ def _open(engine: Engine, principal: Principal, vps_id: str) -> Opening:
             return Opening(vps.id, None, f"VPS is {vps.status.value}")
         session.add(Audit(vps_id=vps.id, actor=str(principal), action="console", detail="serial console opened"))
         session.commit()
-        return Opening(vps.id, host.uri)
+        return Opening(vps.id, HostAt(host.uri, host.ssh_host_key))
 
 
 @router.websocket("/v1/vps/{vps_id}/console")
@@ -63,13 +63,13 @@ async def console(websocket: WebSocket, vps_id: str,
     except VpsctlError:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
         return
-    if opening.host_uri is None:
+    if opening.host is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=opening.refusal or "")
         return
     drivers: Drivers = websocket.app.state.drivers
-    uri = opening.host_uri
+    host = opening.host
     try:
-        stream = await run_in_threadpool(lambda: drivers.for_uri(uri).open_console(opening.vps_id))
+        stream = await run_in_threadpool(lambda: drivers.for_host(host).open_console(opening.vps_id))
     except VpsctlError as exc:
         await websocket.close(code=status.WS_1011_INTERNAL_ERROR, reason=exc.detail[:120])
         return

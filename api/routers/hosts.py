@@ -8,13 +8,14 @@ from fastapi import APIRouter
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
-from api.schemas.fleet import DrainBody, DrainOut, HostIn, HostOut, ResourcesOut
+from api.schemas.fleet import DrainBody, DrainOut, EvacuateBody, EvacuateOut, HostIn, HostOut, LeftOut, ResourcesOut
 from api.scopes import scoped
+from orchestrator.compute.hostaccess import HostKeyMismatch, fingerprint
 from orchestrator.compute.hosts import Drivers, allocations, find_host, register_host, set_host_state
 from orchestrator.compute.placement import Resources
-from orchestrator.core.errors import HypervisorError, InvalidRequest
+from orchestrator.core.errors import Conflict, HypervisorError, InvalidRequest
 from orchestrator.core.models import Host
-from orchestrator.workflows import drain
+from orchestrator.workflows import drain, evacuation
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"], dependencies=[scoped("hosts")])
 
@@ -24,6 +25,7 @@ def host_out(session: Session, host: Host) -> HostOut:
     return HostOut(
         id=host.id or 0, name=host.name, uri=host.uri, site=host.site, state=host.state,
         domain_type=host.domain_type, guest_proxy_command=host.guest_proxy_command,
+        ssh_host_key_fingerprint=fingerprint(host.ssh_host_key) if host.ssh_host_key else None,
         capacity=ResourcesOut(vcpus=host.vcpus, memory_mib=host.memory_mib, disk_gib=host.disk_gib),
         allocated=ResourcesOut(vcpus=allocated.vcpus, memory_mib=allocated.memory_mib,
                                disk_gib=allocated.disk_gib),
@@ -41,10 +43,17 @@ def list_hosts(session: SessionDep, _staff: StaffPrincipal) -> list[HostOut]:
 def add_host(body: HostIn, session: SessionDep, settings: SettingsDep, _staff: StaffPrincipal) -> HostOut:
     """Register a host (or refresh one of that name): its storage pools, guest network and
     filters are prepared through libvirt and its capacity read.  A host that does not answer at
-    ``uri`` is refused (422) and nothing is recorded."""
+    ``uri`` is refused (422) and nothing is recorded.  A qemu+ssh:// host is registered with its
+    SSH host key (``ssh_host_key``: the key or its fingerprint), which it must present; without it
+    the answer is 422 with the fingerprint it presents; a host registered again whose key changed
+    is refused (409)."""
     drivers = Drivers()
     try:
-        host = register_host(session, settings, drivers, body.name, body.uri, body.site, body.guest_proxy_command)
+        host = register_host(session, settings, drivers, body.name, body.uri, body.site, body.guest_proxy_command,
+                             body.ssh_host_key)
+    except HostKeyMismatch as exc:
+        session.rollback()
+        raise Conflict(str(exc)) from exc
     except HypervisorError as exc:
         session.rollback()
         raise InvalidRequest(f"uri: the host does not answer as a libvirt host: {exc}") from exc
@@ -87,3 +96,17 @@ def drain_host(host: str, body: DrainBody, session: SessionDep, settings: Settin
     session.commit()
     return DrainOut(host=record.name, state=record.state, maintenance_id=done.maintenance.id,
                     starts_at=body.starts_at, jobs=[job.id for job in done.jobs])
+
+
+@router.post("/{host}/evacuate", response_model=EvacuateOut, status_code=202)
+def evacuate_host(host: str, body: EvacuateBody, session: SessionDep, settings: SettingsDep,
+                  staff: StaffPrincipal) -> EvacuateOut:
+    """R5.2-keep-running: the host is down; rebuild each of its VPS on another host from the
+    latest copy of its backup kept off it (one job per VPS, at once; each customer told what was
+    restored and from when).  Refused (409) while the host answers: drain it instead.  The VPS
+    that cannot be rebuilt are listed with the reason."""
+    record = find_host(session, host)
+    done = evacuation.evacuate(session, settings, staff, record, body.reason, body.to_host)
+    session.commit()
+    return EvacuateOut(host=record.name, state=record.state, jobs=[job.id for job in done.jobs],
+                       left=[LeftOut(vps_id=vps.id, name=vps.name, reason=why) for vps, why in done.left])

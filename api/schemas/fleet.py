@@ -44,6 +44,12 @@ class HostIn(BaseModel):
     uri: str = Field(min_length=1, max_length=500)
     site: str = Field(min_length=1, max_length=64)
     guest_proxy_command: str | None = Field(default=None, min_length=1, max_length=500)
+    ssh_host_key: str | None = Field(
+        default=None, min_length=10, max_length=2000,
+        pattern=r"^(SHA256:[A-Za-z0-9+/]{43}|ssh-[a-z0-9-]+ [A-Za-z0-9+/=]+)",
+        description="qemu+ssh:// hosts: the host's SSH key or its SHA256 fingerprint, checked against the key "
+                    "the host presents before anything is sent (none: refused, the answer gives the "
+                    "fingerprint presented, to be checked on the host)")
 
     @field_validator("uri")
     @classmethod
@@ -62,6 +68,7 @@ class HostOut(BaseModel):
     state: str
     domain_type: str
     guest_proxy_command: str | None = None
+    ssh_host_key_fingerprint: str | None = None
     capacity: ResourcesOut
     allocated: ResourcesOut
     updated_at: datetime | None
@@ -93,3 +100,25 @@ class DrainOut(BaseModel):
     maintenance_id: str
     starts_at: datetime
     jobs: list[str] = Field(description="the migrate job of each VPS, run at starts_at")
+
+
+class EvacuateBody(BaseModel):
+    """Why, and optionally where to (a host name; none: the best host of each VPS's site)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="its host is down", min_length=1, max_length=500)
+    to_host: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class LeftOut(BaseModel):
+    vps_id: str
+    name: str
+    reason: str
+
+
+class EvacuateOut(BaseModel):
+    host: str
+    state: str
+    jobs: list[str] = Field(description="the evacuate job of each VPS rebuilt elsewhere, run at once")
+    left: list[LeftOut] = Field(description="the VPS that cannot be rebuilt elsewhere, and why")

@@ -25,7 +25,9 @@ class VpsOut(BaseModel):
     vcpus: int
     memory_mib: int
     disk_gib: int
-    host: str | None
+    host: str | None = Field(default=None, description="staff only: the host it runs on")
+    site: str | None = Field(default=None, description="the data-centre site it runs in (R2-locations)")
+    placement_group: str | None = None
     addresses: list[str]
     ssh_host_keys: list[HostKeyOut]
     data_disks: list[DiskOut]

@@ -1,4 +1,5 @@
-"""ansible-runner, the seam through which hooks run their playbooks (orchestrator/workflows/hooks).
+"""ansible-runner, the seam through which hooks run their playbooks (orchestrator/workflows/hooks)
+and hosts are prepared (``run_playbook``, orchestrator/compute/preparation.py).
 
 R2-no-guest-management: a playbook runs on the control plane only (inventory
 ``localhost ansible_connection=local``) and never logs into a client's VPS; the orchestrator's
@@ -63,14 +64,23 @@ def ansible_available() -> bool:
     return shutil.which("ansible-playbook", path=_ansible_playbook_path()) is not None
 
 
-def ansible_runner_run(playbook: Path, extravars: dict[str, Any], *, work_dir: Path, timeout: float) -> HookResult:
-    """Run ``playbook`` with ansible-runner in a fresh private data directory under ``work_dir``
-    (removed afterwards: it holds the extravars file and the run's artifacts), quietly, killed
-    after ``timeout`` seconds."""
+@dataclass(frozen=True)
+class PlaybookResult(HookResult):
+    """A playbook run with its recap: tasks changed and failed over every host."""
+
+    changed: int = 0
+    failed: int = 0
+
+
+def run_playbook(playbook: Path, inventory: str, extravars: dict[str, Any], *, work_dir: Path, timeout: float,
+                 envvars: dict[str, str] | None = None) -> PlaybookResult:
+    """Run ``playbook`` against ``inventory`` (an INI text) with ansible-runner in a fresh private
+    data directory under ``work_dir`` (removed afterwards: it holds the extravars file and the
+    run's artifacts), quietly, killed after ``timeout`` seconds."""
     import ansible_runner
 
     private_dir(work_dir)
-    private = Path(tempfile.mkdtemp(prefix="hook-", dir=work_dir))
+    private = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
     env = {name: "" for name in os.environ if name.startswith("VPSCTL_")}  # never the orchestrator's secrets
     env.update({
         "PATH": _ansible_playbook_path(),
@@ -78,17 +88,27 @@ def ansible_runner_run(playbook: Path, extravars: dict[str, Any], *, work_dir: P
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(private / "tmp"),
         "ANSIBLE_REMOTE_TEMP": str(private / "tmp"),
+        **(envvars or {}),
     })
     try:
         result = ansible_runner.run(
-            private_data_dir=str(private), playbook=str(playbook), inventory=INVENTORY,
+            private_data_dir=str(private), playbook=str(playbook), inventory=inventory,
             extravars=extravars, envvars=env, quiet=True, timeout=max(1, math.ceil(timeout)),
         )
         output = result.stdout.read() if result.stdout is not None else ""
         rc = result.rc if isinstance(result.rc, int) else -1
-        return HookResult(str(result.status), rc, _tail(output))
+        stats = result.stats or {}
+        return PlaybookResult(str(result.status), rc, _tail(output),
+                              changed=sum((stats.get("changed") or {}).values()),
+                              failed=sum((stats.get("failures") or {}).values())
+                              + sum((stats.get("dark") or {}).values()))
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def ansible_runner_run(playbook: Path, extravars: dict[str, Any], *, work_dir: Path, timeout: float) -> HookResult:
+    """A hook's playbook, on the control plane only (R2-no-guest-management)."""
+    return run_playbook(playbook, INVENTORY, extravars, work_dir=work_dir, timeout=timeout)
 
 
 _runner: Runner = ansible_runner_run

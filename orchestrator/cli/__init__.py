@@ -265,18 +265,55 @@ def host_add(
     guest_proxy_command: Annotated[str | None, typer.Option(
         help="How its guests are reached, e.g. 'ssh -W %h:%p root@HOST' (%h, %p: guest address and port); "
              "default: directly, or VPSCTL_GUEST_PROXY_COMMAND")] = None,
+    ssh_host_key: Annotated[str | None, typer.Option(
+        help="qemu+ssh:// hosts: the host's SSH key or its SHA256:... fingerprint (ssh-keygen -lf "
+             "/etc/ssh/ssh_host_ed25519_key.pub on the host); without it the fingerprint presented is shown "
+             "and nothing is recorded")] = None,
 ) -> None:
     """Register a hypervisor host (prepares its storage pool and guest network)."""
     settings = _settings()
     drivers = Drivers()
     with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
-            host = register_host(session, settings, drivers, name, uri, site, guest_proxy_command)
+            host = register_host(session, settings, drivers, name, uri, site, guest_proxy_command, ssh_host_key)
         except VpsctlError as exc:
             _fail(exc)
         finally:
             drivers.close()
     typer.echo(f"{host.name}: {host.uri} {host.domain_type} {host.vcpus} CPU {host.memory_mib} MiB")
+
+
+@host_app.command("prepare")
+def host_prepare(
+    name: Annotated[str, typer.Argument()],
+    target: Annotated[str, typer.Argument(help="'local' (this machine) or [USER@]ADDRESS[:PORT] (over SSH)")],
+    site: Annotated[str, typer.Option(help="Data-centre site")] = "Marseille",
+    key: Annotated[str | None, typer.Option(help="SSH private key to log in with (over SSH)")] = None,
+    ssh_host_key: Annotated[str | None, typer.Option(
+        help="Over SSH: the target's host key or its SHA256:... fingerprint (without it the fingerprint "
+             "presented is shown and nothing runs)")] = None,
+    uri: Annotated[str | None, typer.Option(
+        help="libvirt URI to register (default: qemu:///system, or qemu+ssh://USER@ADDRESS:PORT/system)")] = None,
+    guest_proxy_command: Annotated[str | None, typer.Option(help="How its guests are reached (%h, %p)")] = None,
+) -> None:
+    """Prepare a machine as a hypervisor host (playbooks/hypervisor.yml through ansible-runner), then
+    register it once its libvirtd answers.  Safe to repeat: a second run changes nothing."""
+    from orchestrator.compute.preparation import prepare_host
+
+    settings = _settings()
+    drivers = Drivers()
+    with Session(make_engine(settings), expire_on_commit=False) as session:
+        try:
+            done = prepare_host(session, settings, drivers, name, target, site, uri=uri, keyfile=key,
+                                ssh_host_key=ssh_host_key, guest_proxy_command=guest_proxy_command)
+        except VpsctlError as exc:
+            _fail(exc)
+        finally:
+            drivers.close()
+    host = done.host
+    typer.echo(f"playbook: changed={done.result.changed} failed={done.result.failed}")
+    typer.echo(f"{host.name}: {host.uri} {host.domain_type} {host.vcpus} CPU {host.memory_mib} MiB, site {host.site}, "
+               f"{host.state}")
 
 
 @db_app.command("upgrade")

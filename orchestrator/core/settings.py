@@ -160,6 +160,9 @@ class PeriodicSettings(Group):
     # R5.2-keep-running: compare the hosts' domains with the records; start again a VPS found down
     reconcile_seconds: float = env("RECONCILE_SECONDS", 60.0, ge=0, le=DAY)
     reconcile_restart: bool = env("RECONCILE_RESTART", True)
+    # each running domain's interface filter against the record's (one read per domain: not in
+    # every reconcile pass, which is one bulk call per host)
+    filter_check_seconds: float = env("FILTER_CHECK_SECONDS", 600.0, ge=0, le=DAY)
     traffic_seconds: float = env("TRAFFIC_SECONDS", HOUR, ge=0, le=DAY)  # R5.4-hours: interface counters
     billing_run_seconds: float = env("BILLING_RUN_SECONDS", 300.0, ge=0, le=DAY)  # R8.2-rent, R8.6-billing
 

@@ -140,7 +140,7 @@ class Context:
 
     @property
     def driver(self) -> HypervisorDriver:
-        return self.drivers.for_uri(self.host().uri)
+        return self.drivers.for_host(self.host())
 
     def update_vps(self, **changes: Any) -> Vps:
         with session_scope(self.engine) as session:

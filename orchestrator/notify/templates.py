@@ -150,6 +150,12 @@ SPECS: dict[str, TemplateSpec] = {
                       "first_opened_at": None},
         ),
         TemplateSpec(
+            "restored_elsewhere",
+            ("R5.2-keep-running",),
+            required=("vps_name", "vps_id", "backup_taken_at"),
+            optional={"site": "", "data_disks": [], "host_key_fingerprints": []},
+        ),
+        TemplateSpec(
             "maintenance_notice",
             ("R5.4-duration", "R5.4-frequency", "R5.4-hours"),
             required=("vps_name", "vps_id", "starts_at", "duration_minutes"),

@@ -24,6 +24,7 @@ from orchestrator.core.settings import Settings
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.hypervisor import DomainState
+from orchestrator.operations.steps import replicas
 
 
 class BackupBody(Params):
@@ -114,6 +115,14 @@ def fetch_export(ctx: Context) -> str:
     return "export ready: " + "; ".join(ready)
 
 
+def replicate(ctx: Context) -> str:
+    """R5.2-keep-running: a backup is copied to another host, from where the VPS can be rebuilt
+    if its host is lost (an export is the client's download: it stays where it is)."""
+    if ctx.args(BackupParams).kind != "manual":
+        return "skipped: an export"
+    return replicas.replicate(ctx, ctx.job.id)
+
+
 @register
 class BackupVps(Operation[BackupParams]):
     """A consistent copy of the root disk into the backup pool (a running guest keeps running)."""
@@ -124,7 +133,7 @@ class BackupVps(Operation[BackupParams]):
     job_params = BackupParams
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
     steps = (Step("copy_root_disk", copy_root_disk), Step("copy_data_disks", copy_data_disks),
-             Step("fetch_export", fetch_export))
+             Step("fetch_export", fetch_export), Step("replicate", replicate))
 
     @classmethod
     def check(cls, req: Request, params: BackupParams) -> Plan | None:
@@ -164,9 +173,14 @@ def discard_backup(ctx: Context) -> str:
     with session_scope(ctx.engine) as session:
         record = session.get(Backup, backup_id)
         if record is not None:
+            session.expunge(record)
+    copy = replicas.drop(ctx, record) if record is not None else None
+    with session_scope(ctx.engine) as session:
+        record = session.get(Backup, backup_id)
+        if record is not None:
             record.status = "deleted"
             session.add(record)
-    return f"backup {backup_id} discarded"
+    return f"backup {backup_id} discarded" + (f", and its copy {copy}" if copy else "")
 
 
 @register

@@ -26,9 +26,9 @@ from sqlmodel import select
 
 from orchestrator.compute import quotas
 from orchestrator.compute.designer import live_ceilings, mac_for, mac_of
-from orchestrator.compute.hosts import candidates, policy
+from orchestrator.compute.hosts import best_host, hosts_of_group, policy
 from orchestrator.compute.keys import normalise_authorized_key
-from orchestrator.compute.placement import Resources, choose_host
+from orchestrator.compute.placement import Resources
 from orchestrator.contract.sites import check_site
 from orchestrator.core.access import owner_for_create
 from orchestrator.core.errors import InvalidRequest, NotFound
@@ -61,6 +61,9 @@ class VpsCreate(Params):
         default=None, max_length=100, description="Owner, for staff tokens only (customers own what they create)"
     )
     site: str | None = Field(default=None, max_length=64, description="Data-centre site (R2-locations)")
+    placement_group: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Anti-affinity: the customer's VPS of one placement group are never on the same host")
 
 
 class CreatePlan(Plan):
@@ -107,7 +110,8 @@ def place(req: Request, spec: VpsCreate) -> CreatePlan:
     quotas.check(session, settings, req.principal, customer_id,
                  quotas.Amounts(vps=1, vcpus=spec.vcpus, memory_mib=spec.memory_mib, disk_gib=spec.disk_gib))
     want = Resources(spec.vcpus, spec.memory_mib, spec.disk_gib)
-    chosen = choose_host(candidates(session), want, policy(settings), site=site)
+    chosen = best_host(session, want, policy(settings), site=site,
+                       avoid=hosts_of_group(session, customer_id, spec.placement_group))
     max_vcpus, max_memory_mib = live_ceilings(spec.vcpus, spec.memory_mib, settings)
     return CreatePlan(customer_id=customer_id, host_id=chosen.host_id, image=image.name, ssh_keys=keys,
                       max_vcpus=max_vcpus, max_memory_mib=max_memory_mib)
@@ -174,7 +178,7 @@ class CreateVps(Operation[VpsCreate]):
         vps = Vps(name=params.name, max_vcpus=plan.max_vcpus, max_memory_mib=plan.max_memory_mib,
                   customer_id=plan.customer_id, host_id=plan.host_id, image=plan.image, vcpus=params.vcpus,
                   memory_mib=params.memory_mib, disk_gib=params.disk_gib, status=VpsStatus.building,
-                  ssh_authorized_keys=plan.ssh_keys)
+                  ssh_authorized_keys=plan.ssh_keys, placement_group=params.placement_group)
         vps.mac = mac_for(vps.id)
         req.session.add(vps)
         req.session.flush()

@@ -23,6 +23,7 @@ from orchestrator.engine import jobs, measures
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.operations.backup import backup_volume, export_path
+from orchestrator.operations.steps import replicas
 
 
 class DeleteParams(Params):
@@ -64,27 +65,37 @@ def discard_vps_volumes(ctx: Context, pool: str, keep: frozenset[str] = frozense
     named in ``keep``; the names of those that were there."""
     vps = ctx.vps()
     wipe = ctx.settings.lifecycle.wipe_volumes_on_delete
+    # A replica of a backup (held here after the VPS moved to its host) goes with its backup.
     return [volume for volume in ctx.driver.list_volumes(pool)
-            if volume.startswith(vps.volume_prefix) and volume not in keep
+            if volume.startswith(vps.volume_prefix) and volume not in keep and not replicas.is_replica(volume)
             and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
 
 
 def forget_backups(ctx: Context, keep: frozenset[str] = frozenset()) -> list[str]:
-    """The VPS's backups but those in ``keep`` (ids) recorded deleted, their export files removed;
-    the files' names."""
-    files = []
+    """The VPS's backups but those in ``keep`` (ids) recorded deleted, their export files and
+    their copies on other hosts removed; what was removed."""
     with session_scope(ctx.engine) as session:
-        for record in session.exec(select(Backup).where(Backup.vps_id == ctx.job.vps_id,
-                                                        Backup.status != "deleted")).all():
-            if record.id in keep:
-                continue
-            path = export_path(ctx.settings, record.id)
-            if path.exists():
-                path.unlink()
-                files.append(path.name)
-            record.status = "deleted"
-            session.add(record)
-    return files
+        records = [r for r in session.exec(select(Backup).where(Backup.vps_id == ctx.job.vps_id,
+                                                                  Backup.status != "deleted")).all()
+                   if r.id not in keep]
+        for record in records:
+            session.expunge(record)
+    removed = []
+    for record in records:
+        copy = replicas.drop(ctx, record)  # before the record says deleted: a retry finds it
+        if copy:
+            removed.append(f"copy {copy}")
+        path = export_path(ctx.settings, record.id)
+        if path.exists():
+            path.unlink()
+            removed.append(f"export file {path.name}")
+    with session_scope(ctx.engine) as session:
+        for record in records:
+            row = session.get(Backup, record.id)
+            if row is not None:
+                row.status = "deleted"
+                session.add(row)
+    return removed
 
 
 def discard_volumes(ctx: Context) -> str:
@@ -107,7 +118,7 @@ def discard_backups(ctx: Context) -> str:
                if vps.host_id is not None else [])
     files = forget_backups(ctx, keep)
     kept = [f"kept {backup_id}" for backup_id in sorted(keep)]
-    return "; ".join(volumes + [f"export file {f}" for f in files] + kept) or "no backups"
+    return "; ".join(volumes + files + kept) or "no backups"
 
 
 @register

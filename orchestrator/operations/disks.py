@@ -165,7 +165,7 @@ class AttachDisk(Operation[AttachParams]):
             raise InvalidRequest(f"at most {MAX_DATA_DISKS} extra disks")
         if params.size_gib > settings.limits.max_disk_gib:
             raise InvalidRequest(f"size_gib must be between 1 and {settings.limits.max_disk_gib}")
-        own = next((c for c in candidates(req.session) if c.host_id == vps.host_id), None)
+        own = next(iter(candidates(req.session, host_id=vps.host_id)), None)
         if own is None or not fits(own, Resources(0, 0, params.size_gib), policy(settings)):
             raise InsufficientCapacity(f"the VPS's host cannot hold {params.size_gib} more GiB")
         return AttachPlan(size_gib=params.size_gib, target=next_disk_target(vps))

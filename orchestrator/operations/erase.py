@@ -59,7 +59,7 @@ def discard_backups(ctx: Context) -> str:
     vps = ctx.vps()
     volumes = _discard(ctx, ctx.settings.hosts.backup_pool) if vps.host_id is not None else []
     files = forget_backups(ctx)
-    return "; ".join(volumes + [f"export file {f}" for f in files]) or "no backups"
+    return "; ".join(volumes + files) or "no backups"
 
 
 def record_erasure(ctx: Context) -> str:

@@ -28,15 +28,15 @@ from pydantic import Field
 from sqlmodel import col, select
 
 from orchestrator.compute.designer import ipv4_address, mac_of
-from orchestrator.compute.hosts import NOT_ALLOCATED, candidates, find_host, policy
-from orchestrator.compute.placement import Resources, choose_host, fits
+from orchestrator.compute.hosts import NOT_ALLOCATED, best_host, candidates, find_host, hosts_of_group, policy
+from orchestrator.compute.placement import Candidate, Resources, fits
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import Conflict, InsufficientCapacity, InvalidRequest, OperationFailed
 from orchestrator.core.models import Host, JobEvent, Vps, VpsStatus
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Audience, Operation, Params, Plan, Step, register, wait_until
 from orchestrator.hypervisor import DomainState, HypervisorDriver
-from orchestrator.operations.steps import power, provision
+from orchestrator.operations.steps import power, provision, replicas
 
 PROGRESS_EVERY = 16 << 20  # a progress event per 16 MiB copied
 COPIED = "copied"  # job parameter: the volumes (pool/name) complete on the target
@@ -58,19 +58,16 @@ class MigratePlan(Plan):
     mode: str = "cold"
 
 
-def plan_for(req: Request, params: MigrateParams) -> MigratePlan:
-    vps = req.vps
-    assert vps is not None
-    if params.live:
-        raise InvalidRequest("live: this version moves a VPS cold only (stop, copy, start); ask with live=false")
-    if vps.host_id is None:
-        raise InvalidRequest("the VPS is on no host")
+def choose_target(req: Request, vps: Vps, to_host: str | None) -> Candidate:
+    """Where the VPS may go: ``to_host`` if it takes VPS and has room, else the best host of the
+    VPS's site; no VPS there may hold the VPS's address (it keeps it)."""
+    assert vps.host_id is not None
     source = req.session.get(Host, vps.host_id)
     assert source is not None
     want = Resources(vps.vcpus, vps.memory_mib, vps.disk_gib + vps.data_disk_gib)
-    pool = [c for c in candidates(req.session) if c.host_id != vps.host_id]
-    if params.to_host is not None:
-        target = find_host(req.session, params.to_host)
+    if to_host is not None:
+        pool = [c for c in candidates(req.session) if c.host_id != vps.host_id]
+        target = find_host(req.session, to_host)
         if target.id == vps.host_id:
             raise InvalidRequest(f"to_host: the VPS is on {target.name} already")
         chosen = next((c for c in pool if c.host_id == target.id), None)
@@ -82,7 +79,8 @@ def plan_for(req: Request, params: MigrateParams) -> MigratePlan:
     else:
         # R2-locations: the VPS stays in the site the client ordered it in (staff naming a host
         # of another site move it there on purpose: the events say so).
-        chosen = choose_host(pool, want, policy(req.settings), site=source.site)
+        avoid = hosts_of_group(req.session, vps.customer_id, vps.placement_group) | {vps.host_id}
+        chosen = best_host(req.session, want, policy(req.settings), site=source.site, avoid=avoid)
     address = ipv4_address(vps)
     if address:
         # The guest keeps its address: no VPS on the target may hold it.
@@ -90,6 +88,19 @@ def plan_for(req: Request, params: MigrateParams) -> MigratePlan:
                                                         col(Vps.status).not_in(NOT_ALLOCATED))).all():
             if ipv4_address(other) == address:
                 raise Conflict(f"host {chosen.name} has a VPS at {address} already; choose another host")
+    return chosen
+
+
+def plan_for(req: Request, params: MigrateParams) -> MigratePlan:
+    vps = req.vps
+    assert vps is not None
+    if params.live:
+        raise InvalidRequest("live: this version moves a VPS cold only (stop, copy, start); ask with live=false")
+    if vps.host_id is None:
+        raise InvalidRequest("the VPS is on no host")
+    source = req.session.get(Host, vps.host_id)
+    assert source is not None
+    chosen = choose_target(req, vps, params.to_host)
     return MigratePlan(from_host_id=vps.host_id, to_host_id=chosen.host_id, to_host=chosen.name,
                        to_site=chosen.site, from_site=source.site)
 
@@ -98,7 +109,7 @@ def _plan(ctx: Context) -> MigratePlan:
     return ctx.plan(MigratePlan)
 
 
-def _host(ctx: Context, host_id: int) -> Host:
+def host_of(ctx: Context, host_id: int) -> Host:
     with session_scope(ctx.engine) as session:
         host = session.get(Host, host_id)
         if host is None:
@@ -108,20 +119,25 @@ def _host(ctx: Context, host_id: int) -> Host:
 
 
 def _driver(ctx: Context, host: Host) -> HypervisorDriver:
-    return ctx.drivers.for_uri(host.uri)
+    return ctx.drivers.for_host(host)
+
+
+def driver_of(ctx: Context, host_id: int) -> HypervisorDriver:
+    return _driver(ctx, host_of(ctx, host_id))
 
 
 def _volumes(ctx: Context, driver: HypervisorDriver, host: Host) -> list[tuple[str, str]]:
-    """Every volume of the VPS on ``host``: (pool, name), in its storage and backup pools."""
+    """Every volume of the VPS on ``host``: (pool, name), in its storage and backup pools (not
+    the replicas of its backups a host may hold for it: they stay where they are)."""
     prefix = ctx.vps().volume_prefix
     return [(pool, name) for pool in (host.pool_name, ctx.settings.hosts.backup_pool)
-            for name in driver.list_volumes(pool) if name.startswith(prefix)]
+            for name in driver.list_volumes(pool) if name.startswith(prefix) and not replicas.is_replica(name)]
 
 
 def stop_source(ctx: Context) -> str:
     vps = ctx.vps()
     if WAS_RUNNING not in ctx.params:
-        info = _driver(ctx, _host(ctx, _plan(ctx).from_host_id)).domain(vps.id)
+        info = _driver(ctx, host_of(ctx, _plan(ctx).from_host_id)).domain(vps.id)
         ctx.remember(**{WAS_RUNNING: info is not None and info.state != DomainState.shutoff})
     if vps.host_id != _plan(ctx).from_host_id:
         return "already on the target"
@@ -129,12 +145,12 @@ def stop_source(ctx: Context) -> str:
 
 
 def image_on_target(ctx: Context) -> str:
-    return provision.ensure_image(ctx, ctx.vps().image, host=_host(ctx, _plan(ctx).to_host_id))
+    return provision.ensure_image(ctx, ctx.vps().image, host=host_of(ctx, _plan(ctx).to_host_id))
 
 
 def copy_volumes(ctx: Context) -> str:
     p = _plan(ctx)
-    source, target = _host(ctx, p.from_host_id), _host(ctx, p.to_host_id)
+    source, target = host_of(ctx, p.from_host_id), host_of(ctx, p.to_host_id)
     src, dst = _driver(ctx, source), _driver(ctx, target)
     copied = list(ctx.params.get(COPIED) or [])
     done = []
@@ -167,7 +183,7 @@ def copy_volumes(ctx: Context) -> str:
 def switch_host(ctx: Context) -> str:
     """From here the record says the VPS is on the target; its address is pinned there."""
     p = _plan(ctx)
-    target, vps = _host(ctx, p.to_host_id), ctx.vps()
+    target, vps = host_of(ctx, p.to_host_id), ctx.vps()
     address = ipv4_address(vps)
     if address:  # first: a target that cannot give the guest its address refuses before the switch
         _driver(ctx, target).pin_address(target.network_name, mac_of(vps), address)
@@ -224,7 +240,7 @@ def verify_ssh(ctx: Context) -> str:
 def remove_source(ctx: Context) -> str:
     """Only now, with the VPS running (or defined) on the target: the source's copy goes."""
     p = _plan(ctx)
-    source = _host(ctx, p.from_host_id)
+    source = host_of(ctx, p.from_host_id)
     src, vps = _driver(ctx, source), ctx.vps()
     info = src.domain(vps.id)
     if info is not None:
@@ -274,7 +290,7 @@ class MigrateVps(Operation[MigrateParams]):
         vps = ctx.vps()
         if vps.host_id == p.to_host_id:
             return
-        target = _host(ctx, p.to_host_id)
+        target = host_of(ctx, p.to_host_id)
         dst = _driver(ctx, target)
         for pool, name in _volumes(ctx, dst, target):
             dst.delete_volume(pool, name)

@@ -74,7 +74,7 @@ def plan_for(req: Request, params: ResizeBody) -> ResizePlan:
     if (vcpus, memory, disk) == (vps.vcpus, vps.memory_mib, vps.disk_gib):
         raise InvalidRequest("nothing to change: give a new vcpus, memory_mib or disk_gib")
     delta = Resources(max(vcpus - vps.vcpus, 0), max(memory - vps.memory_mib, 0), disk - vps.disk_gib)
-    own = next((c for c in candidates(req.session) if c.host_id == vps.host_id), None)
+    own = next(iter(candidates(req.session, host_id=vps.host_id)), None)
     if own is None or not fits(own, delta, policy(settings)):
         raise InsufficientCapacity(
             f"the VPS's host cannot hold {delta.vcpus} more vCPU, {delta.memory_mib} more MiB, "

@@ -6,12 +6,18 @@ every host's domains with the records.
   incident ``vps_down`` is opened by "reconciler" (its fix deadline runs, R5.4-fix-delay, and the
   client is emailed), and with ``reconcile_restart`` a ``recover`` job starts the domain again;
   the incident is resolved once the domain runs again.
-- A host that does not answer gets a ``host_down`` incident for each of its powered-on VPS,
-  resolved once the host answers and the domain runs.
-- A running domain whose interface filter is not the one the record gives (a domain defined
-  before every interface went through libvirt's clean-traffic, or changed on the host by hand)
-  gets a ``network-sync`` job that applies the record's, live and persistent; the drift is
-  recorded (Audit).
+- A host that does not answer is recorded ``unreachable`` (it takes no new VPS) and gets a
+  ``host_down`` incident for each of its powered-on VPS, resolved once the host answers and the
+  domain runs.  Answering again, it is ``enabled`` again, or ``disabled`` when it holds a copy of
+  a VPS rebuilt elsewhere meanwhile (an evacuation, R5.2): staff look before it takes VPS again.
+- A domain of a VPS recorded on another host (the copy a lost host brings back after its VPS
+  was rebuilt elsewhere) is powered off if it runs, never started, its disks kept for staff: a
+  VPS never runs on two hosts at once.  A domain of no VPS is reported (once) and never touched.
+- Every ``filter_check_seconds`` (a task of its own: it reads each domain's definition, where a
+  reconcile pass is one bulk call per host), a running domain whose interface filter is not the
+  one the record gives (a domain defined before every interface went through libvirt's
+  clean-traffic, or changed on the host by hand) gets a ``network-sync`` job that applies the
+  record's, live and persistent; the drift is recorded (Audit).
 
 Each drift opens one incident, not one per pass: the open incident is looked for first, and a
 partial unique index (one open reconciler incident per VPS and malfunction) makes a second worker
@@ -31,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from orchestrator.compute.designer import interface_config, mac_of
-from orchestrator.compute.hosts import Drivers
+from orchestrator.compute.hosts import Drivers, set_host_state
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
@@ -61,6 +67,7 @@ class HostRef:
     id: int
     name: str
     uri: str
+    ssh_host_key: str | None
 
 
 def busy(session: Session, vps_id: str) -> bool:
@@ -74,15 +81,17 @@ def busy(session: Session, vps_id: str) -> bool:
 
 @periodic("reconcile", lambda settings: settings.periodic.reconcile_seconds)
 def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> None:
-    """R5.2-keep-running: one pass over every host that is not disabled."""
-    with session_scope(engine) as session:
-        hosts = [HostRef(h.id, h.name, h.uri) for h in session.exec(select(Host).where(Host.state != "disabled"))
-                 if h.id is not None]
-    for host in hosts:
+    """R5.2-keep-running: one pass over every host (a disabled one's VPS keep running too)."""
+    for host in _hosts(engine):
         try:
             reconcile_host(engine, settings, drivers, host)
         except Exception:
             log.exception("reconciling host %s failed", host.name)
+
+
+def _hosts(engine: Engine) -> list[HostRef]:
+    with session_scope(engine) as session:
+        return [HostRef(h.id, h.name, h.uri, h.ssh_host_key) for h in session.exec(select(Host)) if h.id is not None]
 
 
 def _powered_on(engine: Engine, host_id: int) -> tuple[list[str], set[str]]:
@@ -97,21 +106,23 @@ def _powered_on(engine: Engine, host_id: int) -> tuple[list[str], set[str]]:
 
 
 def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: HostRef) -> None:
+    """One bulk call to the host (every domain and its state), then the records."""
     try:
-        domains = {d.uuid.lower(): d for d in drivers.for_uri(host.uri).list_domains()}
+        domains = {d.uuid.lower(): d for d in drivers.for_host(host).list_domains()}
     except VpsctlError as exc:
+        _host_state(engine, host, answering=False, detail=str(exc))
         ids, flagged = _powered_on(engine, host.id)
         for vps_id in ids:
             if vps_id not in flagged:
                 _open_once(engine, settings, vps_id, HOST_DOWN, f"host {host.name} does not answer: {exc}",
                            restart=False)
         return
+    stale = _strays(engine, drivers, host, domains)
+    _host_state(engine, host, answering=True, detail="holds a copy of a VPS rebuilt elsewhere" if stale else "")
     ids, flagged = _powered_on(engine, host.id)
-    running: list[str] = []
     for vps_id in ids:
         info = domains.get(vps_id.lower())
         if info is not None and info.state == DomainState.running:
-            running.append(vps_id)
             if vps_id in flagged:
                 _resolve_if_running(engine, settings, vps_id, info)
         elif info is None or info.state in DOWN:
@@ -122,7 +133,66 @@ def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: H
             # Paused, or another state a job may be passing through: the host still answers; only
             # the host being back is worth recording.
             _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))
-    _sync_filters(engine, settings, drivers.for_uri(host.uri), host, running)
+
+
+@periodic("filters", lambda settings: settings.periodic.filter_check_seconds)
+def check_filters(engine: Engine, settings: Settings, drivers: Drivers) -> None:
+    """Each running VPS's interface filter against its record's, host by host (those that answer)."""
+    for host in _hosts(engine):
+        try:
+            driver = drivers.for_host(host)
+            domains = {d.uuid.lower(): d for d in driver.list_domains()}
+        except VpsctlError as exc:
+            log.info("filters of host %s not checked: %s", host.name, exc)
+            continue
+        ids, _flagged = _powered_on(engine, host.id)
+        running = [i for i in ids if (info := domains.get(i.lower())) is not None and info.state == DomainState.running]
+        _sync_filters(engine, settings, driver, host, running)
+
+
+def _host_state(engine: Engine, host: HostRef, answering: bool, detail: str) -> None:
+    """``enabled`` <-> ``unreachable`` as the host answers or not; back from unreachable holding a
+    stale copy (``detail``), ``disabled``.  A draining or disabled host keeps its state."""
+    with session_scope(engine) as session:
+        record = session.get(Host, host.id)
+        if record is None:
+            return
+        if not answering and record.state == "enabled":
+            set_host_state(session, record, "unreachable", incidents.RECONCILER)
+            log.warning("host %s does not answer: %s", host.name, detail)
+        elif answering and record.state == "unreachable":
+            set_host_state(session, record, "disabled" if detail else "enabled", incidents.RECONCILER)
+            log.warning("host %s answers again%s", host.name, f" and {detail}: disabled" if detail else "")
+
+
+def _strays(engine: Engine, drivers: Drivers, host: HostRef, domains: dict[str, DomainInfo]) -> list[str]:
+    """Domains on the host that are not its VPS: a copy of a VPS recorded elsewhere is powered
+    off if it runs (never started); a domain of no VPS is reported once.  The stale copies' ids."""
+    with session_scope(engine) as session:
+        owners = {vps_id.lower(): host_id for vps_id, host_id in session.exec(
+            select(Vps.id, Vps.host_id).where(col(Vps.id).in_([u for u in domains] + [u.upper() for u in domains])))}
+        reported = set(session.exec(select(Audit.detail).where(Audit.action == "unknown-domain")).all())
+    stale = []
+    for uuid, info in domains.items():
+        if uuid not in owners:
+            note = f"{host.name}: {info.name} ({uuid})"
+            if note not in reported:
+                with session_scope(engine) as session:
+                    session.add(Audit(actor=incidents.RECONCILER, action="unknown-domain", detail=note[:500]))
+                log.warning("host %s holds domain %s (%s) of no VPS: left alone", host.name, info.name, uuid)
+            continue
+        if owners[uuid] == host.id:
+            continue
+        stale.append(uuid)
+        if info.state in DOWN:
+            continue
+        drivers.for_host(host).destroy_domain(uuid)
+        with session_scope(engine) as session:
+            session.add(Audit(vps_id=uuid, actor=incidents.RECONCILER, action="fenced",
+                              detail=f"a copy of the VPS ran on {host.name}, which it is not recorded on: "
+                                     "powered off, its disks kept"[:500]))
+        log.warning("VPS %s: a copy ran on host %s, where it is not recorded: powered off", uuid, host.name)
+    return stale
 
 
 def _sync_filters(engine: Engine, settings: Settings, driver: HypervisorDriver, host: HostRef,

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from orchestrator.compute.hosts import Drivers
+from orchestrator.compute.hosts import Drivers, HostAt
 from orchestrator.contract.maintenance import hour_of_week
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
@@ -83,12 +83,12 @@ def record_reading(engine: Engine, vps_id: str, previous: TrafficCounter | None,
         return None
 
 
-def collect_vps(engine: Engine, drivers: Drivers, uri: str, vps_id: str) -> tuple[int, int] | None:
+def collect_vps(engine: Engine, drivers: Drivers, host: HostAt, vps_id: str) -> tuple[int, int] | None:
     with Session(engine, expire_on_commit=False) as session:
         previous = session.get(TrafficCounter, vps_id)
         if previous is not None:
             session.expunge(previous)
-    reading = drivers.for_uri(uri).interface_counters(vps_id)  # after the previous one was read
+    reading = drivers.for_host(host).interface_counters(vps_id)  # after the previous one was read
     if reading is None:
         return None
     return record_reading(engine, vps_id, previous, reading, utcnow())
@@ -98,14 +98,14 @@ def collect_vps(engine: Engine, drivers: Drivers, uri: str, vps_id: str) -> tupl
 def collect(engine: Engine, settings: Settings, drivers: Drivers) -> None:
     """R5.4-hours: one reading of every powered-on VPS of every host that answers."""
     with session_scope(engine) as session:
-        rows = session.exec(select(Vps.id, Host.uri).join(Host, col(Host.id) == col(Vps.host_id))
+        rows = session.exec(select(Vps.id, Host.uri, Host.ssh_host_key).join(Host, col(Host.id) == col(Vps.host_id))
                             .where(col(Vps.status).in_(POWERED_ON), Host.state != "disabled")).all()
     unreachable: set[str] = set()
-    for vps_id, uri in rows:
+    for vps_id, uri, key in rows:
         if uri in unreachable:
             continue
         try:
-            collect_vps(engine, drivers, uri, vps_id)
+            collect_vps(engine, drivers, HostAt(uri, key), vps_id)
         except VpsctlError as exc:
             log.warning("traffic of VPS %s not read: %s", vps_id, exc)
             unreachable.add(uri)

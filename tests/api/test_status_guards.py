@@ -49,8 +49,9 @@ def test_every_operation_has_a_guarded_route() -> None:
     # (R8.7-default, R10-nonpayment, R3-notice): no route of their own; nor have an incident's
     # fix deadline (R5.4-fix-delay), the reconciler's restart (R5.2-keep-running) and its
     # network-sync (an interface filter brought to the record's); a hook job is queued by the
-    # worker after an operation succeeded (orchestrator/workflows/hooks.py)
-    deadline_jobs = {"erase", "terminate", "incident_deadline", "recover", "network-sync"}
+    # worker after an operation succeeded (orchestrator/workflows/hooks.py); an evacuation is
+    # asked for every VPS of a host that is down (POST /v1/hosts/{host}/evacuate, R5.2)
+    deadline_jobs = {"erase", "terminate", "incident_deadline", "recover", "network-sync", "evacuate"}
     assert set(CALLS) | {"create", "detach-disk", "hook"} | deadline_jobs == set(OPERATIONS)
 
 

@@ -242,7 +242,7 @@ def test_a_domain_without_the_records_filter_gets_one_network_sync(world: Any) -
     engine, settings, host, drivers, (a, _b, _off) = world
     host.filters[a] = None
     for _ in range(3):
-        reconciler.reconcile(engine, settings, drivers)
+        reconciler.check_filters(engine, settings, drivers)
     [job] = jobs_of(engine, "network-sync")
     assert job.vps_id == a
     with Session(engine) as session:
@@ -255,7 +255,7 @@ def test_a_domain_without_the_records_filter_gets_one_network_sync(world: Any) -
     [job] = jobs_of(engine, "network-sync")
     assert job.status == JobStatus.succeeded, job.error
     assert host.filters[a] == expected and expected is not None and expected.filter == "clean-traffic"
-    reconciler.reconcile(engine, settings, drivers)
+    reconciler.check_filters(engine, settings, drivers)
     assert len(jobs_of(engine, "network-sync")) == 1
     assert incidents_of(engine) == []
 
@@ -265,7 +265,7 @@ def test_a_domain_stopping_while_its_filter_is_read_is_not_a_filter_drift(world:
     no network-sync is asked (its next start defines the filter from the record)."""
     engine, settings, host, drivers, (a, _b, _off) = world
     host.stops_when_read.add(a)
-    reconciler.reconcile(engine, settings, drivers)
+    reconciler.check_filters(engine, settings, drivers)
     assert jobs_of(engine, "network-sync") == []
     with Session(engine) as session:
         assert session.exec(select(Audit).where(Audit.action == "drift")).all() == []

@@ -1,6 +1,10 @@
-"""``second_host``: a second real libvirt host for the fleet tests, started once per test run
-(scripts/extra-host.sh: its own network and mount namespaces, reached through its unix socket;
-its guests through its namespace) and stopped at the end, with every guest it holds."""
+"""Extra real libvirt hosts for the fleet tests, each started once per test run
+(scripts/extra-host.sh: its own network and mount namespaces, an sshd inside them) and stopped at
+the end, with every guest it holds.  A host is reached through its unix socket (``uri``) or over
+SSH (``ssh_uri``, root logging in with ``client_key``, the host presenting the key in its
+``ssh_host_ed25519_key.pub``); its guests through its namespace (``proxy``) or by a jump through
+its sshd (``jump``).  ``second_host`` (Paris in the tests) and ``third_host`` (an empty host to
+rebuild on)."""
 
 from __future__ import annotations
 
@@ -12,23 +16,58 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# One second host per test process (pytest-xdist's worker name): each starts and stops its own.
-NETNS = "vpsctl-h2" + os.environ.get("PYTEST_XDIST_WORKER", "").replace("gw", "-")
-HOST_DIR = Path("/var/tmp/vpsctl-fleet") / NETNS  # QEMU (libvirt-qemu) must traverse it: not under pytest's 0700 tmp
+# One set of hosts per test process (pytest-xdist's worker name): each starts and stops its own.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER[2:] or 0) if WORKER.startswith("gw") else 0
+FLEET = Path("/var/tmp/vpsctl-fleet")  # QEMU (libvirt-qemu) must traverse it: not under pytest's 0700 tmp
+
+
+def host_key(host: dict[str, str]) -> str:
+    """The host's SSH host key, read from its file (``ssh-ed25519 AAAA...``)."""
+    return " ".join(Path(host["dir"], "ssh_host_ed25519_key.pub").read_text().split()[:2])
+
+
+def run_host(action: str, host: dict[str, str], timeout: float = 180) -> None:
+    """scripts/extra-host.sh ``action`` (down, up, rekey) on the host; fails the test if it fails."""
+    done = subprocess.run([str(REPO / "scripts/extra-host.sh"), action, host["netns"], host["dir"],
+                           host["ssh_port"]], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        pytest.fail(f"extra-host.sh {action} {host['netns']}: {done.stderr[-2000:]}")
+
+
+def extra_host(name: str, base_port: int) -> Iterator[dict[str, str]]:
+    netns = f"vpsctl-{name}" + (f"-{WORKER_INDEX}" if WORKER else "")
+    directory = FLEET / netns
+    port = base_port + WORKER_INDEX
+    address = f"10.251.{port % 250 + 1}.2"  # scripts/extra-host.sh: the namespace's end of its veth pair
+    directory.mkdir(parents=True, exist_ok=True)
+    FLEET.chmod(0o755)
+    directory.chmod(0o755)
+    started = subprocess.run([str(REPO / "scripts/extra-host.sh"), "start", netns, str(directory), str(port)],
+                             capture_output=True, text=True, timeout=180)
+    if started.returncode != 0:
+        pytest.fail(f"host {netns} did not start: {started.stderr[-2000:]}")
+    key = directory / "client_key"
+    known_hosts = directory / "known_hosts"  # the test's own, for the jump to the guests
+    host = {"uri": started.stdout.strip().splitlines()[-1], "proxy": f"ip netns exec {netns} nc -w 10 %h %p",
+            "ssh_uri": f"qemu+ssh://root@{address}:{port}/system?keyfile={key}",
+            "jump": f"ssh -i {key} -p {port} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+                    f"-o BatchMode=yes -W %h:%p root@{address}",
+            "netns": netns, "dir": str(directory), "ssh_port": str(port), "known_hosts": str(known_hosts),
+            "ssh_address": address}
+    known_hosts.write_text(f"[{address}]:{port} {host_key(host)}\n")
+    try:
+        yield host
+    finally:
+        subprocess.run([str(REPO / "scripts/extra-host.sh"), "stop", netns, str(directory)],
+                       capture_output=True, timeout=180)
 
 
 @pytest.fixture(scope="session")
 def second_host() -> Iterator[dict[str, str]]:
-    HOST_DIR.mkdir(parents=True, exist_ok=True)
-    HOST_DIR.parent.chmod(0o755)
-    HOST_DIR.chmod(0o755)
-    started = subprocess.run([str(REPO / "scripts/extra-host.sh"), "start", NETNS, str(HOST_DIR)],
-                             capture_output=True, text=True, timeout=180)
-    if started.returncode != 0:
-        pytest.fail(f"the second host did not start: {started.stderr[-2000:]}")
-    uri = started.stdout.strip().splitlines()[-1]
-    try:
-        yield {"uri": uri, "proxy": f"ip netns exec {NETNS} nc -w 10 %h %p"}
-    finally:
-        subprocess.run([str(REPO / "scripts/extra-host.sh"), "stop", NETNS, str(HOST_DIR)],
-                       capture_output=True, timeout=180)
+    yield from extra_host("h2", 2222)
+
+
+@pytest.fixture(scope="session")
+def third_host() -> Iterator[dict[str, str]]:
+    yield from extra_host("h3", 2300)

@@ -1,8 +1,10 @@
-"""Two real hypervisor hosts: the test's main libvirtd (qemu:///system, in its network namespace)
-and a second one started here with its own network and mount namespaces (its own /etc/libvirt,
-/run/libvirt, /var/lib/libvirt: its own storage and guests), reached through its unix socket
-(scripts/extra-host.sh).  Each host's guests are reached through that host's namespace: the
-proxy command is the host's, given when it is registered over HTTP.
+"""Two real hypervisor hosts: the test's main libvirtd (qemu:///system, in its network namespace,
+reached through its unix socket) and a second one started here with its own network and mount
+namespaces (its own /etc/libvirt, /run/libvirt, /var/lib/libvirt: its own storage and guests),
+reached over SSH (qemu+ssh://, an sshd inside its namespaces, its host key given when it is
+registered and checked at every connection; scripts/extra-host.sh).  Each host's guests are
+reached its own way: the main host's through its namespace, the second's by a jump through its
+sshd (``ssh -W``) — the proxy command is the host's, given when it is registered over HTTP.
 
 A VPS ordered in the second host's site lands there; a cold migration moves it to the main host
 with its data (a file written on its disk before is read after, over SSH, the guest presenting the same host
@@ -10,13 +12,20 @@ key), and the second host then holds nothing of it."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import pytest
+from sqlmodel import Session, select
 
+from orchestrator.compute.hostaccess import HostKeyMismatch, SshFiles
+from orchestrator.compute.hosts import Drivers, HostAt
+from orchestrator.core.models import Audit, Host
+from orchestrator.workflows.reconciler import HostRef, reconcile_host
 from tests.conftest import URI, Api, client_key
+from tests.integration.conftest import host_key, run_host
 from tests.integration.lifecycle import Guest
 
 pytestmark = pytest.mark.libvirt
@@ -49,13 +58,35 @@ def order(api: Api, tmp_path: Path, name: str, site: str) -> Guest:
     return Guest(api, api.alice, ordered.json()["vps"], key)
 
 
+def keygen_fingerprint(public_key_file: str) -> str:
+    """The fingerprint as OpenSSH's ssh-keygen prints it ("256 SHA256:... comment (ED25519)")."""
+    return subprocess.run(["ssh-keygen", "-lf", public_key_file], capture_output=True, text=True,
+                          check=True).stdout.split()[1]
+
+
+def register_over_ssh(api: Api, second_host: dict[str, str]) -> dict[str, Any]:
+    """h2 registered over SSH: refused without its host key (the answer shows the fingerprint it
+    presents, nothing recorded), refused with another key, registered with its fingerprint."""
+    fingerprint = keygen_fingerprint(f"{second_host['dir']}/ssh_host_ed25519_key.pub")
+    body = {"name": "h2", "uri": second_host["ssh_uri"], "site": "Paris", "guest_proxy_command": second_host["jump"]}
+    unconfirmed = api.call("POST", "/v1/hosts", api.support, json=body)
+    assert unconfirmed.status_code == 422, unconfirmed.text
+    assert fingerprint in unconfirmed.json()["detail"] and "ssh_host_key" in unconfirmed.json()["detail"]
+    other = keygen_fingerprint(f"{second_host['dir']}/client_key.pub")  # a real key, not the host's
+    wrong = api.call("POST", "/v1/hosts", api.support, json={**body, "ssh_host_key": other})
+    assert wrong.status_code == 422 and other in wrong.json()["detail"], wrong.text
+    assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()] == ["local"]
+    added = api.call("POST", "/v1/hosts", api.support, json={**body, "ssh_host_key": fingerprint})
+    assert added.status_code == 201, added.text
+    assert added.json()["ssh_host_key_fingerprint"] == fingerprint
+    return dict(added.json())
+
+
 def test_vps_land_in_their_site_and_move_cold_between_hosts_with_their_data(
         live_api: Api, second_host: dict[str, str], tmp_path: Path) -> None:
     api = live_api
-    added = api.call("POST", "/v1/hosts", api.support, json={
-        "name": "h2", "uri": second_host["uri"], "site": "Paris", "guest_proxy_command": second_host["proxy"]})
-    assert added.status_code == 201, added.text
-    assert added.json()["state"] == "enabled" and added.json()["capacity"]["vcpus"] >= 1
+    added = register_over_ssh(api, second_host)
+    assert added["state"] == "enabled" and added["capacity"]["vcpus"] >= 1
     listed = {h["name"]: h["site"] for h in api.call("GET", "/v1/hosts", api.support).json()}
     assert listed == {"local": "Marseille", "h2": "Paris"}
     assert api.call("GET", "/v1/hosts", api.alice).status_code == 403  # a customer sees sites, not hosts
@@ -78,15 +109,50 @@ def test_vps_land_in_their_site_and_move_cold_between_hosts_with_their_data(
     assert on(second_host["uri"], guest.id) == {"domain": "running", "volumes": ["root.qcow2", "seed.iso"]}
     assert on(URI, guest.id) == {"domain": None, "volumes": []}
     assert guest.record["addresses"] == [address] and guest.record["status"] == "running"
-    guest.proxy = second_host["proxy"]  # now a guest of h2, reached through its namespace
+    guest.proxy = second_host["jump"]  # now a guest of h2, reached by a jump through h2's sshd
     # The same guest (ssh_run checks the host key recorded at its creation), with its data.
     assert guest.ssh("cat /data/proof").strip() == "written-before-the-move"
 
     # Ordered in Paris: on h2, the only host there.
     parisian = order(api, tmp_path, "parisian", "Paris")
-    parisian.proxy = second_host["proxy"]
+    parisian.proxy = second_host["jump"]
     assert on(second_host["uri"], parisian.id)["domain"] == "running"
     assert parisian.ssh("hostname").strip() == "parisian"
+
+
+def test_a_host_whose_ssh_key_changed_is_refused_before_anything_is_sent(
+        live_api: Api, second_host: dict[str, str]) -> None:
+    api = live_api
+    added = register_over_ssh(api, second_host)
+    recorded = host_key(second_host)
+    run_host("rekey", second_host)
+    try:
+        new = keygen_fingerprint(f"{second_host['dir']}/ssh_host_ed25519_key.pub")
+        # Registered again (a refresh): the host must present the key recorded.
+        again = api.call("POST", "/v1/hosts", api.support, json={
+            "name": "h2", "uri": second_host["ssh_uri"], "site": "Paris"})
+        assert again.status_code == 409, again.text
+        assert new in again.json()["detail"] and added["ssh_host_key_fingerprint"] in again.json()["detail"]
+        assert api.call("GET", "/v1/hosts/h2", api.support).json()["ssh_host_key_fingerprint"] == \
+            added["ssh_host_key_fingerprint"]
+        # A worker's connection: paramiko refuses before libvirt is asked to connect ...
+        drivers = Drivers()
+        try:
+            with pytest.raises(HostKeyMismatch, match="changed"):
+                drivers.for_host(HostAt(second_host["ssh_uri"], recorded))
+        finally:
+            drivers.close()
+        # ... and libvirt's own ssh, run with the recorded key only, refuses as well.
+        files = SshFiles()
+        try:
+            with pytest.raises(libvirt.libvirtError, match="Host key verification failed"):
+                libvirt.open(files.connection_uri(second_host["ssh_uri"], recorded))
+        finally:
+            files.close()
+    finally:
+        # The jump to h2's guests, for the tests after this one, knows the new key.
+        known_hosts = Path(second_host["known_hosts"])
+        known_hosts.write_text(known_hosts.read_text().split()[0] + f" {host_key(second_host)}\n")
 
 
 def test_bad_hosts_and_moves_are_refused_with_nothing_changed(live_api: Api, tmp_path: Path) -> None:
@@ -101,3 +167,87 @@ def test_bad_hosts_and_moves_are_refused_with_nothing_changed(live_api: Api, tmp
         "name": "h3", "uri": "qemu+unix:///system?socket=/nonexistent/sock", "site": "Paris"})
     assert silent.status_code == 422 and "does not answer" in silent.json()["detail"]
     assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()] == ["local"]
+
+
+def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_twice(
+        live_api: Api, second_host: dict[str, str], third_host: dict[str, str], tmp_path: Path) -> None:
+    """R5.2-keep-running.  A VPS on h2 (over SSH), backed up: the backup is copied to another host.
+    h2 fails (every process of it killed); evacuating it rebuilds the VPS on h3 from that copy: the
+    data of the backup is there, what was written after is not, the customer is told.  h2 comes
+    back: it is disabled, its copy of the VPS stays off, and a copy started there by hand is
+    powered off by the reconciler."""
+    api = live_api
+    register_over_ssh(api, second_host)
+    added = api.call("POST", "/v1/hosts", api.support, json={
+        "name": "h3", "uri": third_host["uri"], "site": "Paris", "guest_proxy_command": third_host["proxy"]})
+    assert added.status_code == 201, added.text
+    assert api.call("POST", "/v1/hosts/h3/disable", api.support).json()["state"] == "disabled"
+    guest = order(api, tmp_path, "phoenix", "Paris")  # h3 is disabled: on h2
+    guest.proxy = second_host["jump"]
+    assert on(second_host["uri"], guest.id)["domain"] == "running"
+    guest.ssh("echo in-the-backup > /data/proof && sync")
+    backup = guest.do("backup", {"note": "nightly"})
+    assert backup["status"] == "succeeded", (backup["error"], backup["events"][-3:])
+    replicated = next(e["message"] for e in api.call("GET", f"/v1/jobs/{backup['id']}", api.support).json()["events"]
+                      if e["step"] == "replicate" and e["status"] == "done")
+    assert "copied to another host in Marseille" in replicated, replicated  # h3 is disabled: local takes it
+    replica = f"vps-{guest.id}-backup-{backup['id']}.replica.qcow2"
+    conn = libvirt.open(URI)
+    try:
+        pool = conn.storagePoolLookupByName(api.settings.hosts.backup_pool)
+        pool.refresh(0)
+        assert replica in [v.name() for v in pool.listAllVolumes(0)]
+    finally:
+        conn.close()
+    guest.ssh("echo after-the-backup > /data/late && sync")
+
+    answering = api.call("POST", "/v1/hosts/h2/evacuate", api.support, json={})
+    assert answering.status_code == 409 and "answers" in answering.json()["detail"], answering.text
+    assert api.call("POST", "/v1/hosts/h3/enable", api.support).json()["state"] == "enabled"
+
+    run_host("down", second_host)
+    try:
+        evacuated = api.call("POST", "/v1/hosts/h2/evacuate", api.support, json={"reason": "power supply failed"})
+        assert evacuated.status_code == 202, evacuated.text
+        assert evacuated.json()["state"] == "unreachable" and evacuated.json()["left"] == []
+        [job_id] = evacuated.json()["jobs"]
+        job = api.wait_job(job_id, api.support)
+        assert job["status"] == "succeeded", (job["error"], job["events"][-5:])
+        steps = {e["step"]: e["message"] for e in job["events"] if e["status"] == "done"}
+        assert "does not answer" in steps["check_source_down"]
+        assert f"from backup {backup['id']}" in steps["restore_root"] and "streamed" in steps["restore_root"]
+        assert on(third_host["uri"], guest.id)["domain"] == "running"
+        assert guest.record["status"] == "running"
+        guest.proxy = third_host["proxy"]
+        assert guest.ssh("cat /data/proof").strip() == "in-the-backup"
+        assert guest.ssh("cat /data/late 2>/dev/null || echo not-there").strip() == "not-there"
+        told = [r.message for r in api.smtp.collector.received if "phoenix" in str(r.message["Subject"])
+                and ("rétabli" in str(r.message["Subject"]) or "restored" in str(r.message["Subject"]))]
+        assert told, [str(r.message["Subject"]) for r in api.smtp.collector.received]
+    finally:
+        run_host("up", second_host)
+
+    # h2 is back: one pass of the reconciler over it.
+    with Session(api.engine) as session:
+        h2 = session.exec(select(Host).where(Host.name == "h2")).one()
+        ref = HostRef(h2.id or 0, h2.name, h2.uri, h2.ssh_host_key)
+    drivers = Drivers()
+    try:
+        reconcile_host(api.engine, api.settings, drivers, ref)
+        assert api.call("GET", "/v1/hosts/h2", api.support).json()["state"] == "disabled"
+        assert on(second_host["uri"], guest.id)["domain"] == "defined"  # its old copy, off, disks kept
+        # Started there by hand: the next pass powers it off, the VPS runs on h3 only.
+        conn = libvirt.open(second_host["uri"])
+        try:
+            conn.lookupByUUIDString(guest.id).create()
+        finally:
+            conn.close()
+        assert on(second_host["uri"], guest.id)["domain"] == "running"
+        reconcile_host(api.engine, api.settings, drivers, ref)
+    finally:
+        drivers.close()
+    assert on(second_host["uri"], guest.id)["domain"] == "defined"
+    assert on(third_host["uri"], guest.id)["domain"] == "running"
+    with Session(api.engine) as session:
+        fenced = session.exec(select(Audit).where(Audit.vps_id == guest.id, Audit.action == "fenced")).all()
+    assert len(fenced) == 1 and "h2" in fenced[0].detail

@@ -198,9 +198,9 @@ def test_a_guest_cannot_take_a_neighbours_address_or_mac(live_api: Api, tmp_path
 
         # The reconciler finds A's filter is not its record's and asks a network-sync job, which
         # records the lease A holds, pins it and gives it to the filter: A keeps its network.
-        api.settings.periodic.reconcile_seconds = 1.0
+        api.settings.periodic.filter_check_seconds = 1.0
         eventually(lambda: filter_of(a) == own(addr_a), within=60, what="A's filter applied again")
-        api.settings.periodic.reconcile_seconds = 0
+        api.settings.periodic.filter_check_seconds = 0
         assert filter_of(a, libvirt.VIR_DOMAIN_XML_INACTIVE) == own(addr_a)
         with Session(api.engine) as session:
             [sync] = session.exec(select(Job).where(Job.kind == "network-sync", Job.vps_id == a.id)).all()

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import Column, Index, event
 from sqlmodel import Field, SQLModel
 
 from orchestrator.core.models.types import UTCDateTime, json_field, new_id, time_field
@@ -24,6 +24,10 @@ class VpsStatus(enum.StrEnum):
 
 
 class Vps(SQLModel, table=True):
+    # Placement sums what each host's VPS hold from this index alone (compute/hosts.best_host).
+    __table_args__ = (Index("ix_vps_placement", "host_id", "status", "vcpus", "memory_mib", "disk_gib",
+                            "data_disk_gib_total"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     name: str = Field(index=True, max_length=63)
     customer_id: int = Field(foreign_key="customer.id", index=True)
@@ -50,6 +54,10 @@ class Vps(SQLModel, table=True):
     mac: str = Field(default="", max_length=17)
     # Extra data disks: [{"id", "volume", "size_gib", "target"}]; the root disk is not among them.
     data_disks: list[dict[str, Any]] = json_field(list)
+    # Anti-affinity: a customer's VPS of one placement group never share a host.
+    placement_group: str | None = Field(default=None, max_length=64)
+    # The sum of the data disks' sizes, kept at every write (below): placement sums it in SQL.
+    data_disk_gib_total: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     ssh_authorized_keys: list[str] = json_field(list)  # public keys only
     ssh_host_keys: list[dict[str, str]] = json_field(list)  # public keys + fingerprints only
     addresses: list[str] = json_field(list)
@@ -87,8 +95,15 @@ class Vps(SQLModel, table=True):
         return self.seed_volume_for(self.root_generation)
 
 
+@event.listens_for(Vps, "before_insert")
+@event.listens_for(Vps, "before_update")
+def _data_disk_total(_mapper: Any, _connection: Any, vps: Vps) -> None:
+    vps.data_disk_gib_total = vps.data_disk_gib
+
+
 class Backup(SQLModel, table=True):
-    """A copy of a VPS's disk(s) kept in a storage pool of its host."""
+    """A copy of a VPS's disk(s) kept in a storage pool of its host, and (``replica_host_id``)
+    in the same pool of another host (operations/steps/replicas.py)."""
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
@@ -99,6 +114,7 @@ class Backup(SQLModel, table=True):
     status: str = Field(default="available", max_length=16)  # creating | available | failed | deleted
     note: str = Field(default="", max_length=500)
     created_at: datetime | None = time_field(now=True)
+    replica_host_id: int | None = Field(default=None, foreign_key="host.id")
 
 
 class TrafficSample(SQLModel, table=True):

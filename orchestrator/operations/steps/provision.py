@@ -88,7 +88,7 @@ def ensure_image(ctx: Context, image_name: str, host: Host | None = None) -> str
     the same host upload it once: the others wait for that upload (their slots go to other jobs
     meanwhile), and take it over if the job that was uploading ends without it."""
     host = host or ctx.host()
-    driver = ctx.drivers.for_uri(host.uri)
+    driver = ctx.drivers.for_host(host)
     image = _image(ctx, image_name)
     name = volume_name(image)
     while True:

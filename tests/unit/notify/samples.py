@@ -113,6 +113,14 @@ def contexts() -> dict[str, dict[str, Any]]:
             "fix_deadline": datetime(2026, 5, 20, 8, 0, tzinfo=UTC),
             "description": "Packet loss on the host's uplink.",
         },
+        "restored_elsewhere": {
+            "vps_name": "web-prod-1",
+            "vps_id": VPS_ID,
+            "backup_taken_at": datetime(2026, 5, 19, 23, 30, tzinfo=UTC),
+            "site": "Paris",
+            "data_disks": ["vdb"],
+            "host_key_fingerprints": ["SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"],
+        },
         "maintenance_notice": {
             "vps_name": "web-prod-1",
             "vps_id": VPS_ID,
