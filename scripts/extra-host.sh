@@ -28,6 +28,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 socket="$dir/run/libvirt-sock"
 uri="qemu+unix:///system?socket=$socket"
+veth="veth-${name#vpsctl-}"  # the machine's end of the wire to the namespace (15 characters at most)
+veth=${veth:0:15}
 
 answering() { timeout 10 virsh -c "$uri" version >/dev/null 2>&1; }
 
@@ -47,7 +49,7 @@ stop_host() {
         ip netns pids "$name" | xargs -r kill -9 2>/dev/null || true
         ip netns delete "$name"
     fi
-    ip link delete "veth-$name" 2>/dev/null || true
+    ip link delete "$veth" 2>/dev/null || true
 }
 
 start_libvirtd() {
@@ -104,9 +106,9 @@ start|bare)
     fi
     if [ -n "$ssh_port" ]; then
         n=$(( ssh_port % 250 + 1 ))
-        ip link add "veth-$name" type veth peer name eth0 netns "$name"
-        ip addr add "10.251.$n.1/30" dev "veth-$name"
-        ip link set "veth-$name" up
+        ip link add "$veth" type veth peer name eth0 netns "$name"
+        ip addr add "10.251.$n.1/30" dev "$veth"
+        ip link set "$veth" up
         ip -n "$name" addr add "10.251.$n.2/30" dev eth0
         ip -n "$name" link set eth0 up
         [ -f "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N "" -f "$dir/ssh_host_ed25519_key"

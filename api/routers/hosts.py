@@ -26,6 +26,7 @@ def host_out(session: Session, host: Host) -> HostOut:
         id=host.id or 0, name=host.name, uri=host.uri, site=host.site, state=host.state,
         domain_type=host.domain_type, guest_proxy_command=host.guest_proxy_command,
         ssh_host_key_fingerprint=fingerprint(host.ssh_host_key) if host.ssh_host_key else None,
+        migration_address=host.migration_address,
         capacity=ResourcesOut(vcpus=host.vcpus, memory_mib=host.memory_mib, disk_gib=host.disk_gib),
         allocated=ResourcesOut(vcpus=allocated.vcpus, memory_mib=allocated.memory_mib,
                                disk_gib=allocated.disk_gib),
@@ -50,7 +51,7 @@ def add_host(body: HostIn, session: SessionDep, settings: SettingsDep, _staff: S
     drivers = Drivers()
     try:
         host = register_host(session, settings, drivers, body.name, body.uri, body.site, body.guest_proxy_command,
-                             body.ssh_host_key)
+                             body.ssh_host_key, body.migration_address)
     except HostKeyMismatch as exc:
         session.rollback()
         raise Conflict(str(exc)) from exc

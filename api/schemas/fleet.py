@@ -51,6 +51,10 @@ class HostIn(BaseModel):
                     "the host presents before anything is sent (none: refused, the answer gives the "
                     "fingerprint presented, to be checked on the host)")
 
+    migration_address: str | None = Field(
+        default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.:-]+$",
+        description="The address other hosts reach this host's QEMU at for a live migration (none: cold only)")
+
     @field_validator("uri")
     @classmethod
     def _libvirt_uri(cls, uri: str) -> str:
@@ -69,6 +73,7 @@ class HostOut(BaseModel):
     domain_type: str
     guest_proxy_command: str | None = None
     ssh_host_key_fingerprint: str | None = None
+    migration_address: str | None = None
     capacity: ResourcesOut
     allocated: ResourcesOut
     updated_at: datetime | None

@@ -269,13 +269,16 @@ def host_add(
         help="qemu+ssh:// hosts: the host's SSH key or its SHA256:... fingerprint (ssh-keygen -lf "
              "/etc/ssh/ssh_host_ed25519_key.pub on the host); without it the fingerprint presented is shown "
              "and nothing is recorded")] = None,
+    migration_address: Annotated[str | None, typer.Option(
+        help="The address other hosts reach its QEMU at for a live migration (default: cold moves only)")] = None,
 ) -> None:
     """Register a hypervisor host (prepares its storage pool and guest network)."""
     settings = _settings()
     drivers = Drivers()
     with Session(make_engine(settings), expire_on_commit=False) as session:
         try:
-            host = register_host(session, settings, drivers, name, uri, site, guest_proxy_command, ssh_host_key)
+            host = register_host(session, settings, drivers, name, uri, site, guest_proxy_command, ssh_host_key,
+                                 migration_address)
         except VpsctlError as exc:
             _fail(exc)
         finally:

@@ -90,11 +90,13 @@ HOST_STATES = ("enabled", "draining", "disabled", "unreachable")
 def register_host(
     session: Session, settings: Settings, drivers: Drivers, name: str, uri: str, site: str,
     guest_proxy_command: str | None = None, ssh_host_key: str | None = None,
+    migration_address: str | None = None,
 ) -> Host:
     """Add or refresh a host: prepare its storage pool and guest network, read its capacity.
     ``guest_proxy_command``: how its guests are reached (None: as the installation's setting).
     ``ssh_host_key``: for a qemu+ssh:// host, its SSH host key or fingerprint, checked against
-    the key it presents before anything is sent (compute/hostaccess.py)."""
+    the key it presents before anything is sent (compute/hostaccess.py).  ``migration_address``:
+    where other hosts reach its QEMU for a live migration (None: it moves VPS cold only)."""
     site = check_site(site)  # R2-locations: hosts stand only in the contract's sites
     known = session.exec(select(Host).where(Host.name == name)).first()
     recorded = known.ssh_host_key if known is not None and known.uri == uri else None
@@ -113,6 +115,7 @@ def register_host(
     if host.state in ("unreachable", ""):
         host.state = "enabled"  # it answered just now; draining and disabled are staff's to lift
     host.guest_proxy_command = guest_proxy_command
+    host.migration_address = migration_address
     host.domain_type = info.domain_type
     host.vcpus = info.vcpus
     host.memory_mib = info.memory_mib

@@ -211,6 +211,15 @@ class HypervisorDriver(Protocol):
         returns the bytes written.  A copy that fails leaves no volume behind."""
         ...
 
+    def migrate_live(self, uuid: str, target: HypervisorDriver, migrate_uri: str, disks: list[str],
+                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0) -> None:
+        """Move the running domain to ``target``'s host while it runs (libvirt live migration with
+        non-shared storage: ``disks`` mirrored into the volumes made beforehand on the target, then
+        memory; the target's QEMU listens at ``migrate_uri``, ``tcp://ADDRESS``).  Defined there,
+        undefined here once it runs there; ``progress(bytes done, bytes in all)`` while it goes.
+        A failure leaves it running here."""
+        ...
+
     # --- console ---------------------------------------------------------------------------
     def open_console(self, uuid: str) -> ConsoleStream:
         """The domain's serial console as a byte stream (taking it over from any other client)."""

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -589,6 +590,51 @@ class LibvirtDriver:
         except libvirt.libvirtError as exc:
             raise _translate(exc) from exc
         return _stream_chunks(stream, size)
+
+    def migrate_live(self, uuid: str, target: Any, migrate_uri: str, disks: list[str],
+                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0) -> None:
+        if not isinstance(target, LibvirtDriver):
+            raise HypervisorError("a live migration goes between two libvirt hosts")
+        flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+                 | libvirt.VIR_MIGRATE_NON_SHARED_DISK | libvirt.VIR_MIGRATE_AUTO_CONVERGE)
+        params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_URI: migrate_uri,
+                                  libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: disks}
+        listen = urlsplit(migrate_uri).hostname
+        if listen:
+            params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = listen
+        conn, dconn = self._connection(), target._connection()
+        try:
+            dom = self._lookup(conn, uuid)
+        except libvirt.libvirtError as exc:
+            raise _translate(exc) from exc
+        if dom is None or not dom.isActive():
+            raise HypervisorError(f"domain {uuid} is not running here")
+        failure: list[libvirt.libvirtError] = []
+
+        def migrate() -> None:  # blocks until the domain runs there (or the migration failed)
+            try:
+                dom.migrate3(dconn, params, flags)
+            except libvirt.libvirtError as exc:
+                failure.append(exc)
+
+        mover = threading.Thread(target=migrate, name=f"migrate-{uuid}", daemon=True)
+        mover.start()
+        deadline = time.monotonic() + timeout
+        while mover.is_alive():
+            mover.join(1.0)
+            if not mover.is_alive():
+                break
+            with contextlib.suppress(libvirt.libvirtError):
+                stats = dom.jobStats(0)
+                if progress is not None and stats:
+                    progress(int(stats.get("data_processed", 0)), int(stats.get("data_total", 0)))
+            if time.monotonic() > deadline:
+                with contextlib.suppress(libvirt.libvirtError):
+                    dom.abortJob()
+                mover.join(30.0)
+                raise HypervisorError(f"the live migration did not end within {timeout:.0f} s: aborted")
+        if failure:
+            raise _translate(failure[0]) from failure[0]
 
     def describe_volume(self, pool: str, name: str) -> VolumeConfig | None:
         def describe(conn: libvirt.virConnect) -> VolumeConfig | None:

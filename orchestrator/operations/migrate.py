@@ -17,7 +17,12 @@ interrupted is made again from the start (a volume is recorded copied only once 
 host and removes the partial copies; after it, the VPS is on the target and the source copies
 go at the end.
 
-Live migration (``live: true``) is refused for now: this version moves a VPS cold only.
+Live (``live: true``, both hosts with a ``migration_address``): the guest is not stopped; the
+volumes it writes to (root, data disks) are made empty and standalone on the target and mirrored
+whole by libvirt's live migration with non-shared storage, the others (seed,
+backups) streamed as for a cold move; the migration runs in ``switch_host`` (the record switches
+once the guest runs on the target; a worker killed meanwhile leaves it running on the source,
+libvirt having called the migration off, and the next attempt moves it again).
 
 R5.4-duration: the interruption is the shutdown, the copy and the boot; a drain (staff) plans
 each VPS's move within the maintenance rules."""
@@ -33,9 +38,9 @@ from orchestrator.compute.placement import Candidate, Resources, fits
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import Conflict, InsufficientCapacity, InvalidRequest, OperationFailed
 from orchestrator.core.models import Host, JobEvent, Vps, VpsStatus
-from orchestrator.engine.context import Context, Request
+from orchestrator.engine.context import PLAN, Context, Request
 from orchestrator.engine.operation import Audience, Operation, Params, Plan, Step, register, wait_until
-from orchestrator.hypervisor import DomainState, HypervisorDriver
+from orchestrator.hypervisor import DomainState, HypervisorDriver, VolumeConfig
 from orchestrator.operations.steps import power, provision, replicas
 
 PROGRESS_EVERY = 16 << 20  # a progress event per 16 MiB copied
@@ -46,7 +51,8 @@ WAS_RUNNING = "was_running"  # job parameter: whether the guest ran before the m
 class MigrateParams(Params):
     to_host: str | None = Field(default=None, max_length=64,
                                 description="The target host (name or id); none: the best host of the same site")
-    live: bool = Field(default=False, description="Live migration (not available in this version: false)")
+    live: bool = Field(default=False, description="Live: the guest keeps running while its disks and memory "
+                                                  "are copied (both hosts need a migration address)")
 
 
 class MigratePlan(Plan):
@@ -94,19 +100,37 @@ def choose_target(req: Request, vps: Vps, to_host: str | None) -> Candidate:
 def plan_for(req: Request, params: MigrateParams) -> MigratePlan:
     vps = req.vps
     assert vps is not None
-    if params.live:
-        raise InvalidRequest("live: this version moves a VPS cold only (stop, copy, start); ask with live=false")
     if vps.host_id is None:
         raise InvalidRequest("the VPS is on no host")
     source = req.session.get(Host, vps.host_id)
     assert source is not None
     chosen = choose_target(req, vps, params.to_host)
+    if params.live:
+        target = req.session.get(Host, chosen.host_id)
+        assert target is not None
+        if vps.status not in (VpsStatus.running, VpsStatus.cut_off):
+            raise InvalidRequest(f"live: the VPS is {vps.status.value}; a live migration moves a running guest")
+        unreachable = [h.name for h in (source, target) if not h.migration_address]
+        if unreachable:
+            raise InvalidRequest(f"live: host {', '.join(unreachable)} has no migration address (where the other "
+                                 "host's QEMU reaches it); ask with live=false to move it cold")
     return MigratePlan(from_host_id=vps.host_id, to_host_id=chosen.host_id, to_host=chosen.name,
-                       to_site=chosen.site, from_site=source.site)
+                       to_site=chosen.site, from_site=source.site, mode="live" if params.live else "cold")
 
 
 def _plan(ctx: Context) -> MigratePlan:
     return ctx.plan(MigratePlan)
+
+
+def _live(ctx: Context) -> bool:
+    """A live move (read from the raw plan: evacuate shares steps with its own plan)."""
+    return (ctx.params.get(PLAN) or {}).get("mode") == "live"
+
+
+def _in_use(ctx: Context) -> set[str]:
+    """The volumes a running guest writes to (root and data disks): a live migration mirrors them."""
+    vps = ctx.vps()
+    return {vps.root_volume, *(d["volume"] for d in vps.data_disks)}
 
 
 def host_of(ctx: Context, host_id: int) -> Host:
@@ -141,6 +165,8 @@ def stop_source(ctx: Context) -> str:
         ctx.remember(**{WAS_RUNNING: info is not None and info.state != DomainState.shutoff})
     if vps.host_id != _plan(ctx).from_host_id:
         return "already on the target"
+    if _live(ctx):
+        return "live: the guest keeps running"
     return power.power_off(ctx, force=False)
 
 
@@ -162,6 +188,15 @@ def copy_volumes(ctx: Context) -> str:
         if config is None:
             continue
         dst.delete_volume(pool, name)  # a copy a crash left half-made
+        if _live(ctx) and name in _in_use(ctx):
+            # Written to while it runs: made empty here, standalone (no backing file: the live
+            # migration mirrors the whole chain into it, and a block the guest zeroed over the
+            # image must not show the image's again).
+            dst.create_volume(pool, VolumeConfig(name=name, capacity_bytes=config.capacity_bytes, format=config.format))
+            copied.append(key)
+            ctx.remember(**{COPIED: copied})
+            done.append(f"{name} (made for the mirror)")
+            continue
         reported = [0]
 
         def progress(written: int, name: str = name, reported: list[int] = reported) -> None:
@@ -187,10 +222,36 @@ def switch_host(ctx: Context) -> str:
     address = ipv4_address(vps)
     if address:  # first: a target that cannot give the guest its address refuses before the switch
         _driver(ctx, target).pin_address(target.network_name, mac_of(vps), address)
+    if _live(ctx) and vps.host_id == p.from_host_id:
+        _move_live(ctx, target)
     ctx.update_vps(host_id=p.to_host_id)
     ctx.forget_host()
     moved = f" (site {p.from_site} -> {p.to_site}, R2-locations)" if p.to_site != p.from_site else ""
     return f"recorded on {target.name}{moved}" + (f", {address} pinned there" if address else "")
+
+
+def _move_live(ctx: Context, target: Host) -> None:
+    """The guest goes on running on the target (libvirt live migration, disks mirrored).  Run
+    again after a crash: a guest found running on the target already is not moved twice."""
+    p, vps = _plan(ctx), ctx.vps()
+    dst = _driver(ctx, target)
+    there = dst.domain(vps.id)
+    if there is not None and there.state == DomainState.running:
+        return
+    source = host_of(ctx, p.from_host_id)
+    reported = [0]
+
+    def progress(done: int, total: int) -> None:
+        if done - reported[0] >= PROGRESS_EVERY:
+            reported[0] = done
+            ctx.check_lease()
+            with session_scope(ctx.engine) as session:
+                session.add(JobEvent(job_id=ctx.job.id, vps_id=ctx.job.vps_id, step="switch_host", status="progress",
+                                     actor=ctx.worker_id, message=f"live: {done} of {total} bytes copied"))
+
+    disks = ["vda", *(d["target"] for d in vps.data_disks)]
+    _driver(ctx, source).migrate_live(vps.id, dst, f"tcp://{target.migration_address}", disks, progress,
+                                      timeout=ctx.settings.jobs.lease_seconds * 10)
 
 
 def define_target(ctx: Context) -> str:
@@ -212,6 +273,8 @@ def wait_for_address(ctx: Context) -> str:
     vps = ctx.vps()
     if not ctx.params.get(WAS_RUNNING) or vps.cut_off:
         return "skipped: not running" if not ctx.params.get(WAS_RUNNING) else "skipped: network cut off"
+    if _live(ctx):
+        return "live: the guest kept its address and its lease (pinned on the target)"
     expected = ipv4_address(vps)
     seen: list[str] = []
 

@@ -71,7 +71,7 @@ def test_staff_move_a_vps_and_the_source_keeps_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("token", "body", "status", "says"), [
     ("alice", {}, 403, ""),
-    ("support", {"live": True}, 422, "cold only"),
+    ("support", {"live": True}, 422, "no migration address"),
     ("support", {"to_host": "h1"}, 422, "already"),
     ("support", {"to_host": "nowhere"}, 404, "nowhere"),
     ("support", {"to_host": "h2", "extra": 1}, 422, "extra"),

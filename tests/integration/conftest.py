@@ -71,3 +71,22 @@ def second_host() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def third_host() -> Iterator[dict[str, str]]:
     yield from extra_host("h3", 2300)
+
+
+@pytest.fixture(scope="session")
+def linked_hosts(second_host: dict[str, str], third_host: dict[str, str]) -> dict[str, str]:
+    """A wire between the second and third hosts (a veth pair from one's network namespace to the
+    other's, nothing else on it): their QEMU reach each other for a live migration.  The address
+    of each end, by host."""
+    subnet = f"10.252.{WORKER_INDEX}"
+    a, b = second_host["netns"], third_host["netns"]
+    if subprocess.run(["ip", "-n", a, "link", "show", "mig0"], capture_output=True).returncode != 0:
+        for command in (["ip", "link", "add", "mig0", "netns", a, "type", "veth", "peer", "name", "mig0", "netns", b],
+                        ["ip", "-n", a, "addr", "add", f"{subnet}.1/30", "dev", "mig0"],
+                        ["ip", "-n", b, "addr", "add", f"{subnet}.2/30", "dev", "mig0"],
+                        ["ip", "-n", a, "link", "set", "mig0", "up"],
+                        ["ip", "-n", b, "link", "set", "mig0", "up"]):
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"{' '.join(command)}: {done.stderr}")
+    return {"h2": f"{subnet}.1", "h3": f"{subnet}.2"}

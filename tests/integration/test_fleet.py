@@ -251,3 +251,44 @@ def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_t
     with Session(api.engine) as session:
         fenced = session.exec(select(Audit).where(Audit.vps_id == guest.id, Audit.action == "fenced")).all()
     assert len(fenced) == 1 and "h2" in fenced[0].detail
+
+
+def test_a_running_vps_moves_live_between_two_hosts_that_reach_each_other(
+        live_api: Api, second_host: dict[str, str], third_host: dict[str, str], linked_hosts: dict[str, str],
+        tmp_path: Path) -> None:
+    """Live: the guest is never stopped (the same boot, a process started before still running
+    after) and comes up on the other host with its data; the source keeps nothing."""
+    api = live_api
+    for name, host in (("h2", second_host), ("h3", third_host)):
+        added = api.call("POST", "/v1/hosts", api.support, json={
+            "name": name, "uri": host["uri"], "site": "Paris", "guest_proxy_command": host["proxy"],
+            "migration_address": linked_hosts[name]})
+        assert added.status_code == 201, added.text
+    api.call("POST", "/v1/hosts/h3/disable", api.support)
+    guest = order(api, tmp_path, "runner", "Paris")  # on h2, h3 being disabled
+    api.call("POST", "/v1/hosts/h3/enable", api.support)
+    guest.proxy = second_host["proxy"]
+    assert on(second_host["uri"], guest.id)["domain"] == "running"
+    boot = guest.ssh("cat /proc/sys/kernel/random/boot_id").strip()
+    guest.ssh("echo written-before > /data/proof && sync")
+    guest.ssh("setsid sh -c 'echo $$ > /data/ticker.pid; while true; do date +%s >> /data/ticks; sleep 1; done' "
+              "</dev/null >/dev/null 2>&1 &")
+    pid = guest.ssh_eventually("cat /data/ticker.pid").strip()
+    assert pid.isdigit()
+
+    moved = api.call("POST", f"/v1/vps/{guest.id}/migrate", api.support, json={"to_host": "h3", "live": True})
+    assert moved.status_code == 202, moved.text
+    assert moved.json()["plan"] == {"mode": "live", "to_host": "h3"}
+    job = api.wait_job(moved.json()["job"]["id"], api.support)
+    assert job["status"] == "succeeded", (job["error"], job["events"][-5:])
+    done = {e["step"]: e["message"] for e in job["events"] if e["status"] == "done"}
+    assert "keeps running" in done["stop_source"] and "made for the mirror" in done["copy_volumes"]
+
+    assert on(third_host["uri"], guest.id)["domain"] == "running"
+    assert on(second_host["uri"], guest.id) == {"domain": None, "volumes": []}
+    guest.proxy = third_host["proxy"]
+    assert guest.ssh("cat /proc/sys/kernel/random/boot_id").strip() == boot  # never rebooted
+    assert guest.ssh("cat /data/proof").strip() == "written-before"
+    assert guest.ssh(f"kill -0 {pid} && echo alive").strip() == "alive"  # the process started before runs on
+    ticks = int(guest.ssh("wc -l < /data/ticks").strip())
+    assert int(guest.ssh_eventually("sleep 3; wc -l < /data/ticks").strip()) > ticks  # and still writes

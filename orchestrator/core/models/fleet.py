@@ -29,6 +29,8 @@ class Host(SQLModel, table=True):
     # qemu+ssh:// hosts: the SSH host key recorded when the host was added ("ssh-ed25519 AAAA...");
     # every connection checks the host presents exactly this key.
     ssh_host_key: str | None = Field(default=None, max_length=2000)
+    # The address other hosts reach this host's QEMU at for a live migration (None: cold moves only).
+    migration_address: str | None = Field(default=None, max_length=255)
     updated_at: datetime | None = time_field(now=True)
 
 

@@ -2,7 +2,8 @@
 used to rebuild the VPS elsewhere when its host is lost, R5.2-keep-running), and a VPS's
 placement group (``vps.placement_group``: anti-affinity between one customer's VPS) and the sum
 of its data disks' sizes (``vps.data_disk_gib_total``, summed by placement in SQL, from the
-index ``ix_vps_placement`` alone).
+index ``ix_vps_placement`` alone); the address other hosts reach a host's QEMU at for a live
+migration (``host.migration_address``).
 
 Revision ID: 0012
 Revises: 0011
@@ -21,6 +22,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("host") as batch:
+        batch.add_column(sa.Column("migration_address", sa.String(length=255), nullable=True))
     with op.batch_alter_table("vps") as batch:
         batch.add_column(sa.Column("placement_group", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("data_disk_gib_total", sa.Integer(), nullable=False, server_default="0"))
@@ -39,6 +42,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("host") as batch:
+        batch.drop_column("migration_address")
     with op.batch_alter_table("backup") as batch:
         batch.drop_constraint("fk_backup_replica_host", type_="foreignkey")
         batch.drop_column("replica_host_id")
