@@ -66,7 +66,10 @@ def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> V
         id=vps.id,
         name=vps.name,
         customer=customer.name if customer else "",
-        status=vps.status.value,
+        # R5.2-keep-running: while its host does not answer, nobody knows what the VPS is doing
+        status="unknown" if host is not None and host.state == "unreachable" and vps.status != VpsStatus.deleted
+        else vps.status.value,
+        last_known_status=vps.status.value if host is not None and host.state == "unreachable" else None,
         task=vps.task,
         image=vps.image,
         vcpus=vps.vcpus,

@@ -118,6 +118,26 @@ start|bare)
     fi
     if [ "$action" = start ]; then echo "$uri"; else echo "host $name: bare (no libvirtd), sshd on port $ssh_port"; fi
     ;;
+down)
+    # The host fails: every process of it (libvirtd, its guests' QEMU, dnsmasq, sshd) killed at
+    # once; its disks and definitions stay, as on a machine that lost power.
+    ip netns pids "$name" | xargs -r kill -9 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -z "$(ip netns pids "$name")" ] && break; sleep 0.1; done
+    rm -f "$dir/libvirtd.pid" "$dir/virtlogd.pid" "$dir/sshd.pid"
+    # What a power loss takes too: the bridges and taps the daemon had made (not the wires to the
+    # machine and to the other hosts).
+    for link in $(ip -n "$name" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
+        case "$link" in lo|eth0|mig0) ;; *) ip -n "$name" link delete "$link" 2>/dev/null || true ;; esac
+    done
+    echo "host $name is down"
+    ;;
+up)
+    # Back after a failure: /run starts empty (a tmpfs on a real machine), the rest as it was.
+    find "$dir/run" -mindepth 1 -delete 2>/dev/null || true
+    start_libvirtd
+    [ -n "$ssh_port" ] && start_sshd
+    echo "host $name is up"
+    ;;
 rekey)
     # The host's SSH key changes (a reinstalled host, or another machine answering at its address).
     [ -n "$ssh_port" ] || { echo "rekey: SSH_PORT" >&2; exit 2; }

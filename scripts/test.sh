@@ -42,10 +42,9 @@ done
 
 markers="not slow"
 [ "${VPSCTL_TEST_DEBIAN:-0}" = 1 ] && markers=""
-# VPSCTL_TEST_PROCESSES=2 runs two test processes, one test file each at a time (the tests share
-# the one libvirtd, each touching only its own VPS; each database test works in a schema or file
-# of its own).  Not the default: on two cores, two processes of guests booting under emulation
-# made timing-bound integration tests fail now and then.
+# Two test processes by default (VPSCTL_TEST_PROCESSES=1: one), one test file each at a time: the
+# tests share the one main libvirtd, each touching only its own VPS; each database test works in a
+# schema or file of its own; each process starts extra hosts of its own (tests/integration/conftest.py).
 processes=()
-[ "${VPSCTL_TEST_PROCESSES:-1}" -gt 1 ] && processes=(-n "$VPSCTL_TEST_PROCESSES" --dist loadfile)
+[ "${VPSCTL_TEST_PROCESSES:-2}" -gt 1 ] && processes=(-n "$VPSCTL_TEST_PROCESSES" --dist loadfile)
 .venv/bin/pytest -m "$markers" "${processes[@]}" "$@"

@@ -19,7 +19,8 @@ class VpsOut(BaseModel):
     id: str
     name: str
     customer: str
-    status: str
+    status: str = Field(description="unknown while its host does not answer (last_known_status: what it was)")
+    last_known_status: str | None = None
     task: str | None
     image: str
     vcpus: int

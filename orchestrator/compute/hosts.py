@@ -128,6 +128,14 @@ def register_host(
     return host
 
 
+def capacity(settings: Settings, driver: HypervisorDriver) -> Resources:
+    """What the host has now: CPUs and memory (libvirt's node info) and the size of its storage
+    pool (made sure of, as at registration)."""
+    info = driver.host_info()
+    pool = driver.ensure_pool(PoolConfig(settings.hosts.storage_pool, str(settings.hosts.storage_pool_path)))
+    return Resources(info.vcpus, info.memory_mib, pool.capacity_bytes >> 30)
+
+
 def find_host(session: Session, key: str) -> Host:
     """A host by name, or by id when ``key`` is a number and no host has that name."""
     host = session.exec(select(Host).where(Host.name == key)).first()

@@ -117,6 +117,10 @@ class LifecycleSettings(Group):
     live_resize_headroom: float = env("LIVE_RESIZE_HEADROOM", 2.0, ge=1.0, le=16)
     stop_timeout_seconds: float = env("STOP_TIMEOUT_SECONDS", 60.0, gt=0, le=HOUR)  # ACPI, then forced
     address_timeout_seconds: float = env("ADDRESS_TIMEOUT_SECONDS", 180.0, gt=0, le=HOUR)
+    # A live migration's bandwidth, disks and memory (MiB/s; 0: as fast as the hosts go), so that
+    # moving a VPS does not take the network from the guests
+    migration_bandwidth_mib: int = env("MIGRATION_BANDWIDTH_MIB", 0, ge=0, le=100_000)
+    migration_timeout_seconds: float = env("MIGRATION_TIMEOUT_SECONDS", 4 * HOUR, gt=0, le=DAY)  # then called off
     verify_guest_ssh: bool = env("VERIFY_GUEST_SSH", True)
     ssh_ready_timeout_seconds: float = env("SSH_READY_TIMEOUT_SECONDS", 180.0, gt=0, le=HOUR)
     # A job needing an image another job is uploading to the same host waits this long for it.
@@ -163,6 +167,8 @@ class PeriodicSettings(Group):
     # each running domain's interface filter against the record's (one read per domain: not in
     # every reconcile pass, which is one bulk call per host)
     filter_check_seconds: float = env("FILTER_CHECK_SECONDS", 600.0, ge=0, le=DAY)
+    # each host's CPUs, memory and storage pool size read again (placement counts with them)
+    capacity_seconds: float = env("CAPACITY_SECONDS", 600.0, ge=0, le=DAY)
     traffic_seconds: float = env("TRAFFIC_SECONDS", HOUR, ge=0, le=DAY)  # R5.4-hours: interface counters
     billing_run_seconds: float = env("BILLING_RUN_SECONDS", 300.0, ge=0, le=DAY)  # R8.2-rent, R8.6-billing
 

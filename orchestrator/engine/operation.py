@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
-from orchestrator.core.errors import Forbidden, InvalidState, OperationFailed
-from orchestrator.core.models import Job, Role, Vps, VpsStatus
+from orchestrator.core.errors import Conflict, Forbidden, InvalidState, OperationFailed
+from orchestrator.core.models import Host, Job, Role, Vps, VpsStatus
 from orchestrator.engine import events, jobs, measures
 from orchestrator.engine.context import PLAN, REQUESTED_ROLE, Context, Request
 
@@ -114,6 +114,9 @@ class Operation(Generic[P]):
     route: ClassVar[str | None] = None
     # True: the VPS's client sees that such a job ran, not what it says (staff's own work: evidence, hooks)
     details_for_staff: ClassVar[bool] = False
+    # False: asked also while the VPS's host does not answer (evacuate); otherwise a person's
+    # request is refused then (the VPS's state is unknown), a workflow's goes through
+    needs_host_up: ClassVar[bool] = True
     summary: ClassVar[str] = ""  # one line for the API's documentation (default: the docstring's first)
 
     # --- asking -----------------------------------------------------------------------------
@@ -141,6 +144,17 @@ class Operation(Generic[P]):
     def check_status(cls, vps: Vps) -> None:
         if vps.status not in cls.allowed_from:
             raise InvalidState(cls.kind, vps.status.value, {s.value for s in cls.allowed_from})
+
+    @classmethod
+    def check_host(cls, req: Request) -> None:
+        """A person's request for a VPS whose host does not answer is refused: what the VPS is
+        doing is unknown until the host answers or the VPS is evacuated (R5.2-keep-running)."""
+        if not cls.needs_host_up or req.cause is not None or req.vps is None or req.vps.host_id is None:
+            return
+        host = req.session.get(Host, req.vps.host_id)
+        if host is not None and host.state == "unreachable":
+            raise Conflict(f"the VPS's host does not answer: its state is unknown until the host is back or the "
+                           f"VPS is rebuilt on another host (R5.2-keep-running); {cls.kind} is not possible now")
 
     @classmethod
     def check(cls, req: Request, params: P) -> Plan | None:
@@ -198,6 +212,7 @@ def request(req: Request, operation: type[Operation[P]], params: P, *, scheduled
         return same
     if req.vps is not None and scheduled_at is None:
         operation.check_status(req.vps)
+        operation.check_host(req)
     plan = operation.check(req, params)
     vps = operation.prepare(req, params, plan)
     values = params.model_dump(mode="json")

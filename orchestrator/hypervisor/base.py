@@ -212,12 +212,13 @@ class HypervisorDriver(Protocol):
         ...
 
     def migrate_live(self, uuid: str, target: HypervisorDriver, migrate_uri: str, disks: list[str],
-                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0) -> None:
+                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0,
+                     bandwidth_mib: int = 0) -> None:
         """Move the running domain to ``target``'s host while it runs (libvirt live migration with
         non-shared storage: ``disks`` mirrored into the volumes made beforehand on the target, then
         memory; the target's QEMU listens at ``migrate_uri``, ``tcp://ADDRESS``).  Defined there,
-        undefined here once it runs there; ``progress(bytes done, bytes in all)`` while it goes.
-        A failure leaves it running here."""
+        undefined here once it runs there; ``progress(bytes done, bytes in all)`` while it goes;
+        ``bandwidth_mib``: MiB/s at most (0: no limit).  A failure leaves it running here."""
         ...
 
     # --- console ---------------------------------------------------------------------------

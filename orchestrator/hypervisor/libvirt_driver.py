@@ -592,13 +592,16 @@ class LibvirtDriver:
         return _stream_chunks(stream, size)
 
     def migrate_live(self, uuid: str, target: Any, migrate_uri: str, disks: list[str],
-                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0) -> None:
+                     progress: Callable[[int, int], None] | None = None, timeout: float = 1800.0,
+                     bandwidth_mib: int = 0) -> None:
         if not isinstance(target, LibvirtDriver):
             raise HypervisorError("a live migration goes between two libvirt hosts")
         flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
                  | libvirt.VIR_MIGRATE_NON_SHARED_DISK | libvirt.VIR_MIGRATE_AUTO_CONVERGE)
         params: dict[str, Any] = {libvirt.VIR_MIGRATE_PARAM_URI: migrate_uri,
                                   libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: disks}
+        if bandwidth_mib:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
         listen = urlsplit(migrate_uri).hostname
         if listen:
             params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = listen

@@ -63,7 +63,10 @@ def _copy_disk(ctx: Context, backup_id: str, target: str, source_volume: str, no
     with session_scope(ctx.engine) as session:
         record = session.get(Backup, backup_id)
         if record is not None:
-            record.status, record.size_bytes = "available", size
+            # An export is the client's download: available once its file is there (fetch_export).
+            record.size_bytes = size
+            if record.kind != "export":
+                record.status = "available"
             session.add(record)
     return f"{target} -> {volume}: {size} bytes, {how}"
 
@@ -110,6 +113,11 @@ def fetch_export(ctx: Context) -> str:
                 digest.update(chunk)
         partial.replace(target)
         digests[backup_id] = digest.hexdigest()
+        with session_scope(ctx.engine) as session:
+            record = session.get(Backup, backup_id)
+            if record is not None:
+                record.status = "available"
+                session.add(record)
         ready.append(f"{backup_id}: {target.stat().st_size} bytes, sha256 {digest.hexdigest()}")
     ctx.remember(sha256=digests[ctx.job.id], sha256_by_backup=digests)
     return "export ready: " + "; ".join(ready)

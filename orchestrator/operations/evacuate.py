@@ -227,6 +227,7 @@ class EvacuateVps(Operation[EvacuateParams]):
     audience = Audience.staff
     rule = "R5.2-keep-running"
     details_for_staff = True  # its events name hosts
+    needs_host_up = False  # its host is down: that is the point
     allowed_from = frozenset({VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended})
     steps = (
         Step("check_source_down", check_source_down),

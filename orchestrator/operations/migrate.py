@@ -235,10 +235,17 @@ def _move_live(ctx: Context, target: Host) -> None:
     again after a crash: a guest found running on the target already is not moved twice."""
     p, vps = _plan(ctx), ctx.vps()
     dst = _driver(ctx, target)
+    source = host_of(ctx, p.from_host_id)
+    src = _driver(ctx, source)
     there = dst.domain(vps.id)
     if there is not None and there.state == DomainState.running:
-        return
-    source = host_of(ctx, p.from_host_id)
+        return  # it ran to the end; the source's copy goes in remove_source, never resumed
+    if there is not None:
+        # What an interrupted migration left on the target (an incoming domain, paused): the
+        # guest is the source's; the leftover goes, and it moves again.
+        dst.destroy_domain(vps.id)
+        dst.undefine_domain(vps.id)
+    src.resume_domain(vps.id)  # an interrupted migration may leave it paused on the source
     reported = [0]
 
     def progress(done: int, total: int) -> None:
@@ -250,8 +257,9 @@ def _move_live(ctx: Context, target: Host) -> None:
                                      actor=ctx.worker_id, message=f"live: {done} of {total} bytes copied"))
 
     disks = ["vda", *(d["target"] for d in vps.data_disks)]
-    _driver(ctx, source).migrate_live(vps.id, dst, f"tcp://{target.migration_address}", disks, progress,
-                                      timeout=ctx.settings.jobs.lease_seconds * 10)
+    src.migrate_live(vps.id, dst, f"tcp://{target.migration_address}", disks, progress,
+                     timeout=ctx.settings.lifecycle.migration_timeout_seconds,
+                     bandwidth_mib=ctx.settings.lifecycle.migration_bandwidth_mib)
 
 
 def define_target(ctx: Context) -> str:

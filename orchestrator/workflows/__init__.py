@@ -19,6 +19,7 @@ from orchestrator.workflows import (  # noqa: F401  (each subscribes to the even
     compromise,
     dda,
     drain,
+    evacuation,
     hooks,
     incident_deadline,
     incidents,

@@ -15,12 +15,13 @@ from sqlmodel import Session, col, select
 from orchestrator.compute.hosts import Drivers, HostAt, set_host_state
 from orchestrator.core.auth import Principal
 from orchestrator.core.errors import Conflict, HypervisorError, VpsctlError
-from orchestrator.core.models import Host, Job, Vps, VpsStatus
+from orchestrator.core.models import Host, Incident, Job, Vps, VpsStatus
 from orchestrator.core.settings import Settings
-from orchestrator.engine import jobs
-from orchestrator.engine.context import Request
+from orchestrator.engine import events, jobs
+from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import request
 from orchestrator.operations.evacuate import EvacuateParams, EvacuateVps
+from orchestrator.workflows import incidents
 
 HELD = (VpsStatus.running, VpsStatus.stopped, VpsStatus.cut_off, VpsStatus.suspended)
 
@@ -62,3 +63,16 @@ def evacuate(session: Session, settings: Settings, principal: Principal, host: H
         except VpsctlError as exc:
             done.left.append((vps, exc.detail))
     return done
+
+
+@events.on_succeeded(EvacuateVps.kind)
+def _rebuilt(ctx: Context) -> None:
+    """R5.4-fix-delay: running again on another host is the solution of the incidents its host's
+    failure opened."""
+    with ctx.transaction() as session:
+        for incident in session.exec(select(Incident).where(
+                Incident.vps_id == ctx.job.vps_id, Incident.opened_by == incidents.RECONCILER,
+                col(Incident.resolved_at).is_(None))).all():
+            incidents.resolve(session, ctx.settings, incident,
+                              f"rebuilt on another host from its latest backup (job {ctx.job.id})",
+                              incidents.RECONCILER)

@@ -12,7 +12,9 @@ every host's domains with the records.
   a VPS rebuilt elsewhere meanwhile (an evacuation, R5.2): staff look before it takes VPS again.
 - A domain of a VPS recorded on another host (the copy a lost host brings back after its VPS
   was rebuilt elsewhere) is powered off if it runs, never started, its disks kept for staff: a
-  VPS never runs on two hosts at once.  A domain of no VPS is reported (once) and never touched.
+  VPS never runs on two hosts at once.  Not while a job of the VPS is at work: a live migration
+  has it defined on both hosts until its record switches (libvirt runs it on one).  A domain
+  of no VPS is reported (once) and never touched.
 - Every ``filter_check_seconds`` (a task of its own: it reads each domain's definition, where a
   reconcile pass is one bulk call per host), a running domain whose interface filter is not the
   one the record gives (a domain defined before every interface went through libvirt's
@@ -37,7 +39,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from orchestrator.compute.designer import interface_config, mac_of
-from orchestrator.compute.hosts import Drivers, set_host_state
+from orchestrator.compute.hosts import Drivers, capacity, set_host_state
+from orchestrator.compute.placement import Resources
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
@@ -87,6 +90,29 @@ def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> None:
             reconcile_host(engine, settings, drivers, host)
         except Exception:
             log.exception("reconciling host %s failed", host.name)
+
+
+@periodic("capacity", lambda settings: settings.periodic.capacity_seconds)
+def refresh_capacity(engine: Engine, settings: Settings, drivers: Drivers) -> None:
+    """Each host's capacity kept current (memory or disks added, a pool grown); a change is audited."""
+    for host in _hosts(engine):
+        try:
+            now = capacity(settings, drivers.for_host(host))
+        except VpsctlError as exc:
+            log.info("capacity of host %s not read: %s", host.name, exc)
+            continue
+        with session_scope(engine) as session:
+            record = session.get(Host, host.id)
+            if record is None:
+                continue
+            before = Resources(record.vcpus, record.memory_mib, record.disk_gib)
+            if before != now:
+                record.vcpus, record.memory_mib, record.disk_gib = now.vcpus, now.memory_mib, now.disk_gib
+                record.updated_at = utcnow()
+                session.add(record)
+                shown = [f"{r.vcpus} CPU {r.memory_mib} MiB {r.disk_gib} GiB" for r in (before, now)]
+                session.add(Audit(actor=incidents.RECONCILER, action="host.capacity",
+                                  detail=f"{host.name}: {shown[0]} -> {shown[1]}"))
 
 
 def _hosts(engine: Engine) -> list[HostRef]:
@@ -183,6 +209,10 @@ def _strays(engine: Engine, drivers: Drivers, host: HostRef, domains: dict[str, 
             continue
         if owners[uuid] == host.id:
             continue
+        with session_scope(engine) as session:
+            moving = busy(session, uuid)
+        if moving:
+            continue  # a migration under way has it on both hosts until its record switches
         stale.append(uuid)
         if info.state in DOWN:
             continue

@@ -82,6 +82,11 @@ def test_an_evacuation_is_refused_while_the_host_answers_and_names_what_it_canno
     [left] = done.json()["left"]
     assert left["vps_id"] == world.vps_id and "no backup copied off its host" in left["reason"]
     assert api.call("GET", f"/v1/vps/{world.vps_id}", api.support).json()["host"] == "h1"  # stays recorded there
+    # Its host down, nobody knows what the VPS is doing: it says so, and a client's request waits for the host.
+    seen = api.call("GET", f"/v1/vps/{world.vps_id}", api.alice).json()
+    assert (seen["status"], seen["last_known_status"]) == ("unknown", "running")
+    stop = api.call("POST", f"/v1/vps/{world.vps_id}/stop", api.alice, json={})
+    assert stop.status_code == 409 and "does not answer" in stop.json()["detail"], stop.text
 
 
 def test_a_backup_is_copied_to_another_host_and_the_copy_goes_with_the_vps(tmp_path: Path) -> None:

@@ -8,11 +8,14 @@ rebuild on)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +36,42 @@ def run_host(action: str, host: dict[str, str], timeout: float = 180) -> None:
                            host["ssh_port"]], capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         pytest.fail(f"extra-host.sh {action} {host['netns']}: {done.stderr[-2000:]}")
+
+
+STARTED: dict[str, str] = {}  # the extra hosts of this process: name -> unix socket URI
+
+
+def wipe(uri: str) -> None:
+    """What the tests left on an extra host goes (each test has a database of its own; the host
+    outlives it): domains, VPS volumes (not the images), DHCP host entries."""
+    conn = libvirt.open(uri)
+    try:
+        for dom in conn.listAllDomains(0):
+            for action in (dom.destroy, dom.undefine):
+                with contextlib.suppress(libvirt.libvirtError):
+                    action()
+        for pool in conn.listAllStoragePools(0):
+            with contextlib.suppress(libvirt.libvirtError):
+                pool.refresh(0)
+                for vol in pool.listAllVolumes(0):
+                    if vol.name().startswith("vps-"):
+                        vol.delete(0)
+        for net in conn.listAllNetworks(0):
+            for host in ET.fromstring(net.XMLDesc(0)).findall("./ip/dhcp/host"):
+                with contextlib.suppress(libvirt.libvirtError):
+                    net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                               -1, ET.tostring(host, encoding="unicode"),
+                               libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _extra_hosts_wiped() -> Iterator[None]:
+    yield
+    for uri in STARTED.values():
+        with contextlib.suppress(libvirt.libvirtError):  # a host a test left down is wiped when back
+            wipe(uri)
 
 
 def extra_host(name: str, base_port: int) -> Iterator[dict[str, str]]:
@@ -56,9 +95,11 @@ def extra_host(name: str, base_port: int) -> Iterator[dict[str, str]]:
             "netns": netns, "dir": str(directory), "ssh_port": str(port), "known_hosts": str(known_hosts),
             "ssh_address": address}
     known_hosts.write_text(f"[{address}]:{port} {host_key(host)}\n")
+    STARTED[netns] = host["uri"]
     try:
         yield host
     finally:
+        STARTED.pop(netns, None)
         subprocess.run([str(REPO / "scripts/extra-host.sh"), "stop", netns, str(directory)],
                        capture_output=True, timeout=180)
 

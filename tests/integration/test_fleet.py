@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from orchestrator.compute.hostaccess import HostKeyMismatch, SshFiles
 from orchestrator.compute.hosts import Drivers, HostAt
 from orchestrator.core.models import Audit, Host
-from orchestrator.workflows.reconciler import HostRef, reconcile_host
+from orchestrator.workflows.reconciler import HostRef, reconcile_host, refresh_capacity
 from tests.conftest import URI, Api, client_key
 from tests.integration.conftest import host_key, run_host
 from tests.integration.lifecycle import Guest
@@ -207,6 +207,17 @@ def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_t
 
     run_host("down", second_host)
     try:
+        with Session(api.engine) as session:
+            h2 = session.exec(select(Host).where(Host.name == "h2")).one()
+            ref = HostRef(h2.id or 0, h2.name, h2.uri, h2.ssh_host_key)
+        drivers = Drivers()
+        try:
+            reconcile_host(api.engine, api.settings, drivers, ref)  # the reconciler finds h2 down
+        finally:
+            drivers.close()
+        seen = api.call("GET", f"/v1/vps/{guest.id}", api.alice).json()
+        assert (seen["status"], seen["last_known_status"]) == ("unknown", "running")
+        assert api.call("POST", f"/v1/vps/{guest.id}/reboot", api.alice, json={}).status_code == 409
         evacuated = api.call("POST", "/v1/hosts/h2/evacuate", api.support, json={"reason": "power supply failed"})
         assert evacuated.status_code == 202, evacuated.text
         assert evacuated.json()["state"] == "unreachable" and evacuated.json()["left"] == []
@@ -228,9 +239,6 @@ def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_t
         run_host("up", second_host)
 
     # h2 is back: one pass of the reconciler over it.
-    with Session(api.engine) as session:
-        h2 = session.exec(select(Host).where(Host.name == "h2")).one()
-        ref = HostRef(h2.id or 0, h2.name, h2.uri, h2.ssh_host_key)
     drivers = Drivers()
     try:
         reconcile_host(api.engine, api.settings, drivers, ref)
@@ -292,3 +300,28 @@ def test_a_running_vps_moves_live_between_two_hosts_that_reach_each_other(
     assert guest.ssh(f"kill -0 {pid} && echo alive").strip() == "alive"  # the process started before runs on
     ticks = int(guest.ssh("wc -l < /data/ticks").strip())
     assert int(guest.ssh_eventually("sleep 3; wc -l < /data/ticks").strip()) > ticks  # and still writes
+
+
+def test_a_hosts_capacity_is_read_again(live_api: Api) -> None:
+    """Memory added to a host (its record says less than it has) is seen by the next read."""
+    api = live_api
+    conn = libvirt.open(URI)
+    try:
+        _model, memory_mib, cpus, *_ = conn.getInfo()
+    finally:
+        conn.close()
+    with Session(api.engine) as session:
+        local = session.exec(select(Host).where(Host.name == "local")).one()
+        local.memory_mib, local.vcpus = 1024, 1
+        session.add(local)
+        session.commit()
+    drivers = Drivers()
+    try:
+        refresh_capacity(api.engine, api.settings, drivers)
+    finally:
+        drivers.close()
+    capacity = api.call("GET", "/v1/hosts/local", api.support).json()["capacity"]
+    assert (capacity["memory_mib"], capacity["vcpus"]) == (memory_mib, cpus)
+    with Session(api.engine) as session:
+        [audit] = session.exec(select(Audit).where(Audit.action == "host.capacity")).all()
+    assert audit.detail.startswith("local: 1 CPU 1024 MiB")
