@@ -143,7 +143,7 @@ def reconcile_pass(tmp: Path, hosts: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    lines = [f"## {HEADING}", "", "`python -m bench.fleet_bench`. " + (__doc__ or "").split("\n\n")[1].strip(), "",
+    lines = [f"## {HEADING}", "", "`python -m bench.fleet_bench`:", "", (__doc__ or "").split("\n\n")[1].strip(), "",
              f"Measured on {provenance()}.", ""]
     lines += [f"Placement of one VPS ({VPS_PER_HOST} VPS per host, records on SQLite; median of {PLACEMENTS}):", "",
               "| hosts | VPS recorded | among every host | / 10 hosts | in one site (a third) | "
