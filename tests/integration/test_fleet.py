@@ -7,12 +7,16 @@ reached its own way: the main host's through its namespace, the second's by a ju
 sshd (``ssh -W``) — the proxy command is the host's, given when it is registered over HTTP.
 
 A VPS ordered in the second host's site lands there; a cold migration moves it to the main host
-with its data (a file written on its disk before is read after, over SSH, the guest presenting the same host
-key), and the second host then holds nothing of it."""
+with its data (a file written on its disk before is read after, over SSH, the guest presenting the
+same host key), and the second host then holds nothing of it.  A host whose SSH key changed is
+refused; a failed host's VPS is rebuilt elsewhere from its backup and never runs twice when the
+host comes back; a running VPS moves live between two hosts joined by a wire of their own; a
+drain moves a VPS at its maintenance window; a host's capacity is read again."""
 
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ from sqlmodel import Session, select
 
 from orchestrator.compute.hostaccess import HostKeyMismatch, SshFiles
 from orchestrator.compute.hosts import Drivers, HostAt
-from orchestrator.core.models import Audit, Host
+from orchestrator.core.clock import utcnow
+from orchestrator.core.models import Audit, Host, Outbox
 from orchestrator.workflows.reconciler import HostRef, reconcile_host, refresh_capacity
 from tests.conftest import URI, Api, client_key
 from tests.integration.conftest import host_key, run_host
@@ -325,3 +330,36 @@ def test_a_hosts_capacity_is_read_again(live_api: Api) -> None:
     with Session(api.engine) as session:
         [audit] = session.exec(select(Audit).where(Audit.action == "host.capacity")).all()
     assert audit.detail.startswith("local: 1 CPU 1024 MiB")
+
+
+def test_a_drain_moves_a_running_vps_to_the_other_host_at_its_window_with_its_data(
+        live_api: Api, second_host: dict[str, str], tmp_path: Path, clock: Any) -> None:
+    """R5.4: the drain of the main host is a maintenance of its VPS (notice queued at once); at the
+    window's start the VPS moves to h2 and comes back there with its data."""
+    api = live_api
+    added = api.call("POST", "/v1/hosts", api.support, json={
+        "name": "h2", "uri": second_host["uri"], "site": "Marseille", "guest_proxy_command": second_host["proxy"]})
+    assert added.status_code == 201, added.text
+    api.call("POST", "/v1/hosts/h2/disable", api.support)
+    guest = order(api, tmp_path, "drained", "Marseille")  # on the main host, h2 being disabled
+    api.call("POST", "/v1/hosts/h2/enable", api.support)
+    assert on(URI, guest.id)["domain"] == "running"
+    guest.ssh("echo written-before-the-drain > /data/proof && sync")
+
+    starts = utcnow() + timedelta(days=2)
+    drained = api.call("POST", "/v1/hosts/local/drain", api.support, json={"starts_at": starts.isoformat()})
+    assert drained.status_code == 202, drained.text
+    assert drained.json()["state"] == "draining"
+    [job_id] = drained.json()["jobs"]
+    with Session(api.engine) as session:
+        assert session.exec(select(Outbox).where(Outbox.vps_id == guest.id,
+                                                 Outbox.template == "maintenance_notice")).first() is not None
+    assert api.call("GET", f"/v1/jobs/{job_id}", api.support).json()["status"] == "queued"  # not before its window
+
+    clock.travel_to(starts + timedelta(seconds=1))
+    job = api.wait_job(job_id, api.support)
+    assert job["status"] == "succeeded", (job["error"], job["events"][-5:])
+    assert on(second_host["uri"], guest.id)["domain"] == "running"
+    assert on(URI, guest.id) == {"domain": None, "volumes": []}
+    guest.proxy = second_host["proxy"]
+    assert guest.ssh("cat /data/proof").strip() == "written-before-the-drain"
