@@ -22,13 +22,13 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bench.common import provenance, write_section
 from orchestrator.compute.hosts import Drivers, best_host, candidates, policy
 from orchestrator.compute.placement import Resources, choose_host
 from orchestrator.core.db import make_engine
-from orchestrator.core.models import Customer, Host, Vps, VpsStatus
+from orchestrator.core.models import Customer, Host, Incident, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.workflows import reconciler
 from tests.conftest import base_settings
@@ -132,9 +132,6 @@ def reconcile_pass(tmp: Path, hosts: int) -> tuple[float, float]:
                 assert len(drivers.for_uri(uri).list_domains()) == DOMAINS_PER_HOST
             floor.append((time.perf_counter() - start) * 1000)
         with Session(engine) as session:
-            from sqlmodel import select
-
-            from orchestrator.core.models import Incident
             assert session.exec(select(Incident)).first() is None  # every domain ran as recorded
     finally:
         drivers.close()

@@ -86,6 +86,12 @@ def _same(given: str, presented: str) -> bool:
     return given.split()[:2] == presented.split()[:2]
 
 
+def _check_recorded(endpoint: SshEndpoint, recorded: str, presented: str) -> None:
+    if not _same(recorded, presented):
+        raise HostKeyMismatch(f"the SSH host key of {endpoint} changed: it presents {fingerprint(presented)}, "
+                              f"the key recorded is {fingerprint(recorded)}; nothing was sent to it")
+
+
 def accept_host_key(uri: str, given: str | None, recorded: str | None) -> str | None:
     """At registration: the key to record for ``uri`` (None for a local host).  ``given`` (a key
     or a fingerprint) must be what the host presents; without it, the key recorded before (a
@@ -97,9 +103,7 @@ def accept_host_key(uri: str, given: str | None, recorded: str | None) -> str | 
         return None
     presented = _presented(endpoint)
     if given is None and recorded is not None:
-        if not _same(recorded, presented):
-            raise HostKeyMismatch(f"the SSH host key of {endpoint} changed: it presents {fingerprint(presented)}, "
-                                  f"the key recorded is {fingerprint(recorded)}; nothing was sent to it")
+        _check_recorded(endpoint, recorded, presented)
         return recorded
     if given is None:
         raise InvalidRequest(
@@ -120,10 +124,7 @@ def verify_host_key(uri: str, recorded: str | None) -> None:
         return
     if recorded is None:
         raise HostKeyMismatch(f"no SSH host key is recorded for {endpoint}: register the host again with its key")
-    presented = _presented(endpoint)
-    if not _same(recorded, presented):
-        raise HostKeyMismatch(f"the SSH host key of {endpoint} changed: it presents {fingerprint(presented)}, "
-                              f"the key recorded is {fingerprint(recorded)}; nothing was sent to it")
+    _check_recorded(endpoint, recorded, _presented(endpoint))
 
 
 class SshFiles:
