@@ -45,6 +45,7 @@ markers="not slow"
 # Two test processes by default (VPSCTL_TEST_PROCESSES=1: one), one test file each at a time: the
 # tests share the one main libvirtd, each touching only its own VPS; each database test works in a
 # schema or file of its own; each process starts extra hosts of its own (tests/integration/conftest.py).
+count="${VPSCTL_TEST_PROCESSES:-2}"
 processes=()
-[ "${VPSCTL_TEST_PROCESSES:-2}" -gt 1 ] && processes=(-n "$VPSCTL_TEST_PROCESSES" --dist loadfile)
+[ "$count" -gt 1 ] && processes=(-n "$count" --dist loadfile)
 .venv/bin/pytest -m "$markers" "${processes[@]}" "$@"
