@@ -64,20 +64,39 @@ def virtual_size(path: Path) -> int:
     return int(json.loads(out)["virtual-size"])
 
 
+def recipe_digest(settings: Settings, recipe: Recipe) -> str:
+    """SHA-256 over every file the recipe builds from: its own folder and the shared ``lib``
+    (names and contents, in a fixed order), so that a changed recipe is never served from cache."""
+    script = settings.images_dir / recipe.recipe
+    digest = hashlib.sha256()
+    for folder in (script.parent, settings.images_dir / "lib"):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(settings.images_dir)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+            digest.update(oct(path.stat().st_mode & 0o111).encode())
+    return digest.hexdigest()
+
+
 def build(settings: Settings, session: Session, name: str, force: bool = False) -> Image:
-    """Build the image from its recipe unless a built file is cached, then register it."""
+    """Build the image from its recipe unless a file built from the same recipe is cached, then
+    register it.  The cache remembers the recipe's digest beside the file (``NAME.recipe``)."""
     recipes = catalog(settings)
     if name not in recipes:
         raise ImageError(f"no recipe for image {name!r}; known: {', '.join(sorted(recipes))}")
     recipe = recipes[name]
     private_dir(settings.images_cache)
     target = settings.images_cache / f"{name}.qcow2"
-    if force or not target.exists():
+    stamp = settings.images_cache / f"{name}.recipe"
+    wanted = recipe_digest(settings, recipe)
+    cached = stamp.read_text().strip() if stamp.exists() else None
+    if force or not target.exists() or cached != wanted:
+        stamp.unlink(missing_ok=True)
         script = settings.images_dir / recipe.recipe
         result = subprocess.run(["bash", str(script), str(target)], capture_output=True, text=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout)[-2000:]
             raise ImageError(f"building image {name!r} failed:\n{tail}")
+        stamp.write_text(wanted + "\n")
     return register(session, recipe, target)
 
 
