@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
 from api import errors
+from api.audit import AuditTrail
 from api.guard import PUBLIC, Guard
 from api.routers import (
+    audit,
     backups,
     billing,
     breach,
@@ -63,7 +65,7 @@ Errors are `application/problem+json` documents (RFC 9457).
 
 ROUTERS = tuple(module.router for module in (
     health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices, change_orders,
-    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas))
+    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit))
 
 
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)
+    app.add_middleware(AuditTrail, engine=engine)  # inside the Guard: it reads the principal
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
                        rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
     for router in ROUTERS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from api.schemas.jobs import EventOut, JobOut, ProgressOut
+from api.schemas.jobs import EventOut, JobOut, JobSummaryOut, ProgressOut
 from api.schemas.vps import BackupOut, DiskOut, HostKeyOut, VpsOut
 from orchestrator.core.auth import Principal
 from orchestrator.core.models import Backup, Customer, Host, Job, JobEvent, Role, Vps, VpsStatus
@@ -92,8 +92,14 @@ def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> V
 
 
 def job_out(session: Session, job: Job, principal: Principal) -> JobOut:
+    return JobOut(**job_summary(job, principal).model_dump(),
+                  events=[event_out(principal, job, e) for e in jobs.events(session, job.id)])
+
+
+def job_summary(job: Job, principal: Principal) -> JobSummaryOut:
+    """A job without its events (lists: ``GET /v1/jobs``)."""
     staff = principal.is_staff
-    return JobOut(
+    return JobSummaryOut(
         id=job.id,
         vps_id=job.vps_id,
         kind=job.kind,
@@ -107,5 +113,4 @@ def job_out(session: Session, job: Job, principal: Principal) -> JobOut:
         scheduled_at=job.scheduled_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        events=[event_out(principal, job, e) for e in jobs.events(session, job.id)],
     )

@@ -1,14 +1,56 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import and_, or_
+from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.schemas.jobs import JobOut
+from api.pages import Cursor, Limit, Page, decode, encode, filtered
+from api.schemas.jobs import JobOut, JobSummaryOut
 from api.scopes import scoped
-from api.views import job_out
+from api.views import job_out, job_summary
 from orchestrator.core.access import visible_job
+from orchestrator.core.errors import Forbidden
+from orchestrator.core.models import Job, JobStatus, Vps
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[scoped("vps")])
+
+
+@router.get("", response_model=Page[JobSummaryOut], operation_id="list_jobs")
+def list_jobs(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    vps_id: Annotated[str | None, Query(max_length=36)] = None,
+    kind: Annotated[str | None, Query(max_length=32, description="e.g. create, resize, delete")] = None,
+    status: JobStatus | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, description="staff only")] = None,
+    since: Annotated[datetime | None, Query(description="asked from this instant on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="asked before this instant")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[JobSummaryOut]:
+    """Jobs, newest first, without their events (``GET /v1/jobs/{id}`` has them): a customer's
+    are those of their VPS; staff see every job."""
+    query = select(Job)
+    if not principal.is_staff:
+        if customer_id is not None:
+            raise Forbidden("customer_id is a staff filter: a customer sees only their own jobs")
+        query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == principal.customer_id)
+    elif customer_id is not None:
+        query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == customer_id)
+    query = filtered(query, ((Job.vps_id, vps_id), (Job.kind, kind), (Job.status, status)), Job.created_at,
+                     since, until)
+    after = decode(cursor, {"at": datetime, "id": str})
+    if after is not None:
+        at = after["at"]
+        query = query.where(or_(col(Job.created_at) < at, and_(col(Job.created_at) == at, col(Job.id) < after["id"])))
+    rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)).all()
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page[JobSummaryOut](items=[job_summary(job, principal) for job in rows[:limit]],
+                               next=encode({"at": last.created_at, "id": last.id}) if last else None)
 
 
 @router.get("/{job_id}", response_model=JobOut)

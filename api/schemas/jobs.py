@@ -21,7 +21,7 @@ class ProgressOut(BaseModel):
     step: str | None
 
 
-class JobOut(BaseModel):
+class JobSummaryOut(BaseModel):
     id: str
     vps_id: str | None
     kind: str
@@ -37,6 +37,9 @@ class JobOut(BaseModel):
         default=None, description="A deadline job runs at this instant, not before (e.g. R6.2-notice, R8.7-default)")
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobOut(JobSummaryOut):
     events: list[EventOut]
 
 

@@ -48,6 +48,7 @@ SCOPES: dict[str, str] = {
     "dda:write": "record the security officer's decision and the signed NDA",
     "customers:read": "customers",
     "customers:write": "create customers",
+    "audit:read": "the audit log",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column
+from sqlalchemy import DDL, Column, event
 from sqlmodel import Field, SQLModel
 
 from orchestrator.core.models.types import UTCDateTime, json_field, time_field
@@ -45,12 +45,42 @@ class ApiToken(SQLModel, table=True):
 
 
 class Audit(SQLModel, table=True):
-    """Access that changes nothing but must be traceable (R7-confidential: staff access is logged),
-    e.g. opening a VPS's console."""
+    """The audit log, append-only (the database refuses to change or delete a row: migration
+    0013's triggers).  Every change asked through the API (who, on behalf of which customer, what,
+    on which object, from which address, with which answer: api/audit.py), staff access that
+    changes nothing but must be traceable (R7-confidential), e.g. opening a VPS's console, and what
+    the orchestrator decides by itself (reconciler, host states)."""
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime | None = time_field(now=True)
     vps_id: str | None = Field(default=None, index=True, max_length=36)
-    actor: str = Field(max_length=100)
-    action: str = Field(max_length=64)
+    actor: str = Field(index=True, max_length=100)
+    action: str = Field(index=True, max_length=64)
     detail: str = Field(default="", max_length=500)
+    customer_id: int | None = Field(default=None, index=True)  # on behalf of whom
+    object_type: str | None = Field(default=None, max_length=32)
+    object_id: str | None = Field(default=None, index=True, max_length=64)
+    job_id: str | None = Field(default=None, max_length=36)  # the job the request started
+    address: str | None = Field(default=None, max_length=64)  # the client's
+    result: int | None = None  # the HTTP status answered
+
+
+APPEND_ONLY = "the audit log is append-only"
+
+
+def append_only_ddl(dialect: str) -> list[str]:
+    """The statements that make the database refuse UPDATE and DELETE on ``audit``: run when the
+    table is created from the models and by migration 0013 on an existing database."""
+    if dialect == "postgresql":
+        return [f"CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$",
+                "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit "
+                "FOR EACH ROW EXECUTE FUNCTION audit_append_only()"]
+    return [f"CREATE TRIGGER audit_no_{event.lower()} BEFORE {event} ON audit "
+            f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END" for event in ("UPDATE", "DELETE")]
+
+
+for _dialect in ("postgresql", "sqlite"):
+    for _statement in append_only_ddl(_dialect):
+        event.listen(SQLModel.metadata.tables["audit"], "after_create",
+                     DDL(_statement).execute_if(dialect=_dialect))  # type: ignore[no-untyped-call]

@@ -1,0 +1,46 @@
+"""The audit log (staff): every change asked through the API and what the orchestrator decided by
+itself, newest first, filtered and paginated (api/pages.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlmodel import col, select
+
+from api.deps import SessionDep, StaffPrincipal
+from api.pages import Cursor, Limit, Page, decode, encode, filtered
+from api.schemas.audit import AuditOut
+from api.scopes import scoped
+from orchestrator.core.models import Audit
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[scoped("audit")])
+
+
+@router.get("", response_model=Page[AuditOut], operation_id="list_audit")
+def list_audit(
+    session: SessionDep,
+    _staff: StaffPrincipal,
+    actor: Annotated[str | None, Query(max_length=100, description="role:label, exactly")] = None,
+    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    object_id: Annotated[str | None, Query(max_length=64)] = None,
+    vps_id: Annotated[str | None, Query(max_length=36)] = None,
+    result: Annotated[int | None, Query(ge=100, le=599)] = None,
+    since: Annotated[datetime | None, Query(description="from this instant on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="before this instant")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[AuditOut]:
+    """The audit log, newest first: who did what, on behalf of whom, on which object, from where,
+    with which answer (staff only)."""
+    query = filtered(select(Audit), ((Audit.actor, actor), (Audit.customer_id, customer_id), (Audit.action, action),
+                                     (Audit.object_id, object_id), (Audit.vps_id, vps_id), (Audit.result, result)),
+                     Audit.at, since, until)
+    after = decode(cursor, {"id": int})
+    if after is not None:
+        query = query.where(col(Audit.id) < after["id"])
+    rows = session.exec(query.order_by(col(Audit.id).desc()).limit(limit + 1)).all()
+    items = [AuditOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
+    return Page[AuditOut](items=items, next=encode({"id": items[-1].id}) if len(rows) > limit else None)
