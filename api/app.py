@@ -32,6 +32,7 @@ from api.routers import (
     invoices,
     jobs,
     maintenance,
+    metrics,
     operations,
     quotas,
     subscriptions,
@@ -65,7 +66,7 @@ Errors are `application/problem+json` documents (RFC 9457).
 
 ROUTERS = tuple(module.router for module in (
     health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices, change_orders,
-    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit))
+    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit, metrics))
 
 
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:

@@ -49,6 +49,7 @@ SCOPES: dict[str, str] = {
     "customers:read": "customers",
     "customers:write": "create customers",
     "audit:read": "the audit log",
+    "metrics:read": "GET /metrics (Prometheus)",
 }
 
 
