@@ -19,6 +19,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
+from sqlalchemy import and_, or_
 from sqlmodel import col
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -82,3 +83,22 @@ def decode(cursor: str | None, fields: dict[str, type]) -> dict[str, Any] | None
     if not isinstance(key, dict) or set(key) != set(fields) or any(value is None for value in key.values()):
         raise InvalidRequest("cursor: not a cursor of this list (give the `next` of the previous page)")
     return key
+
+
+def newest_first(query: SelectOfScalar[Q], created: Any, ident: Any, cursor: str | None,
+                 limit: int) -> SelectOfScalar[Q]:
+    """``query`` ordered by (``created``, ``ident``) descending, from where ``cursor`` left off,
+    one row more than a page (to know whether another follows)."""
+    after = decode(cursor, {"at": datetime, "id": str})
+    if after is not None:
+        query = query.where(or_(col(created) < after["at"],
+                                and_(col(created) == after["at"], col(ident) < after["id"])))
+    return query.order_by(col(created).desc(), col(ident).desc()).limit(limit + 1)
+
+
+def following(rows: Any, limit: int) -> str | None:
+    """The cursor of the page after ``rows`` (read by ``newest_first``), None when it is the last."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode({"at": last.created_at, "id": last.id})

@@ -4,11 +4,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.pages import Cursor, Limit, Page, decode, encode, filtered
+from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.schemas.jobs import JobOut, JobSummaryOut
 from api.scopes import scoped
 from api.views import job_out, job_summary
@@ -43,14 +42,9 @@ def list_jobs(
         query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == customer_id)
     query = filtered(query, ((Job.vps_id, vps_id), (Job.kind, kind), (Job.status, status)), Job.created_at,
                      since, until)
-    after = decode(cursor, {"at": datetime, "id": str})
-    if after is not None:
-        at = after["at"]
-        query = query.where(or_(col(Job.created_at) < at, and_(col(Job.created_at) == at, col(Job.id) < after["id"])))
-    rows = session.exec(query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)).all()
-    last = rows[limit - 1] if len(rows) > limit else None
+    rows = session.exec(newest_first(query, Job.created_at, Job.id, cursor, limit)).all()
     return Page[JobSummaryOut](items=[job_summary(job, principal) for job in rows[:limit]],
-                               next=encode({"at": last.created_at, "id": last.id}) if last else None)
+                               next=following(rows, limit))
 
 
 @router.get("/{job_id}", response_model=JobOut)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
@@ -7,12 +8,14 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import accepted, ask
+from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import VpsJobOut, VpsOut
 from api.scopes import scoped
 from api.views import job_out, vps_out
 from orchestrator.core.access import owned, visible_vps
-from orchestrator.core.models import Vps, VpsStatus
+from orchestrator.core.errors import Forbidden
+from orchestrator.core.models import Host, Vps, VpsStatus
 from orchestrator.engine.context import Request
 from orchestrator.engine.operation import request
 from orchestrator.operations.create import CreateVps, VpsCreate
@@ -38,16 +41,31 @@ def create_vps(
     return VpsJobOut(vps=vps_out(session, vps, principal), job=job_out(session, job, principal))
 
 
-@router.get("", response_model=list[VpsOut])
+@router.get("", response_model=Page[VpsOut], operation_id="list_vps")
 def list_vps(
     session: SessionDep, principal: CurrentPrincipal,
     include_deleted: Annotated[bool, Query(description="Also list deleted VPS")] = False,
-) -> list[VpsOut]:
-    """Your VPS (staff: everyone's)."""
-    query = owned(select(Vps).order_by(col(Vps.created_at)), Vps.customer_id, principal)
-    if not include_deleted:
+    status: VpsStatus | None = None,
+    site: Annotated[str | None, Query(max_length=64, description="The data-centre site (R2-locations)")] = None,
+    name: Annotated[str | None, Query(max_length=63)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, description="staff only")] = None,
+    since: Annotated[datetime | None, Query(description="ordered from this instant on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="ordered before this instant")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[VpsOut]:
+    """Your VPS (staff: everyone's), newest first, a page at a time."""
+    if customer_id is not None and not principal.is_staff:
+        raise Forbidden("customer_id is a staff filter: a customer sees only their own VPS")
+    query = owned(select(Vps), Vps.customer_id, principal)
+    if not include_deleted and status is None:
         query = query.where(Vps.status != VpsStatus.deleted)
-    return [vps_out(session, v, principal) for v in session.exec(query).all()]
+    if site is not None:
+        query = query.where(col(Vps.host_id).in_(select(Host.id).where(Host.site == site)))
+    query = filtered(query, ((Vps.status, status), (Vps.name, name), (Vps.customer_id, customer_id)),
+                     Vps.created_at, since, until)
+    rows = session.exec(newest_first(query, Vps.created_at, Vps.id, cursor, limit)).all()
+    return Page[VpsOut](items=[vps_out(session, v, principal) for v in rows[:limit]], next=following(rows, limit))
 
 
 @router.get("/{vps_id}", response_model=VpsOut)

@@ -149,3 +149,43 @@ def test_jobs_are_listed_per_caller_filtered_and_paged(tmp_path: Path) -> None:
     assert refused.status_code == 403, refused.text
     for bad in ("?status=exploded", "?cursor=eyJpZCI6MX0", "?limit=0", "?since=yesterday"):
         assert api.call("GET", f"/v1/jobs{bad}", api.support).status_code == 422, bad
+
+
+def test_vps_are_listed_a_page_at_a_time_newest_first_with_filters(tmp_path: Path) -> None:
+    """``GET /v1/vps``: pages that neither repeat nor skip while VPS are ordered meanwhile; a
+    customer's own only; staff filter by customer, status, site."""
+    world = make_world(tmp_path, "lists")  # alice's first VPS, running
+    api = world.api
+    body = {"image": "tiny", "vcpus": 1, "memory_mib": 128, "disk_gib": 1, "ssh_keys": [world.key]}
+    for n in range(4):
+        assert api.call("POST", "/v1/vps", api.alice, json={**body, "name": f"a{n}"}).status_code == 202
+    assert api.call("POST", "/v1/vps", api.bob, json={**body, "name": "b0"}).status_code == 202
+
+    def names(query: str, token: str) -> list[str]:
+        answer = api.call("GET", query, token)
+        assert answer.status_code == 200, answer.text
+        return [v["name"] for v in answer.json()["items"]]
+
+    assert names("/v1/vps", api.alice) == ["a3", "a2", "a1", "a0", "held"]
+    assert names("/v1/vps", api.bob) == ["b0"]
+    assert names(f"/v1/vps?customer_id={customer_id(api, 'bob')}", api.support) == ["b0"]
+    assert names("/v1/vps?status=running", api.support) == ["held"]
+    assert names("/v1/vps?site=Marseille&status=running", api.support) == ["held"]
+    assert names("/v1/vps?site=Paris", api.support) == []
+    assert names("/v1/vps?name=a1", api.alice) == ["a1"]
+
+    seen: list[str] = []
+    first = api.call("GET", "/v1/vps?limit=2", api.alice).json()
+    seen += [v["name"] for v in first["items"]]
+    assert api.call("POST", "/v1/vps", api.alice, json={**body, "name": "late"}).status_code == 202
+    cursor = first["next"]
+    while cursor:
+        page = api.call("GET", f"/v1/vps?limit=2&cursor={cursor}", api.alice).json()
+        seen += [v["name"] for v in page["items"]]
+        cursor = page["next"]
+    assert seen == ["a3", "a2", "a1", "a0", "held"]  # "late" is at the head, for the next walk
+
+    assert api.call("GET", f"/v1/vps?customer_id={customer_id(api, 'bob')}", api.alice).status_code == 403
+    for bad in ("?status=sleeping", "?limit=1000", "?cursor=%%%", "?since=0x10"):
+        answer = api.call("GET", f"/v1/vps{bad}", api.alice)
+        assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json", bad

@@ -148,8 +148,8 @@ def test_accepted_create_and_isolation_between_customers(offline_api: Api, pubke
     assert_problem(offline_api.call("GET", f"/v1/vps/{vps['id']}", offline_api.bob), 404)
     assert_problem(offline_api.call("GET", f"/v1/jobs/{job['id']}", offline_api.bob), 404)
     assert_problem(offline_api.call("DELETE", f"/v1/vps/{vps['id']}?confirm_data_loss=true", offline_api.bob), 404)
-    assert offline_api.call("GET", "/v1/vps", offline_api.bob).json() == []
-    assert [v["id"] for v in offline_api.call("GET", "/v1/vps", offline_api.alice).json()] == [vps["id"]]
+    assert offline_api.call("GET", "/v1/vps", offline_api.bob).json() == {"items": [], "next": None}
+    assert [v["id"] for v in offline_api.call("GET", "/v1/vps", offline_api.alice).json()["items"]] == [vps["id"]]
     assert offline_api.call("GET", f"/v1/vps/{vps['id']}", offline_api.support).json()["host"] == "h1"
     # a malformed id is a 404 too, not a 500
     assert_problem(offline_api.call("GET", "/v1/vps/../../etc", offline_api.alice), 404)

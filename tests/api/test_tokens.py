@@ -190,7 +190,7 @@ def test_customers_are_created_explicitly(offline_api: Api) -> None:
     names = [c["name"] for c in api.call("GET", "/v1/customers", api.support).json()]
     assert names == ["alice", "bob", "carol", "Dupont & Fils"]
     token = new_token(api, api.support, role="customer", customer="Dupont & Fils")["token"]
-    assert api.call("GET", "/v1/vps", token).json() == []
+    assert api.call("GET", "/v1/vps", token).json() == {"items": [], "next": None}
 
 
 def test_an_automation_token_calls_only_what_its_scopes_allow(offline_api: Api, pubkey: str) -> None:
@@ -215,7 +215,7 @@ def test_an_automation_token_calls_only_what_its_scopes_allow(offline_api: Api, 
     for response, words in refusals:
         assert_problem(response, 403, words)
     assert (count(api, Maintenance), count(api, Job), count(api, ApiToken)) == (0, jobs_before, 4)
-    assert [v["id"] for v in api.call("GET", "/v1/vps", robot).json()] == [vps["vps"]["id"]]
+    assert [v["id"] for v in api.call("GET", "/v1/vps", robot).json()["items"]] == [vps["vps"]["id"]]
     assert api.call("GET", f"/v1/jobs/{vps['job']['id']}", robot).status_code == 200
     assert api.call("POST", "/v1/billing/run", robot).status_code == 200
     # support keeps every staff right

@@ -25,8 +25,11 @@ class VpsStatus(enum.StrEnum):
 
 class Vps(SQLModel, table=True):
     # Placement sums what each host's VPS hold from this index alone (compute/hosts.best_host).
+    # Lists read a page newest first from an index, a customer's own or everyone's (api/pages.py).
     __table_args__ = (Index("ix_vps_placement", "host_id", "status", "vcpus", "memory_mib", "disk_gib",
-                            "data_disk_gib_total"),)
+                            "data_disk_gib_total"),
+                      Index("ix_vps_owner_newest", "customer_id", "created_at", "id"),
+                      Index("ix_vps_newest", "created_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     name: str = Field(index=True, max_length=63)
