@@ -9,7 +9,9 @@ written for both: they never name a host."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
 
 from api.schemas.jobs import EventOut, JobOut, JobSummaryOut, ProgressOut
 from api.schemas.vps import BackupOut, DiskOut, HostKeyOut, VpsOut
@@ -57,6 +59,18 @@ def backup_out(vps: Vps, backup: Backup) -> BackupOut:
                      kind=backup.kind, status=backup.status, size_bytes=backup.size_bytes,
                      created_at=backup.created_at, note=backup.note,
                      download=f"/v1/vps/{vps.id}/backups/{backup.id}/download" if exported else None)
+
+
+def vps_list(session: Session, rows: Sequence[Vps], principal: Principal) -> list[VpsOut]:
+    """Many VPS at once (a page): their customers and hosts read in two queries and held while
+    the VPS are rendered, so each ``session.get`` of ``vps_out`` finds them in the session (its
+    identity map holds objects only while something refers to them: without this, two queries
+    per VPS)."""
+    customers = session.exec(select(Customer).where(col(Customer.id).in_({v.customer_id for v in rows}))).all()
+    hosts = session.exec(select(Host).where(col(Host.id).in_({v.host_id for v in rows if v.host_id}))).all()
+    rendered = [vps_out(session, vps, principal) for vps in rows]
+    del customers, hosts
+    return rendered
 
 
 def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> VpsOut:

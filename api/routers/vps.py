@@ -12,7 +12,7 @@ from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import VpsJobOut, VpsOut
 from api.scopes import scoped
-from api.views import job_out, vps_out
+from api.views import job_out, vps_list, vps_out
 from orchestrator.core.access import owned, visible_vps
 from orchestrator.core.errors import Forbidden
 from orchestrator.core.models import Host, Vps, VpsStatus
@@ -65,7 +65,7 @@ def list_vps(
     query = filtered(query, ((Vps.status, status), (Vps.name, name), (Vps.customer_id, customer_id)),
                      Vps.created_at, since, until)
     rows = session.exec(newest_first(query, Vps.created_at, Vps.id, cursor, limit)).all()
-    return Page[VpsOut](items=[vps_out(session, v, principal) for v in rows[:limit]], next=following(rows, limit))
+    return Page[VpsOut](items=vps_list(session, rows[:limit], principal), next=following(rows, limit))
 
 
 @router.get("/{vps_id}", response_model=VpsOut)

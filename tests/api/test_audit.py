@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, func, select
 
 from orchestrator.core.models import Audit, Customer
@@ -184,6 +185,22 @@ def test_vps_are_listed_a_page_at_a_time_newest_first_with_filters(tmp_path: Pat
         seen += [v["name"] for v in page["items"]]
         cursor = page["next"]
     assert seen == ["a3", "a2", "a1", "a0", "held"]  # "late" is at the head, for the next walk
+
+    # A page costs the same number of statements whatever it holds (no query per VPS)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(api.engine, "before_cursor_execute", count)
+    try:
+        assert len(names("/v1/vps", api.alice)) == 6
+        six = len(statements)
+        statements.clear()
+        assert len(names("/v1/vps", api.bob)) == 1
+        assert len(statements) == six, statements
+    finally:
+        event.remove(api.engine, "before_cursor_execute", count)
 
     assert api.call("GET", f"/v1/vps?customer_id={customer_id(api, 'bob')}", api.alice).status_code == 403
     for bad in ("?status=sleeping", "?limit=1000", "?cursor=%%%", "?since=0x10"):
