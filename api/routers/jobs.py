@@ -11,8 +11,7 @@ from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.schemas.jobs import JobOut, JobSummaryOut
 from api.scopes import scoped
 from api.views import job_out, job_summary
-from orchestrator.core.access import visible_job
-from orchestrator.core.errors import Forbidden
+from orchestrator.core.access import listed_customer, visible_job
 from orchestrator.core.models import Job, JobStatus, Vps
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[scoped("vps")])
@@ -34,12 +33,9 @@ def list_jobs(
     """Jobs, newest first, without their events (``GET /v1/jobs/{id}`` has them): a customer's
     are those of their VPS; staff see every job."""
     query = select(Job)
-    if not principal.is_staff:
-        if customer_id is not None:
-            raise Forbidden("customer_id is a staff filter: a customer sees only their own jobs")
-        query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == principal.customer_id)
-    elif customer_id is not None:
-        query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == customer_id)
+    owner = listed_customer(principal, customer_id)
+    if owner is not None:
+        query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == owner)
     query = filtered(query, ((Job.vps_id, vps_id), (Job.kind, kind), (Job.status, status)), Job.created_at,
                      since, until)
     rows = session.exec(newest_first(query, Job.created_at, Job.id, cursor, limit)).all()

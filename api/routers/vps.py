@@ -13,8 +13,7 @@ from api.schemas.jobs import JobAccepted
 from api.schemas.vps import VpsJobOut, VpsOut
 from api.scopes import scoped
 from api.views import job_out, vps_list, vps_out
-from orchestrator.core.access import owned, visible_vps
-from orchestrator.core.errors import Forbidden
+from orchestrator.core.access import listed_customer, visible_vps
 from orchestrator.core.models import Host, Vps, VpsStatus
 from orchestrator.engine.context import Request
 from orchestrator.engine.operation import request
@@ -55,14 +54,13 @@ def list_vps(
     cursor: Cursor = None,
 ) -> Page[VpsOut]:
     """Your VPS (staff: everyone's), newest first, a page at a time."""
-    if customer_id is not None and not principal.is_staff:
-        raise Forbidden("customer_id is a staff filter: a customer sees only their own VPS")
-    query = owned(select(Vps), Vps.customer_id, principal)
+    query = select(Vps)
     if not include_deleted and status is None:
         query = query.where(Vps.status != VpsStatus.deleted)
     if site is not None:
         query = query.where(col(Vps.host_id).in_(select(Host.id).where(Host.site == site)))
-    query = filtered(query, ((Vps.status, status), (Vps.name, name), (Vps.customer_id, customer_id)),
+    query = filtered(query, ((Vps.customer_id, listed_customer(principal, customer_id)), (Vps.status, status),
+                             (Vps.name, name)),
                      Vps.created_at, since, until)
     rows = session.exec(newest_first(query, Vps.created_at, Vps.id, cursor, limit)).all()
     return Page[VpsOut](items=vps_list(session, rows[:limit], principal), next=following(rows, limit))

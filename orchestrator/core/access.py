@@ -45,6 +45,18 @@ def owned(query: Q, customer_column: Any, principal: Principal) -> Q:
     return query if principal.is_staff else query.where(customer_column == principal.customer_id)
 
 
+def listed_customer(principal: Principal, customer_id: int | None) -> int | None:
+    """Whose records a list shows: a customer's own (naming another customer, even themself, is
+    staff's filter: Forbidden); for staff the customer filtered on, None for everyone's."""
+    if principal.is_staff:
+        return customer_id
+    if customer_id is not None:
+        raise Forbidden("customer_id is a staff filter: a customer sees only their own records")
+    if principal.customer_id is None:
+        raise Forbidden("this token belongs to no customer")
+    return principal.customer_id
+
+
 def visible_vps(session: Session, principal: Principal, vps_id: str) -> Vps:
     return visible(session, Vps, vps_id, principal, "VPS")
 

@@ -20,6 +20,7 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     with op.batch_alter_table("audit") as batch:
         batch.add_column(sa.Column("customer_id", sa.Integer(), nullable=True))
