@@ -11,7 +11,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from orchestrator.core import models  # noqa: F401  (registers the tables)
+from orchestrator.core import eventlog, models  # noqa: F401  (registers the tables; events follow changes)
 from orchestrator.core.files import private_dir, private_file
 from orchestrator.core.migrations import migrate
 from orchestrator.core.settings import Settings

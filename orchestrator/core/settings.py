@@ -228,13 +228,33 @@ class MailSettings(Group):
     poll_seconds: float = env("OUTBOX_POLL_SECONDS", 5.0, gt=0, le=HOUR)
 
 
+class EventSettings(Group):
+    """Webhooks and the event stream (orchestrator/notify/webhooks.py, api/routers/events.py)."""
+
+    # The key that encrypts webhooks' signing secrets in the database (a Fernet key: 32 bytes,
+    # urlsafe base64); unset: generated once in <state_dir>/webhook.key (0600). Processes that
+    # share a database share this key.
+    webhook_key: SecretStr | None = env("WEBHOOK_KEY", None)
+    timeout_seconds: float = env("WEBHOOK_TIMEOUT_SECONDS", 5.0, gt=0, le=60)  # one delivery's POST
+    max_attempts: int = env("WEBHOOK_MAX_ATTEMPTS", 6, ge=1, le=50)  # deliveries of one event, then given up
+    retry_seconds: float = env("WEBHOOK_RETRY_SECONDS", 30.0, ge=0, le=DAY)  # doubles on each failure
+    max_backoff_seconds: float = env("WEBHOOK_MAX_BACKOFF_SECONDS", HOUR, ge=0, le=DAY)
+    disable_after: int = env("WEBHOOK_DISABLE_AFTER", 20, ge=1, le=10_000)  # consecutive failures
+    poll_seconds: float = env("WEBHOOK_POLL_SECONDS", 2.0, gt=0, le=HOUR)
+    heartbeat_seconds: float = env("EVENTS_HEARTBEAT_SECONDS", 15.0, gt=0, le=HOUR)  # SSE comment lines
+    stream_poll_seconds: float = env("EVENTS_POLL_SECONDS", 1.0, gt=0, le=60)  # new events in the database
+    # A gap in event ids (a transaction that took its id but has not committed yet, or rolled
+    # back) holds a stream this long at most before it moves on past it.
+    gap_wait_seconds: float = env("EVENTS_GAP_WAIT_SECONDS", 5.0, ge=0, le=600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
     GROUPS: ClassVar[dict[str, type[Group]]] = {
         "db": DatabaseSettings, "api": ApiSettings, "hosts": HostSettings, "capacity": CapacitySettings,
         "limits": LimitSettings, "quotas": QuotaSettings, "lifecycle": LifecycleSettings, "jobs": JobSettings,
         "periodic": PeriodicSettings, "contract": ContractSettings, "hooks": HookSettings,
-        "smtp": SmtpSettings, "mail": MailSettings,
+        "smtp": SmtpSettings, "mail": MailSettings, "events": EventSettings,
     }
 
     state_dir: Path = env("STATE_DIR", Path("/var/lib/vpsctl"))  # database file, built images, exports
@@ -258,6 +278,7 @@ class Settings(BaseSettings):
     hooks: HookSettings = Field(default_factory=HookSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     def __init__(self, **values: Any) -> None:
         known = set(type(self).model_fields) | set(_flat_names())

@@ -15,6 +15,7 @@ from orchestrator.core.models.contract import (
     Maintenance,
     MaintenanceVps,
 )
+from orchestrator.core.models.events import Event, Webhook, WebhookDelivery
 from orchestrator.core.models.fleet import Host, HostImage, Image
 from orchestrator.core.models.jobs import IdempotentRequest, Job, JobEvent, JobStatus
 from orchestrator.core.models.notices import Outbox
@@ -24,8 +25,8 @@ from orchestrator.core.models.vps import Backup, TrafficCounter, TrafficSample, 
 
 __all__ = [
     "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Counter", "Customer", "DdaRequest",
-    "Erasure", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
+    "Erasure", "Event", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
     "JobEvent", "JobStatus",
     "Maintenance", "MaintenanceVps", "Outbox", "PaymentDefault", "Quota", "Role", "Subscription", "SyntecIndex",
-    "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "new_id",
+    "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "Webhook", "WebhookDelivery", "new_id",
 ]
