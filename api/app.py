@@ -23,6 +23,7 @@ from api.routers import (
     console,
     customers,
     dda,
+    events,
     evidence,
     health,
     hosts,
@@ -38,8 +39,10 @@ from api.routers import (
     subscriptions,
     tokens,
     vps,
+    webhooks,
 )
 from api.scopes import check_declared
+from api.serving import closing_event
 from orchestrator import __version__
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core import clock
@@ -47,7 +50,7 @@ from orchestrator.core.db import make_engine
 from orchestrator.core.settings import Settings, get_settings
 from orchestrator.engine import ticker
 from orchestrator.engine.worker import Worker
-from orchestrator.notify import start_outbox_thread
+from orchestrator.notify import start_outbox_thread, start_webhook_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ Every route but `/healthz` and the docs needs `Authorization: Bearer <token>`
 (`vpsctl token create`, or `POST /v1/tokens`); an expired or revoked token is a `401`.
 Tokens are of three roles: a customer's act for that customer only; support has every staff
 right; automation only what its token's scopes allow (`<family>:read` for GET, `<family>:write`
-otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers), else `403`
+otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers, webhooks, events), else `403`
 naming the missing scope. Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
 Errors are `application/problem+json` documents (RFC 9457).
 """
@@ -66,7 +69,8 @@ Errors are `application/problem+json` documents (RFC 9457).
 
 ROUTERS = tuple(module.router for module in (
     health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices, change_orders,
-    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit, metrics))
+    incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit, metrics,
+    webhooks, events))
 
 
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:
@@ -84,10 +88,12 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
             worker.start_thread()
             app.state.worker = worker
             start_outbox_thread(engine, settings, outbox_stop)
+            start_webhook_thread(engine, settings, outbox_stop)
             ticker.start_thread(engine, settings, outbox_stop)
         try:
             yield
         finally:
+            closing_event(app).set()  # event streams end (api/serving.py)
             outbox_stop.set()
             if worker is not None:
                 worker.stop()
@@ -96,6 +102,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
 
     app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    closing_event(app)
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs
     errors.install(app)

@@ -71,8 +71,7 @@ def serve(
     worker: Annotated[bool, typer.Option(help="Run a worker in this process")] = True,
 ) -> None:
     """Run the HTTP API (and, by default, a worker) on the embedded defaults."""
-    import uvicorn
-
+    from api import serving
     from api.app import create_app
 
     _logging()
@@ -94,7 +93,7 @@ def serve(
     err.print(f"vpsctl API on http://{listen_host}:{listen_port}  (docs: /docs)")
     err.print("get a token with: vpsctl token create --role support   (a customer's: vpsctl customer create "
               "NAME --email E --language fr|en, then vpsctl token create --role customer --customer NAME)")
-    uvicorn.run(create_app(settings, run_worker=worker), host=listen_host, port=listen_port, log_level="info")
+    serving.run(create_app(settings, run_worker=worker), host=listen_host, port=listen_port, log_level="info")
 
 
 @app.command("worker")
@@ -103,7 +102,7 @@ def run_worker() -> None:
     import orchestrator.workflows  # noqa: F401  (registers operations, workflows, periodic duties)
     from orchestrator.engine import ticker
     from orchestrator.engine.worker import Worker
-    from orchestrator.notify import start_outbox_thread
+    from orchestrator.notify import start_outbox_thread, start_webhook_thread
 
     _logging()
     settings = _settings()
@@ -111,6 +110,7 @@ def run_worker() -> None:
     worker = Worker(engine, settings)
     outbox_stop = threading.Event()
     start_outbox_thread(engine, settings, outbox_stop)
+    start_webhook_thread(engine, settings, outbox_stop)
     ticker.start_thread(engine, settings, outbox_stop)
 
     def stop(*_: object) -> None:

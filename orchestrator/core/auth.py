@@ -50,6 +50,9 @@ SCOPES: dict[str, str] = {
     "customers:write": "create customers",
     "audit:read": "the audit log",
     "metrics:read": "GET /metrics (Prometheus)",
+    "webhooks:read": "webhooks and their delivery logs",
+    "webhooks:write": "make, delete and enable webhooks (staff webhooks: every event)",
+    "events:read": "the event stream GET /v1/events (every event)",
 }
 
 

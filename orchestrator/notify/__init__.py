@@ -1,4 +1,5 @@
-"""Email notices: templates (French and English), a durable outbox and an SMTP sender.
+"""Email notices: templates (French and English), a durable outbox and an SMTP sender; webhooks
+(``orchestrator.notify.webhooks``: signed POSTs of the event log, retried, beside the outbox).
 May import ``core`` and ``contract`` (the calendar, for the dates notices show).
 
     from orchestrator.notify import enqueue, delivery_context
@@ -23,6 +24,7 @@ from orchestrator.notify.outbox import (
 )
 from orchestrator.notify.smtp import FunctionSender, Sender, SmtpRefused, SmtpSender, build_message
 from orchestrator.notify.templates import SPECS, RenderedEmail, TemplateSpec, normalize_language, render
+from orchestrator.notify.webhooks import start_webhook_thread
 
 __all__ = [
     "FAILED",
@@ -46,4 +48,5 @@ __all__ = [
     "requeue",
     "run_outbox_forever",
     "start_outbox_thread",
+    "start_webhook_thread",
 ]
