@@ -11,14 +11,16 @@ from typing import Any
 
 import uvicorn
 
+from api.serving import Server
 from tests.smtp import free_port
 
 
 @contextmanager
 def serving(app: Any) -> Iterator[int]:
-    """``app`` listening on 127.0.0.1 (the port), until the block ends."""
+    """``app`` listening on 127.0.0.1 (the port), until the block ends (its event streams end
+    with it: api/serving.py)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
