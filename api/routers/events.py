@@ -12,8 +12,9 @@ Event ids are given in the order the events were recorded; on PostgreSQL a trans
 an id and commit after a later one.  The stream never moves past a missing id until it appears,
 or for ``events.gap_wait_seconds`` at most (a rolled-back transaction leaves its id unused).
 
-The stream ends when the client leaves or the server shuts down (``app.state.closing``, set by
-api/serving.py and by the application's lifespan)."""
+The stream ends when the client leaves, when the token it was opened with is revoked or expires
+(checked at each heartbeat; the reconnection is then a 401), or when the server shuts down
+(``app.state.closing``, set by api/serving.py and by the application's lifespan)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ from api.deps import CurrentPrincipal, EngineDep, SettingsDep
 from api.scopes import scoped
 from api.serving import closing_event
 from orchestrator.core import eventlog
-from orchestrator.core.auth import Principal
+from orchestrator.core.auth import Principal, token_status
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import Forbidden, InvalidRequest
-from orchestrator.core.models import Event
+from orchestrator.core.models import ApiToken, Event
 
 router = APIRouter(tags=["events"], dependencies=[scoped("events")])
 
@@ -58,6 +59,14 @@ class Reader:
     cursor: int
     gap_wait: float
     gap_since: dict[int, float] = field(default_factory=dict)  # first id after a gap -> when first seen
+
+    def valid(self) -> bool:
+        """Whether the token the stream was opened with is still good (not revoked, not expired)."""
+        if self.principal.token_id is None:
+            return True
+        with Session(self.engine) as session:
+            record = session.get(ApiToken, self.principal.token_id)
+            return record is not None and token_status(record) == "active"
 
     def read(self) -> list[Event]:
         with Session(self.engine) as session:
@@ -139,6 +148,8 @@ async def stream_events(
                 yield frame(event)
                 beat = time.monotonic()
             if time.monotonic() - beat >= heartbeat:
+                if not await run_in_threadpool(reader.valid):
+                    return  # revoked or expired: the reconnection gets its 401
                 yield ": keep-alive\n\n"
                 beat = time.monotonic()
             if await request.is_disconnected():

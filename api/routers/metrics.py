@@ -23,7 +23,7 @@ from api.deps import EngineDep, StaffPrincipal
 from api.scopes import scoped
 from orchestrator.compute.hosts import allocations
 from orchestrator.core.clock import utcnow
-from orchestrator.core.models import Audit, Host, Job, JobStatus, Outbox
+from orchestrator.core.models import Audit, Host, Job, JobStatus, Outbox, Webhook, WebhookDelivery
 
 router = APIRouter(tags=["metrics"], dependencies=[scoped("metrics")])
 
@@ -51,6 +51,7 @@ class StateCollector:
             yield from self._outbox(session)
             yield from self._hosts(session)
             yield from self._audit(session)
+            yield from self._webhooks(session)
 
     def _jobs(self, session: Session) -> Iterator[Metric]:
         count = GaugeMetricFamily("vpsctl_jobs", "Jobs by kind and status", labels=["kind", "status"])
@@ -121,12 +122,27 @@ class StateCollector:
             drift.add_metric([action], n)
         yield drift
 
+    def _webhooks(self, session: Session) -> Iterator[Metric]:
+        deliveries = GaugeMetricFamily("vpsctl_webhook_deliveries", "Webhook delivery attempts by status "
+                                       "(pending: the backlog)", labels=["status"])
+        failures = 0
+        for status, n in session.exec(select(WebhookDelivery.status, func.count())
+                                      .group_by(col(WebhookDelivery.status))).all():
+            deliveries.add_metric([status], n)
+            failures += n if status == "failed" else 0
+        yield deliveries
+        yield CounterMetricFamily("vpsctl_webhook_failures", "Webhook delivery attempts that failed (a deleted "
+                                  "webhook takes its own away)", value=failures)
+        disabled = session.exec(select(func.count()).select_from(Webhook).where(col(Webhook.enabled).is_(False))).one()
+        yield GaugeMetricFamily("vpsctl_webhooks_disabled", "Webhooks disabled by failures in a row", value=disabled)
+
 
 @router.get("/metrics", response_class=Response, operation_id="metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(engine: EngineDep, _staff: StaffPrincipal) -> Response:
     """Jobs by kind and status, job durations, queue depth and age of the oldest ready job, the
-    email backlog, hosts' capacity and allocation, hook failures, reconciliation findings."""
+    email backlog, hosts' capacity and allocation, hook failures, reconciliation findings, webhook
+    deliveries and failures."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(engine))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

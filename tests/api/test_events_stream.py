@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from orchestrator.core.models import Customer, Event
+from orchestrator.core.auth import create_token, hash_token, revoke_token
+from orchestrator.core.models import ApiToken, Customer, Event, Role
 from tests.api.fakeworld import World, make_world
 from tests.served import serving
 
@@ -142,3 +143,32 @@ def test_an_idle_stream_sends_heartbeats_and_ends_when_the_server_shuts_down(tmp
         shutting = time.monotonic()
     assert ended.wait(5), "the stream did not end with the server"
     assert time.monotonic() - shutting < 5
+
+
+def test_a_stream_ends_when_its_token_is_revoked(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "revoked", events_heartbeat_seconds=0.3, events_poll_seconds=0.1)
+    api = world.api
+    with Session(api.engine) as session:
+        token = create_token(session, Role.customer, "alice")
+        record = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).one()
+    ended = threading.Event()
+
+    def listen(port: int) -> None:
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/events", timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status_code == 200
+            for _frame in frames(response):
+                pass
+        ended.set()
+
+    with serving(api.client.app) as port:
+        reader = threading.Thread(target=listen, args=(port,), daemon=True)
+        reader.start()
+        time.sleep(0.8)
+        assert not ended.is_set()
+        with Session(api.engine) as session:
+            revoke_token(session, record, "tests")
+            session.commit()
+        assert ended.wait(5), "the stream outlived its token"
+        again = httpx.get(f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": f"Bearer {token}"})
+        assert again.status_code == 401

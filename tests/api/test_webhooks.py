@@ -115,6 +115,9 @@ def test_failures_in_a_row_disable_a_webhook_its_owner_enables_it_and_the_waitin
         shown = api.call("GET", f"/v1/webhooks/{hook['id']}", api.alice).json()
         assert (shown["enabled"], shown["consecutive_failures"]) == (False, 3) and shown["disabled_at"]
         assert webhooks.deliver_due(engine, settings) == 0
+        scraped = api.call("GET", "/metrics", api.support).text
+        assert "vpsctl_webhook_failures_total 3.0" in scraped and "vpsctl_webhooks_disabled 1.0" in scraped
+        assert 'vpsctl_webhook_deliveries{status="pending"} 1.0' in scraped
 
         # R7-confidential: someone else's webhook does not exist for bob.
         for method, suffix in (("GET", ""), ("POST", "/enable"), ("GET", "/deliveries"), ("DELETE", "")):
