@@ -216,3 +216,27 @@ def test_settings_reject_a_bad_webhook_key(tmp_path: Path) -> None:
         seal(Settings(state_dir=tmp_path, webhook_key="short"), "whsec_x")
     sealed = seal(Settings(state_dir=tmp_path), "whsec_x")
     assert (tmp_path / "webhook.key").stat().st_mode & 0o077 == 0 and "whsec_x" not in sealed
+
+
+def test_incidents_and_invoices_reach_their_customers_webhook_only(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "money", **FAST)
+    api, engine, settings = world.api, world.api.engine, world.api.settings
+    with receiving() as alice_end, receiving() as bob_end:
+        make_hook(world, api.alice, alice_end.url, ["invoice.*", "incident.*"])
+        make_hook(world, api.bob, bob_end.url, ["*"])
+        opened = api.call("POST", "/v1/incidents", api.support,
+                          json={"vps_id": world.vps_id, "malfunction": "network", "description": "switch"})
+        assert opened.status_code == 201, opened.text
+        resolved = api.call("POST", f"/v1/incidents/{opened.json()['id']}/resolve", api.support,
+                            json={"resolution": "switch replaced"})
+        assert resolved.status_code == 200, resolved.text
+        fee = api.call("POST", "/v1/customers/alice/blacklist-complaints", api.support, json={"complaints": 1})
+        assert fee.status_code == 201, fee.text
+        webhooks.deliver_due(engine, settings)
+        got = [r.event for r in alice_end.wait(3)]
+        assert [e["type"] for e in got] == ["incident.opened", "incident.resolved", "invoice.issued"]
+        assert got[0]["data"]["incident_id"] == opened.json()["id"] and got[0]["vps_id"] == world.vps_id
+        invoice = fee.json()["invoice"]
+        assert (got[2]["data"]["invoice_id"], got[2]["data"]["total_ttc"]) == (invoice["id"], invoice["total_ttc"])
+        assert "description" not in got[0]["data"]
+        assert bob_end.received == []
