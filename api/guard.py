@@ -14,7 +14,9 @@
    (``Principal.account``: a customer, or one staff token) and key: the same key with the same
    request (method, path, query, body) gets the first answer again (``Idempotent-Replayed:
    true``), with another request ``422``, and while the first is still being answered ``409``.
-   Answers of 500 and above are not kept (the request may be tried again with the same key).
+   Answers of 500 and above are not kept (the request may be tried again with the same key); an
+   answer marked ``Cache-Control: no-store`` (a secret shown once) is not kept either, its replay
+   is a ``409`` saying so.
 
 WebSockets pass through: the console route authenticates its own opening.
 """
@@ -83,6 +85,7 @@ class Captured:
     status: int = 0
     content_type: str = ""
     body: bytearray = field(default_factory=bytearray)
+    no_store: bool = False  # ``Cache-Control: no-store``: the answer holds a secret shown once
 
 
 class Guard:
@@ -201,6 +204,8 @@ class Guard:
                 for name, value in message.get("headers", []):
                     if name.lower() == b"content-type":
                         captured.content_type = value.decode("latin-1")
+                    if name.lower() == b"cache-control" and b"no-store" in value.lower():
+                        captured.no_store = True
             elif message["type"] == "http.response.body":
                 captured.body += message.get("body", b"")
             await send(message)
@@ -231,6 +236,14 @@ class Guard:
                 return
             if captured.status == 0 or captured.status >= 500 or len(captured.body) > KEPT_BODY_BYTES:
                 session.delete(row)  # not answered, or not for good: the key may be used again
+            elif captured.no_store and captured.status < 300:
+                # A secret shown once (a webhook's) is never stored in clear: the key stays used, and
+                # a replay is told so instead of getting the secret again.
+                row.status, row.content_type, row.answered_at = 409, "application/problem+json", utcnow()
+                row.body = json.dumps({"type": "about:blank", "title": "Conflict", "status": 409, "detail": (
+                    "this Idempotency-Key was answered already with a secret shown once, which is not kept: "
+                    "the first answer made the resource (list them to find it)")})
+                session.add(row)
             else:
                 row.status, row.content_type = captured.status, captured.content_type
                 row.body, row.answered_at = captured.body.decode("utf-8", "replace"), utcnow()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
@@ -37,10 +37,12 @@ def _visible(session: Session, principal: Principal, webhook_id: str) -> Webhook
 
 
 @router.post("", response_model=NewWebhookOut, status_code=status.HTTP_201_CREATED, operation_id="create_webhook")
-def create_webhook(body: WebhookBody, session: SessionDep, settings: SettingsDep,
-                   principal: CurrentPrincipal) -> NewWebhookOut:
+def create_webhook(body: WebhookBody, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+                   response: Response) -> NewWebhookOut:
     """A webhook: a customer's receives their own events, staff's every event. The answer holds
-    the signing secret, once; it is stored encrypted and never shown again."""
+    the signing secret, once; it is stored encrypted and never shown again (nor kept for an
+    Idempotency-Key's replay)."""
+    response.headers["Cache-Control"] = "no-store"
     hook, secret = webhooks.create(session, settings, principal, body.url, body.events)
     return NewWebhookOut(**webhook_out(hook).model_dump(), secret=secret)
 

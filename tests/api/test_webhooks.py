@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.core.models import Customer, Event, Webhook, WebhookDelivery
+from orchestrator.core.models import Customer, Event, IdempotentRequest, Webhook, WebhookDelivery
 from orchestrator.core.settings import Settings
 from orchestrator.notify import webhooks
 from orchestrator.notify.webhooks import start_webhook_thread
@@ -240,3 +240,18 @@ def test_incidents_and_invoices_reach_their_customers_webhook_only(tmp_path: Pat
         assert (got[2]["data"]["invoice_id"], got[2]["data"]["total_ttc"]) == (invoice["id"], invoice["total_ttc"])
         assert "description" not in got[0]["data"]
         assert bob_end.received == []
+
+
+def test_an_idempotent_creation_keeps_no_secret_and_makes_one_webhook(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "idem")
+    api = world.api
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
+    first = api.call("POST", "/v1/webhooks", api.alice, json=body, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == 201 and first.headers["cache-control"] == "no-store"
+    again = api.call("POST", "/v1/webhooks", api.alice, json=body, headers={"Idempotency-Key": "k1"})
+    assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
+    assert first.json()["secret"] not in again.text
+    with Session(api.engine) as session:
+        assert session.exec(select(func.count()).select_from(Webhook)).one() == 1
+        kept = session.exec(select(IdempotentRequest)).all()
+        assert kept and all(first.json()["secret"] not in row.body for row in kept)
