@@ -45,6 +45,7 @@ from orchestrator.core.models import ApiToken, Event
 router = APIRouter(tags=["events"], dependencies=[scoped("events")])
 
 BATCH = 500
+open_streams = 0  # in this process (tests watch it)
 MEDIA = "text/event-stream"
 MAX_ID = 2**63 - 1
 
@@ -140,6 +141,15 @@ async def stream_events(
     heartbeat, poll = settings.events.heartbeat_seconds, settings.events.stream_poll_seconds
 
     async def frames() -> AsyncIterator[str]:
+        global open_streams
+        open_streams += 1
+        try:
+            async for chunk in _frames():
+                yield chunk
+        finally:
+            open_streams -= 1
+
+    async def _frames() -> AsyncIterator[str]:
         yield ": stream open\nretry: 2000\n\n"
         beat = time.monotonic()
         while not closing.is_set():

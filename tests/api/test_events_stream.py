@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
+from api.routers import events
 from orchestrator.core.auth import create_token, hash_token, revoke_token
 from orchestrator.core.models import ApiToken, Customer, Event, Role
 from tests.api.fakeworld import World, make_world
@@ -172,3 +173,17 @@ def test_a_stream_ends_when_its_token_is_revoked(tmp_path: Path) -> None:
         assert ended.wait(5), "the stream outlived its token"
         again = httpx.get(f"http://127.0.0.1:{port}/v1/events", headers={"Authorization": f"Bearer {token}"})
         assert again.status_code == 401
+
+
+def test_a_client_that_leaves_ends_its_stream_on_the_server(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "leave", events_heartbeat_seconds=0.3, events_poll_seconds=0.1)
+    with serving(world.api.client.app) as port:
+        assert events.open_streams == 0
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/events", timeout=10,
+                          headers={"Authorization": f"Bearer {world.api.alice}"}) as response:
+            next(response.iter_lines())
+            assert events.open_streams == 1
+        deadline = time.monotonic() + 5
+        while events.open_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert events.open_streams == 0
