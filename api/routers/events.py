@@ -60,6 +60,7 @@ class Reader:
     cursor: int
     gap_wait: float
     gap_since: dict[int, float] = field(default_factory=dict)  # first id after a gap -> when first seen
+    more: bool = False  # the last read stopped at its batch's end: read again at once
 
     def valid(self) -> bool:
         """Whether the token the stream was opened with is still good (not revoked, not expired)."""
@@ -76,11 +77,13 @@ class Reader:
             wanted: list[int] = []
             last = self.cursor
             old = utcnow() - timedelta(seconds=self.gap_wait)
+            self.more = len(ids) == BATCH
             for event_id, customer_id, created_at in ids:
                 assert event_id is not None
                 if event_id != last + 1 and (created_at is None or created_at > old):
                     first = self.gap_since.setdefault(event_id, time.monotonic())
                     if time.monotonic() - first < self.gap_wait:
+                        self.more = False
                         break
                 last = event_id
                 if self.principal.is_staff or customer_id == self.principal.customer_id:
@@ -164,7 +167,8 @@ async def stream_events(
                 beat = time.monotonic()
             if await request.is_disconnected():
                 return
-            await _wait(closing, min(poll, heartbeat), seen)
+            if not reader.more:
+                await _wait(closing, min(poll, heartbeat), seen)
 
     return StreamingResponse(frames(), media_type=MEDIA,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

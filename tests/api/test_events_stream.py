@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import Session, col, select
 
 from api.routers import events
@@ -62,7 +63,9 @@ def recorded(world: World, customer: str | None, after: int = 0) -> list[tuple[i
         return [(e.id or 0, e.type) for e in session.exec(query).all()]
 
 
-def test_a_stream_resumed_with_last_event_id_loses_and_repeats_nothing(tmp_path: Path) -> None:
+def test_a_stream_resumed_with_last_event_id_loses_and_repeats_nothing(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "BATCH", 3)  # the log read in several batches
     world = make_world(tmp_path, "stream", events_poll_seconds=0.1)
     api = world.api
     history = recorded(world, "alice")
