@@ -38,6 +38,7 @@ class Receiver:
     port: int
     answers: list[int] = field(default_factory=list)  # the next answers, in order; then ``otherwise``
     otherwise: int = 200
+    delay: float = 0.0  # seconds before answering
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,6 +67,7 @@ def receiving(**options: Any) -> Iterator[Receiver]:
             with receiver.lock:
                 status = receiver.answers.pop(0) if receiver.answers else receiver.otherwise
                 receiver.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body, status))
+            time.sleep(receiver.delay)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -74,6 +76,8 @@ def receiving(**options: Any) -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
     receiver = Receiver(server.server_address[1], **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -241,6 +241,7 @@ class EventSettings(Group):
     max_backoff_seconds: float = env("WEBHOOK_MAX_BACKOFF_SECONDS", HOUR, ge=0, le=DAY)
     disable_after: int = env("WEBHOOK_DISABLE_AFTER", 20, ge=1, le=10_000)  # consecutive failures
     poll_seconds: float = env("WEBHOOK_POLL_SECONDS", 2.0, gt=0, le=HOUR)
+    slots: int = env("WEBHOOK_SLOTS", 4, ge=1, le=64)  # POSTs one process makes at once
     heartbeat_seconds: float = env("EVENTS_HEARTBEAT_SECONDS", 15.0, gt=0, le=HOUR)  # SSE comment lines
     stream_poll_seconds: float = env("EVENTS_POLL_SECONDS", 1.0, gt=0, le=60)  # new events in the database
     # A gap in event ids (a transaction that took its id but has not committed yet, or rolled

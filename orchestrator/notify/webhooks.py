@@ -11,7 +11,8 @@ POSTs, delivered by a loop beside the job worker.
   POSTs outside any transaction with ``events.timeout_seconds``, then records the answer: a 2xx
   is ``succeeded``; anything else (status, timeout, refused connection) is ``failed`` with the
   status code or the error, and the next attempt is queued after a doubling delay until
-  ``events.max_attempts``.  Redirects are not followed (a 3xx is a failure).
+  ``events.max_attempts``.  Redirects are not followed (a 3xx is a failure).  ``events.slots``
+  POSTs run at once: a slow endpoint holds one.
 - ``events.disable_after`` failed attempts in a row disable the webhook (its pending deliveries
   wait); its owner enables it again (``enable``) and they are sent.
 - Delivery is at least once: a receiver deduplicates by ``Webhook-Id`` (the event's id, the same
@@ -30,6 +31,7 @@ import logging
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -241,22 +243,35 @@ def _finish(engine: Engine, settings: Settings, claim: _Claim, status_code: int 
         session.add(hook)
 
 
+def _send(engine: Engine, settings: Settings, client: httpx.Client, claim: _Claim) -> None:
+    started = time.monotonic()
+    status_code, error = _post(client, claim)
+    _finish(engine, settings, claim, status_code, error, int((time.monotonic() - started) * 1000))
+
+
 def deliver_due(engine: Engine, settings: Settings, *, limit: int = BATCH,
                 client: httpx.Client | None = None) -> int:
-    """Send the deliveries that are due (each at most once per call, ``limit`` at most); returns
-    how many were tried."""
+    """Send the deliveries that are due (each at most once per call, ``limit`` at most), up to
+    ``events.slots`` at once (a slow endpoint holds one slot, not the others); returns how many
+    were tried."""
     own = client is None
     http = client or httpx.Client(timeout=settings.events.timeout_seconds, follow_redirects=False, trust_env=False)
     tried: set[str] = set()
+    slots = settings.events.slots
     try:
-        while len(tried) < limit:
-            claim = _claim_next(engine, settings, tried)
-            if claim is None:
-                break
-            tried.add(claim.id)
-            started = time.monotonic()
-            status_code, error = _post(http, claim)
-            _finish(engine, settings, claim, status_code, error, int((time.monotonic() - started) * 1000))
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="vpsctl-webhook") as pool:
+            while len(tried) < limit:
+                claims: list[_Claim] = []
+                while len(claims) < slots and len(tried) < limit:
+                    claim = _claim_next(engine, settings, tried)
+                    if claim is None:
+                        break
+                    tried.add(claim.id)
+                    claims.append(claim)
+                if not claims:
+                    break
+                for done in [pool.submit(_send, engine, settings, http, claim) for claim in claims]:
+                    done.result()
     finally:
         if own:
             http.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
+from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Customer, Event, IdempotentRequest, Webhook, WebhookDelivery
 from orchestrator.core.settings import Settings
 from orchestrator.notify import webhooks
@@ -233,7 +235,7 @@ def test_incidents_and_invoices_reach_their_customers_webhook_only(tmp_path: Pat
         fee = api.call("POST", "/v1/customers/alice/blacklist-complaints", api.support, json={"complaints": 1})
         assert fee.status_code == 201, fee.text
         webhooks.deliver_due(engine, settings)
-        got = [r.event for r in alice_end.wait(3)]
+        got = sorted((r.event for r in alice_end.wait(3)), key=lambda e: int(e["id"]))  # sent side by side
         assert [e["type"] for e in got] == ["incident.opened", "incident.resolved", "invoice.issued"]
         assert got[0]["data"]["incident_id"] == opened.json()["id"] and got[0]["vps_id"] == world.vps_id
         invoice = fee.json()["invoice"]
@@ -255,3 +257,27 @@ def test_an_idempotent_creation_keeps_no_secret_and_makes_one_webhook(tmp_path: 
         assert session.exec(select(func.count()).select_from(Webhook)).one() == 1
         kept = session.exec(select(IdempotentRequest)).all()
         assert kept and all(first.json()["secret"] not in row.body for row in kept)
+
+
+def test_a_slow_endpoint_does_not_hold_up_another(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "slow", webhook_timeout_seconds=3, webhook_slots=2, webhook_retry_seconds=60)
+    api, engine, settings = world.api, world.api.engine, world.api.settings
+    with receiving(delay=6) as slow_end, receiving() as fast_end:
+        slow = make_hook(world, api.alice, slow_end.url, ["vps.status_changed"])
+        make_hook(world, api.alice, fast_end.url, ["vps.status_changed"])
+        stop_vps(world)
+        with Session(engine) as session:  # the slow endpoint's delivery is the first due
+            for delivery in session.exec(select(WebhookDelivery).where(WebhookDelivery.webhook_id == slow["id"])):
+                delivery.due_at = utcnow() - timedelta(minutes=1)
+                session.add(delivery)
+            session.commit()
+        started = time.monotonic()
+        sending = threading.Thread(target=webhooks.deliver_due, args=(engine, settings))
+        sending.start()
+        fast_end.wait(1, timeout=2.5)
+        assert time.monotonic() - started < 2.5  # before the slow POST timed out (3 s)
+        sending.join(timeout=20)
+        assert len(slow_end.received) == 1
+    log = api.call("GET", f"/v1/webhooks/{slow['id']}/deliveries", api.alice).json()["items"]
+    assert [(d["attempt"], d["status"], d["status_code"]) for d in log] == [(2, "pending", None), (1, "failed", None)]
+    assert "Timeout" in log[1]["error"]
