@@ -45,7 +45,7 @@ from orchestrator.core import eventlog
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
-from orchestrator.core.errors import Conflict, InvalidRequest
+from orchestrator.core.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.core.models import Event, Webhook, WebhookDelivery
 from orchestrator.core.sealing import seal, unseal
 from orchestrator.core.settings import Settings
@@ -103,7 +103,7 @@ def create(session: Session, settings: Settings, principal: Principal, url: str,
     """A webhook for the principal's customer (a customer's own events), or for staff (every
     event); returns it and its secret, in clear this once."""
     if not principal.is_staff and principal.customer_id is None:
-        raise InvalidRequest("this token belongs to no customer")
+        raise Forbidden("this token belongs to no customer")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     hook = Webhook(customer_id=None if principal.is_staff else principal.customer_id, url=check_url(url),
                    events=check_patterns(patterns), secret_encrypted=seal(settings, secret),
