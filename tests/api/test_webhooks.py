@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
+from orchestrator.core.auth import create_token
 from orchestrator.core.clock import utcnow
-from orchestrator.core.models import Customer, Event, IdempotentRequest, Webhook, WebhookDelivery
+from orchestrator.core.models import Customer, Event, IdempotentRequest, Role, Webhook, WebhookDelivery
 from orchestrator.core.settings import Settings
 from orchestrator.notify import webhooks
 from orchestrator.notify.webhooks import start_webhook_thread
@@ -281,3 +282,21 @@ def test_a_slow_endpoint_does_not_hold_up_another(tmp_path: Path) -> None:
     log = api.call("GET", f"/v1/webhooks/{slow['id']}/deliveries", api.alice).json()["items"]
     assert [(d["attempt"], d["status"], d["status_code"]) for d in log] == [(2, "pending", None), (1, "failed", None)]
     assert "Timeout" in log[1]["error"]
+
+
+def test_automation_tokens_need_the_webhooks_and_events_scopes(tmp_path: Path) -> None:
+    world = make_world(tmp_path, "scopes")
+    api = world.api
+    with Session(api.engine) as session:
+        fleet = create_token(session, Role.automation, scopes=["vps:read"])
+        hooks = create_token(session, Role.automation, scopes=["webhooks:read", "webhooks:write"])
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["job.*"]}
+    refused = api.call("POST", "/v1/webhooks", fleet, json=body)
+    assert refused.status_code == 403 and "webhooks:write" in refused.json()["detail"]
+    assert api.call("GET", "/v1/events", fleet).status_code == 403
+    made = api.call("POST", "/v1/webhooks", hooks, json=body)
+    assert made.status_code == 201 and made.json()["owner"] == "staff"
+    assert [h["id"] for h in api.call("GET", "/v1/webhooks", hooks).json()] == [made.json()["id"]]
+    assert api.call("GET", "/v1/events", hooks).status_code == 403  # events:read is its own scope
+    with Session(api.engine) as session:
+        assert session.exec(select(func.count()).select_from(Webhook)).one() == 1
