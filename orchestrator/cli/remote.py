@@ -28,14 +28,14 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.cli import profiles
-from orchestrator.cli.client import JSON, ApiError, Client, ClientError, Unreachable
+from orchestrator.cli.client import FINISHED, JSON, ApiError, Client, ClientError, Unreachable
 
 vps_app = typer.Typer(help="VPS on a remote API (profile: --profile, or VPSCTL_API_URL and VPSCTL_TOKEN).",
                       no_args_is_help=True)
 job_app = typer.Typer(help="Jobs on a remote API.", no_args_is_help=True)
 profile_app = typer.Typer(help="Remote APIs (URL and token) kept in the configuration file, 0600.",
                           no_args_is_help=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not cut: paths, commands
 DETACH = b"\x1d"  # Ctrl-]
 
 
@@ -211,7 +211,7 @@ def _watch(client: Client, job: JSON, timeout: float | None = None) -> JSON:
                     progress.console.print(_event_line(event))
                 shown = len(events)
                 done = job.get("progress") or {}
-                step = done.get("step") or job.get("status")
+                step = job.get("status") if job.get("status") in FINISHED else done.get("step") or job.get("status")
                 progress.update(task, total=done.get("total") or None, completed=done.get("done") or 0,
                                 description=f"{job.get('kind')} {job_id[:8]} {step}")
         except KeyboardInterrupt:
