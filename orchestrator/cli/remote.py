@@ -501,7 +501,7 @@ def _attach_terminal(socket: Any) -> None:
         finally:
             closed.set()
 
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSADRAIN)  # not TCSAFLUSH (the default): what was typed meanwhile is kept
     try:
         threading.Thread(target=receive, daemon=True).start()
         while not closed.is_set():
@@ -558,13 +558,17 @@ def job_show(
 def profile_add(
     name: Annotated[str, typer.Argument(help="The profile's name (e.g. prod)")],
     url: Annotated[str, typer.Option(help="The API's address, e.g. https://vps.example.net")],
-    token: Annotated[str, typer.Option(
-        prompt=True, hide_input=True, envvar="VPSCTL_TOKEN",
-        help="The bearer token (asked without echo when not given; VPSCTL_TOKEN); never printed")],
+    token: Annotated[str | None, typer.Option(
+        envvar="VPSCTL_TOKEN", show_envvar=False,
+        help="The bearer token (better: left out, then asked without echo on a terminal or read from the first "
+             "line of standard input; VPSCTL_TOKEN); never printed")] = None,
     default: Annotated[bool, typer.Option(help="Use it when no profile is named and VPSCTL_API_URL is unset")]
     = False,
 ) -> None:
     """Add (or replace) a profile in the configuration file."""
+    if token is None:
+        token = (typer.prompt("Token", hide_input=True) if sys.stdin.isatty()
+                 else sys.stdin.readline())  # piped: `pass show vps/prod | vpsctl profile add prod --url ...`
     try:
         config = profiles.load()
         profile = profiles.Profile(profiles.check_name(name), profiles.check_url(url), token.strip())

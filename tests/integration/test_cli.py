@@ -1,12 +1,14 @@
 """``vpsctl`` as a remote client, run as a separate process (``python -m orchestrator.cli``)
 against the API served over HTTP by uvicorn, its worker driving the real libvirtd: a tiny VPS
 ordered with --wait, resized by staff and the job followed with ``job watch``, the new sizes seen
-from inside the guest, its serial console reached, and deleted with its confirmation."""
+from inside the guest, its serial console reached (through a pipe and on a terminal), and deleted
+with its confirmation."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -31,6 +33,41 @@ def vpsctl(config: Path, *args: str, stdin: str | None = None,
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def attach_console(config: Path, vps_id: str, profile: str) -> bytes:
+    """``vpsctl vps console`` on a terminal (a pseudo-terminal): Enter once connected, then
+    Ctrl-] once the login prompt came; everything the terminal showed."""
+    primary, secondary = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPSCTL_")}
+    env.update(VPSCTL_CONFIG=str(config), PYTHONPATH=str(REPO))
+    process = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "vps", "console", vps_id, "--profile",
+                                profile], stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=REPO,
+                               start_new_session=True)
+    os.close(secondary)
+    seen = b""
+
+    def read_until(marker: bytes, within: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + within
+        while marker not in seen and time.monotonic() < deadline:
+            if select.select([primary], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(primary, 4096)
+                except OSError:  # the terminal's other end closed
+                    return
+    try:
+        read_until(b"Ctrl-] detaches", 60)
+        os.write(primary, b"\r")
+        read_until(b"login:", 30)
+        os.write(primary, b"\x1d")
+        read_until(b"detached", 10)
+        assert process.wait(timeout=10) == 0, seen[-500:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)
+    return seen
 
 
 def test_cli_creates_watches_resizes_and_deletes_a_real_vps(live_api: Api, tmp_path: Path) -> None:
@@ -79,6 +116,8 @@ def test_cli_creates_watches_resizes_and_deletes_a_real_vps(live_api: Api, tmp_p
         console = vpsctl(config, "vps", "console", vps["id"], "--linger", "8", "--profile", "alice", stdin="\r")
         assert console.returncode == 0, console.stderr
         assert "login:" in console.stdout, console.stdout[-500:]
+        attached = attach_console(config, vps["id"], "staff")  # on a terminal: raw mode, Ctrl-] detaches
+        assert b"login:" in attached and b"detached" in attached, attached[-500:]
 
         # delete: refused without the confirmation (nothing asked), then confirmed by name
         unconfirmed = vpsctl(config, "vps", "delete", vps["id"], "--profile", "alice")
