@@ -174,6 +174,12 @@ def test_wait_follows_jobs_and_fails_with_the_job(served: Served) -> None:
     new_id = answer["vps"]["id"]
     assert "define_domain done" in created.stderr and "finished succeeded" in created.stderr  # its events
     assert f"job {answer['job']['id']} (create) succeeded" in created.stderr
+    newest = json.loads(served.run("vps", "list", "--limit", "1", "-o", "json").stdout)
+    assert [vps["id"] for vps in newest] == [new_id]
+    assert len(json.loads(served.run("vps", "list", "-o", "json").stdout)) == 2
+    keyless = served.run("vps", "create", "nokey", "--image", "tiny", "--vcpus", "1", "--memory", "256",
+                         "--disk", "2")
+    assert keyless.exit_code == 2 and "--ssh-key" in keyless.stderr
 
     resized = served.run("vps", "resize", new_id, "--memory", "512", "--reason", "R5.1: cli test", "--wait",
                          token=staff)
