@@ -104,5 +104,6 @@ async def _pipe(websocket: WebSocket, stream: ConsoleStream) -> None:
             group.start_soon(client_to_guest, group)
     finally:
         stream.close()
-        with contextlib.suppress(RuntimeError):
+        # closed already: RuntimeError from Starlette, WebSocketDisconnect from a served socket the client closed
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
