@@ -53,6 +53,10 @@ options:
   site:
     description: Only VPS of this site.
     type: str
+  page_size:
+    description: VPS read per request (C(GET /v1/vps?limit=)), 1 to 500.
+    type: int
+    default: 100
 """
 
 EXAMPLES = r"""
@@ -123,7 +127,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             client = Client(self.get_option("api_url"), self.get_option("api_token"),
                             self.get_option("validate_certs"))
             statuses = self.get_option("status")
-            rows = [v for v in client.list_vps(site=self.get_option("site"))
+            page_size = self.get_option("page_size")
+            if not 1 <= page_size <= 500:
+                raise AnsibleParserError("vpsctl inventory %s: page_size must be between 1 and 500" % path)
+            rows = [v for v in client.list_vps(page_size, site=self.get_option("site"))
                     if v["status"] != "deleting" and (not statuses or v["status"] in statuses)]
         except ApiError as error:
             raise AnsibleParserError("vpsctl inventory %s: %s" % (path, to_native(error)))

@@ -72,10 +72,10 @@ class Client:
 
     # --- VPS ---------------------------------------------------------------------------------
 
-    def list_vps(self, **filters):
+    def list_vps(self, page_size=PAGE_SIZE, **filters):
         """Every VPS the caller sees (a customer: theirs), a page at a time (``next`` cursor)."""
         query = dict((k, v) for k, v in filters.items() if v is not None)
-        query["limit"] = PAGE_SIZE
+        query["limit"] = page_size
         while True:
             page = self.call("GET", "/v1/vps", query)
             for item in page["items"]:
