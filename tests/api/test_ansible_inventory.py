@@ -71,6 +71,7 @@ def test_the_inventory_lists_the_callers_vps_page_by_page_with_their_host_keys(
     assert web0["ansible_host"] == "192.0.2.10" and web0["ansible_user"] == "root"
     assert web0["vpsctl_id"] == mine[0].id and web0["vpsctl_customer"] == "alice"
     assert web0["vpsctl_host_key_fingerprints"] == [mine[0].ssh_host_keys[0]["fingerprint"]]
+    assert web0["ansible_host_key_checking"] is True and web0["ansible_ssh_host_key_checking"] is True
     assert web0["ansible_ssh_common_args"] == (
         f"-o UserKnownHostsFile={ansible.known_hosts} -o GlobalKnownHostsFile=/dev/null "
         "-o StrictHostKeyChecking=yes -o UpdateHostKeys=no -o CheckHostIP=no")

@@ -108,6 +108,12 @@ def test_a_guest_presenting_another_host_key_than_the_apis_is_unreachable(live_a
     assert done.returncode != 0
     assert recap["pinned"]["unreachable"] == 1 and recap["pinned"]["ok"] == 0, recap
     assert "Host key verification failed" in done.stdout + done.stderr
+    # and so it is when the controller's configuration turns host key checking off
+    ansible.env["ANSIBLE_HOST_KEY_CHECKING"] = "False"
+    done, recap = ansible.play("reach.yml", greeting="third")
+    assert done.returncode != 0
+    assert recap["pinned"]["unreachable"] == 1 and recap["pinned"]["ok"] == 0, recap
+    assert "Host key verification failed" in done.stdout + done.stderr
     assert other.public_openssh.split()[1] in ansible.known_hosts.read_text()
     assert real[0]["public_key"].split()[1] not in ansible.known_hosts.read_text()
     # nothing was run in the guest (read with its real key)

@@ -14,6 +14,9 @@ description:
     VPS first booted) to a known_hosts file, and sets C(ansible_ssh_common_args) so that ssh uses that
     file only, with C(StrictHostKeyChecking=yes) - no trust on first use; a guest presenting another key
     is unreachable.
+  - Sets C(ansible_host_key_checking) true for these hosts, over a C(host_key_checking=False) of the
+    configuration; C(ssh_args) in the configuration must not set C(StrictHostKeyChecking) or
+    C(UserKnownHostsFile) (ssh keeps the first value given).
   - Groups C(vpsctl_status_<status>) and C(vpsctl_site_<site>); host vars C(vpsctl_*).
   - The inventory file's name ends in C(.vpsctl.yml) or C(.vpsctl.yaml).
 extends_documentation_fragment:
@@ -150,6 +153,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 "ansible_host": vps["addresses"][0],
                 "ansible_user": self.get_option("ansible_user"),
                 "ansible_ssh_common_args": ssh_args(known_hosts),
+                # host_key_checking=False (ansible.cfg, $ANSIBLE_HOST_KEY_CHECKING) would put
+                # StrictHostKeyChecking=no before the options above, and ssh keeps the first value
+                "ansible_host_key_checking": True,
+                "ansible_ssh_host_key_checking": True,
                 "vpsctl_id": vps["id"],
                 "vpsctl_name": vps["name"],
                 "vpsctl_status": vps["status"],
