@@ -230,6 +230,8 @@ def run(module, client):
             if vps is None:
                 raise Failed("VPS %s was deleted meanwhile" % p["name"])
         status = vps["status"]
+        if status == "error":
+            module.warn("VPS %s is in error: %s" % (vps["name"], vps.get("error") or "no detail"))
         different = [k for k in ("image", "vcpus", "memory_mib", "disk_gib")
                      if p.get(k) is not None and p[k] != vps[k]]
         if different:
