@@ -177,7 +177,8 @@ def start_domain(ctx: Context) -> str:
 
 @register
 class CreateVps(Operation[VpsCreate]):
-    """Order a VPS.  Answers at once with the VPS (``building``) and its create job."""
+    """Create a VPS (asked by an order, or by staff without one).  Answers at once with the VPS
+    (``building``) and its create job."""
 
     kind = "create"
     params = VpsCreate
