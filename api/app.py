@@ -35,6 +35,8 @@ from api.routers import (
     maintenance,
     metrics,
     operations,
+    orders,
+    plans,
     quotas,
     subscriptions,
     tokens,
@@ -61,7 +63,7 @@ Every route but `/healthz` and the docs needs `Authorization: Bearer <token>`
 (`vpsctl token create`, or `POST /v1/tokens`); an expired or revoked token is a `401`.
 Tokens are of three roles: a customer's act for that customer only; support has every staff
 right; automation only what its token's scopes allow (`<family>:read` for GET, `<family>:write`
-otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers, webhooks, events), else `403`
+otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers, plans, orders, webhooks, events), else `403`
 naming the missing scope. Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
 Errors are `application/problem+json` documents (RFC 9457).
 """
@@ -70,7 +72,7 @@ Errors are `application/problem+json` documents (RFC 9457).
 ROUTERS = tuple(module.router for module in (
     health, images, hosts, vps, operations, backups, compromise, console, jobs, maintenance, invoices, change_orders,
     incidents, subscriptions, billing, interruptions, breach, dda, evidence, customers, tokens, quotas, audit, metrics,
-    webhooks, events))
+    plans, orders, webhooks, events))
 
 
 def create_app(settings: Settings | None = None, run_worker: bool | None = None) -> FastAPI:

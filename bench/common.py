@@ -62,7 +62,10 @@ class VpsctlServer:
             except OSError:
                 time.sleep(0.1)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "k")], check=True)
-        self.body = {"name": "bench", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2,
+        # A customer's VPS is ordered from a plan (R8.1-setup-fee): one published for the benchmarks.
+        self.call("POST", "/v1/plans", {"code": "bench", "name": "bench", "vcpus": 1, "memory_mib": 256,
+                                        "disk_gib": 2, "terms": [1], "monthly_price_ht": "10.00"}, staff=True)
+        self.body = {"plan": "bench", "term_months": 1, "name": "bench", "image": "tiny",
                      "ssh_keys": [(tmp / "k.pub").read_text().strip()]}
 
     def call(self, method: str, path: str, body: object = None, staff: bool = False) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class VpsctlServer:
 
     def sample(self, conn: libvirt.virConnect) -> float:
         started = time.perf_counter()
-        vps_id = str(self.call("POST", "/v1/vps", self.body)["vps"]["id"])
+        vps_id = str(self.call("POST", "/v1/orders", self.body)["vps"]["id"])
         wait_running(conn, vps_id)
         elapsed = time.perf_counter() - started
         # clean up (the create job finishes its remaining steps first) before the next sample
@@ -88,7 +91,7 @@ class VpsctlServer:
 
     def create_running(self, conn: libvirt.virConnect) -> str:
         """Order a VPS and wait until its create job finished; returns its id."""
-        created = self.call("POST", "/v1/vps", self.body)
+        created = self.call("POST", "/v1/orders", self.body)
         job = created["job"]
         while job["status"] not in ("succeeded", "failed"):
             time.sleep(0.1)

@@ -55,7 +55,7 @@ def delete(server: VpsctlServer, vps_ids: list[str]) -> None:
 
 
 def order(server: VpsctlServer, n: int, **extra: str) -> dict[str, Any]:
-    return server.call("POST", "/v1/vps", {**server.body, "name": f"bench{n}", **extra})
+    return server.call("POST", "/v1/orders", {**server.body, "name": f"bench{n}", **extra})
 
 
 def at_once(server: VpsctlServer) -> tuple[float, float, int, list[str]]:

@@ -118,6 +118,36 @@ class Api:
             headers["Authorization"] = f"Bearer {token}"
         return self.client.request(method, path, headers=headers, **kwargs)
 
+    def customer_of(self, token: str) -> str:
+        """The name of the customer a token of this world's is for."""
+        return {self.alice: "alice", self.bob: "bob"}[token]
+
+    def plan(self, vcpus: int = 1, memory_mib: int = 256, disk_gib: int = 2) -> str:
+        """The code of a plan of these sizes on offer (published by staff the first time): every
+        term, any image and site, 10.00 a month, no setup fee."""
+        code = f"p{vcpus}-{memory_mib}-{disk_gib}"
+        if self.call("GET", f"/v1/plans/{code}", self.support).status_code == 404:
+            published = self.call("POST", "/v1/plans", self.support, json={
+                "code": code, "name": code, "vcpus": vcpus, "memory_mib": memory_mib, "disk_gib": disk_gib,
+                "terms": [1, 3, 6, 12, 24], "monthly_price_ht": "10.00", "setup_fee_ht": "0.00"})
+            assert published.status_code == 201, published.text
+        return code
+
+    def order(self, token: str, json: dict[str, Any], **kwargs: Any) -> Any:
+        """A customer's VPS, ordered (``POST /v1/orders``, R8.1-setup-fee) from a plan of the sizes
+        ``json`` gives in ``POST /v1/vps``'s terms; the answer holds ``vps`` and ``job`` like
+        ``POST /v1/vps``'s (and the order, subscription and first invoice)."""
+        body = dict(json)
+        sizes = {k: body.pop(k) for k in ("vcpus", "memory_mib", "disk_gib") if k in body}
+        body = {"plan": self.plan(**sizes), "term_months": 1, **body}
+        return self.call("POST", "/v1/orders", token, json=body, **kwargs)
+
+    def unbilled(self, customer: str, json: dict[str, Any], **kwargs: Any) -> Any:
+        """A VPS staff make for ``customer`` without an order (``POST /v1/vps`` with a reason): no
+        subscription, no invoice, for tests that bill it themselves or do not bill it."""
+        body = {**json, "customer": customer, "reason": "test: a VPS made without an order"}
+        return self.call("POST", "/v1/vps", self.support, json=body, **kwargs)
+
     def wait_mail(self, subject_part: str, timeout: float = 30) -> Any:
         """The first received message whose subject contains ``subject_part``."""
         assert self.smtp is not None

@@ -33,7 +33,10 @@ def create_vps(
     body: VpsCreate, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
     _idempotency_key: IdempotencyKey = None,
 ) -> VpsJobOut:
-    """Order a VPS.  Answers at once with the VPS (``building``) and its create job."""
+    """Staff: make a VPS without an order (not billed): `customer` and a non-empty `reason` (recorded
+    in the VPS's events) are required.  Answers at once with the VPS (``building``) and its create
+    job.  R8.1-setup-fee: a customer's VPS comes with its subscription and first invoice: customers
+    order through `POST /v1/orders`; asked here they are refused (403)."""
     job = request(Request(session, settings, principal, None), CreateVps, body)
     vps = session.get(Vps, job.vps_id)
     assert vps is not None

@@ -38,6 +38,10 @@ SCOPES: dict[str, str] = {
     "billing:write": "orders, payments, the billing run, SYNTEC indices, payment incidents and defaults, "
                      "blacklisting fees, change-order decisions, non-renewals, reversibility, breach notices, "
                      "terminations",
+    "plans:read": "the plans on offer (retired ones too)",
+    "plans:write": "publish, change and retire plans",
+    "orders:read": "orders",
+    "orders:write": "order a VPS from a plan (its subscription, first invoice and create job at once)",
     "maintenance:read": "maintenance windows and announced interruptions",
     "maintenance:write": "schedule maintenance, announce interruptions",
     "incidents:read": "incidents and termination rights",

@@ -15,6 +15,12 @@ Plan (worker side), every step re-runnable:
   verify_ssh        the guest answers SSH with the host key we generated (no login)
 Rollback: remove the domain, both volumes and the pinned address; the VPS ends ``error`` holding
 nothing.
+
+Billing (R8.1-setup-fee, R8.6-billing: the first invoice, setup fee included, is issued at order):
+a customer's VPS is asked through an order (``POST /v1/orders``, orchestrator/workflows/orders.py:
+the job's ``cause`` is the order), which records its subscription and first invoice in the same
+transaction.  Asked directly, a customer is refused (403); staff may make an unbilled VPS only
+with a ``reason``, recorded in the VPS's events.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ from orchestrator.compute.keys import normalise_authorized_key
 from orchestrator.compute.placement import Resources
 from orchestrator.contract.sites import check_site
 from orchestrator.core.access import owner_for_create
-from orchestrator.core.errors import InvalidRequest, NotFound
-from orchestrator.core.models import Customer, Image, Vps, VpsStatus
+from orchestrator.core.errors import Forbidden, InvalidRequest, NotFound
+from orchestrator.core.models import Customer, Image, JobEvent, Vps, VpsStatus
 from orchestrator.core.settings import Settings
+from orchestrator.engine import events
 from orchestrator.engine.context import Context, Request
 from orchestrator.engine.operation import Operation, Params, Plan, Step, register
 from orchestrator.operations.steps import network, provision
@@ -64,6 +71,10 @@ class VpsCreate(Params):
     placement_group: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="Anti-affinity: the customer's VPS of one placement group are never on the same host")
+    reason: str | None = Field(
+        default=None, max_length=500,
+        description="Staff only, required: why this VPS is made without an order (it is not billed; "
+                    "recorded in the VPS's events). Customers order through POST /v1/orders")
 
 
 class CreatePlan(Plan):
@@ -117,6 +128,25 @@ def place(req: Request, spec: VpsCreate) -> CreatePlan:
                       max_vcpus=max_vcpus, max_memory_mib=max_memory_mib)
 
 
+BILLED = "R8.1-setup-fee"  # the first invoice, with the setup fee, is issued at order (and R8.6-billing)
+ORDERS = "POST /v1/orders"
+
+
+def unbilled(req: Request, params: VpsCreate) -> None:
+    """R8.1-setup-fee, R8.6-billing: a VPS asked for outside an order (no ``cause``) is not billed:
+    refused to a customer, who orders instead; staff must say why (``reason``)."""
+    if req.cause is not None:  # an order (or another workflow) asks: it bills the VPS itself
+        if params.reason is not None:
+            raise InvalidRequest("'reason' is for a staff VPS made without an order")
+        return
+    if not req.principal.is_staff:
+        raise Forbidden(f"{BILLED}: a VPS is ordered with its subscription and first invoice: use {ORDERS} "
+                        "(GET /v1/plans lists what you may order)")
+    if not (params.reason or "").strip():
+        raise InvalidRequest(f"{BILLED}: a VPS made without an order is not billed: staff must give a non-empty "
+                             f"'reason' (or use {ORDERS})")
+
+
 # --- plan ------------------------------------------------------------------------------------
 
 def upload_image(ctx: Context) -> str:
@@ -147,7 +177,8 @@ def start_domain(ctx: Context) -> str:
 
 @register
 class CreateVps(Operation[VpsCreate]):
-    """Order a VPS.  Answers at once with the VPS (``building``) and its create job."""
+    """Create a VPS (asked by an order, or by staff without one).  Answers at once with the VPS
+    (``building``) and its create job."""
 
     kind = "create"
     params = VpsCreate
@@ -169,6 +200,7 @@ class CreateVps(Operation[VpsCreate]):
             if req.session.get(Image, req.vps.image) is None:
                 raise InvalidRequest(f"image {req.vps.image} is no longer registered")
             return None
+        unbilled(req, params)
         return place(req, params)
 
     @classmethod
@@ -199,3 +231,14 @@ class CreateVps(Operation[VpsCreate]):
         driver.delete_volume(host.pool_name, vps.seed_volume)
         driver.unpin_address(host.network_name, mac_of(vps))
         ctx.update_vps(status=VpsStatus.error, addresses=[], error=str(error)[:2000])
+
+
+@events.on_requested(CreateVps.kind)
+def _record_why_unbilled(event: events.Requested) -> None:
+    """The VPS's events say why staff made it without an order (R8.1-setup-fee, R8.6-billing)."""
+    if event.request.cause is None:
+        reason = (getattr(event.params, "reason", None) or "").strip()
+        event.request.session.add(JobEvent(
+            job_id=event.job.id, vps_id=event.job.vps_id, step="queued", status="info",
+            actor=str(event.request.principal),
+            message=f"{BILLED}: unbilled VPS made by staff without an order: {reason}"[:2000]))

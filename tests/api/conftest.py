@@ -16,7 +16,7 @@ def two_vps(offline_api: Api, tmp_path: Path) -> list[str]:
     key = (tmp_path / "k.pub").read_text().strip()
     ids = []
     for token, name in ((offline_api.alice, "a1"), (offline_api.bob, "b1")):
-        response = offline_api.call("POST", "/v1/vps", token, json={
+        response = offline_api.order(token, json={
             "name": name, "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
         ids.append(response.json()["vps"]["id"])
     return ids

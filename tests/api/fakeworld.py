@@ -110,9 +110,10 @@ class World:
 
 
 def make_world(tmp_path: Path, name: str, driver: Callable[[str, FakeHost], FakeDriver] = FakeDriver,
-               **overrides: Any) -> World:
-    """alice's VPS created and running on the fake hypervisor, with a backup and a data disk
-    (``overrides``: settings)."""
+               unbilled: bool = False, **overrides: Any) -> World:
+    """alice's VPS ordered (POST /v1/orders: with its subscription and first invoice), created and
+    running on the fake hypervisor, with a backup and a data disk (``unbilled``: made by staff
+    without an order, for tests that subscribe it themselves; ``overrides``: settings)."""
     key_file = tmp_path / "k"
     if not key_file.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_file)], check=True)
@@ -131,8 +132,8 @@ def make_world(tmp_path: Path, name: str, driver: Callable[[str, FakeHost], Fake
         session.commit()
     api = Api(client, engine, settings)
     worker = Worker(engine, settings, drivers)
-    created = api.call("POST", "/v1/vps", api.alice, json={
-        "name": "held", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
+    spec = {"name": "held", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
+    created = api.unbilled("alice", json=spec) if unbilled else api.order(api.alice, json=spec)
     assert created.status_code == 202, created.text
     world = World(api, worker, host, created.json()["vps"]["id"], key, "", "")
     world.run()

@@ -22,10 +22,12 @@ def paris(*args: int) -> datetime:
 
 
 def running_vps(api: Api, tmp_path: Path, token: str, name: str = "web") -> str:
+    """A VPS of the customer of ``token`` recorded running; made by staff without an order (no
+    subscription nor invoice: the test bills it itself, e.g. with ``subscribe``)."""
     key = tmp_path / f"k-{name}"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    response = api.call("POST", "/v1/vps", token, json={
+    response = api.unbilled(api.customer_of(token), json={
         "name": name, "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2,
         "ssh_keys": [key.with_suffix(".pub").read_text().strip()]})
     assert response.status_code == 202, response.text

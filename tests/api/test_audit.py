@@ -68,7 +68,7 @@ def test_order_resize_suspend_delete_each_recorded_with_who_for_whom_what_where_
              r["address"], r["result"]) for r in reversed(page.json()["items"])]
     path = f"/v1/vps/{vps_id}"
     assert rows == [
-        ("customer:alice", alice, "create_vps", "POST /v1/vps", "vps", vps_id, "testclient", 202),
+        ("customer:alice", alice, "place_order", "POST /v1/orders", "vps", vps_id, "testclient", 202),
         ("customer:alice", alice, "backup_vps", f"POST {path}/backup", "vps", vps_id, "testclient", 202),
         ("support:support", alice, "attach_disk", f"POST {path}/disks", "vps", vps_id, "testclient", 202),
         ("support:support", alice, "resize_vps", f"POST {path}/resize", "vps", vps_id, "testclient", 202),
@@ -126,7 +126,7 @@ def test_jobs_are_listed_per_caller_filtered_and_paged(tmp_path: Path) -> None:
     customer, VPS, kind or status; newest first, paged."""
     world = make_world(tmp_path, "jobs")  # alice: create, backup, attach-disk
     api, vps_id = world.api, world.vps_id
-    ordered = api.call("POST", "/v1/vps", api.bob, json={
+    ordered = api.order(api.bob, json={
         "name": "bobs", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [world.key]})
     assert ordered.status_code == 202, ordered.text
     world.run()
@@ -159,8 +159,8 @@ def test_vps_are_listed_a_page_at_a_time_newest_first_with_filters(tmp_path: Pat
     api = world.api
     body = {"image": "tiny", "vcpus": 1, "memory_mib": 128, "disk_gib": 1, "ssh_keys": [world.key]}
     for n in range(4):
-        assert api.call("POST", "/v1/vps", api.alice, json={**body, "name": f"a{n}"}).status_code == 202
-    assert api.call("POST", "/v1/vps", api.bob, json={**body, "name": "b0"}).status_code == 202
+        assert api.order(api.alice, json={**body, "name": f"a{n}"}).status_code == 202
+    assert api.order(api.bob, json={**body, "name": "b0"}).status_code == 202
 
     def names(query: str, token: str) -> list[str]:
         answer = api.call("GET", query, token)
@@ -178,7 +178,7 @@ def test_vps_are_listed_a_page_at_a_time_newest_first_with_filters(tmp_path: Pat
     seen: list[str] = []
     first = api.call("GET", "/v1/vps?limit=2", api.alice).json()
     seen += [v["name"] for v in first["items"]]
-    assert api.call("POST", "/v1/vps", api.alice, json={**body, "name": "late"}).status_code == 202
+    assert api.order(api.alice, json={**body, "name": "late"}).status_code == 202
     cursor = first["next"]
     while cursor:
         page = api.call("GET", f"/v1/vps?limit=2&cursor={cursor}", api.alice).json()

@@ -32,8 +32,9 @@ def pubkey(tmp_path: Path) -> str:
 
 
 def running_vps(api: Api, token: str, pubkey: str, name: str = "web") -> str:
-    """A VPS recorded as if its create job had run: 1 vCPU, 256 MiB, 2 GiB, running."""
-    created = api.call("POST", "/v1/vps", token, json={
+    """A VPS recorded as if its create job had run: 1 vCPU, 256 MiB, 2 GiB, running (made by staff
+    without an order: no subscription nor invoice)."""
+    created = api.unbilled(api.customer_of(token), json={
         "name": name, "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]})
     assert created.status_code == 202, created.text
     vps_id = str(created.json()["vps"]["id"])

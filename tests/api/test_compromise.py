@@ -29,7 +29,7 @@ def test_compromise_notice_and_reinstall_gate(wednesday_before_ascension: None, 
                                               tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     key = (tmp_path / "k.pub").read_text().strip()
-    vps = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+    vps = offline_api.unbilled("alice", json={
         "name": "hacked", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
     ).json()["vps"]
     with Session(offline_api.engine) as session:  # as if the create job had run
@@ -67,7 +67,7 @@ def test_compromise_notice_and_reinstall_gate(wednesday_before_ascension: None, 
 
 
 def _running_vps(api: Api, key: str) -> dict:
-    vps = api.call("POST", "/v1/vps", api.alice, json={
+    vps = api.unbilled("alice", json={
         "name": "hacked", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
     ).json()["vps"]
     with Session(api.engine) as session:

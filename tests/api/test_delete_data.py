@@ -53,7 +53,7 @@ def delete(world: World, *keep: str) -> Any:
 
 
 def test_a_delete_leaves_no_backup_no_export_and_no_download(tmp_path: Path, clock: Any) -> None:
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     export_id, disk_copy = exported(world)
     every = {world.backup_id, export_id, disk_copy}
     assert copies(world) == {copy_of(world, b) for b in every}
@@ -72,7 +72,7 @@ def test_a_delete_leaves_no_backup_no_export_and_no_download(tmp_path: Path, clo
 
 
 def test_named_backups_are_kept_listed_owned_and_discarded_by_their_owner(tmp_path: Path, clock: Any) -> None:
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     export_id, disk_copy = exported(world)
 
     assert delete(world, export_id).status_code == 202
@@ -108,8 +108,8 @@ def test_named_backups_are_kept_listed_owned_and_discarded_by_their_owner(tmp_pa
 
 def test_keeping_a_backup_that_is_not_the_vps_s_is_refused_and_deletes_nothing(tmp_path: Path,
                                                                                clock: Any) -> None:
-    world = make_world(tmp_path, "w")
-    other = make_world(tmp_path, "other")  # another VPS's backup is not this one's to keep
+    world = make_world(tmp_path, "w", unbilled=True)
+    other = make_world(tmp_path, "other", unbilled=True)  # another VPS's backup is not this one's to keep
     jobs_before = world.jobs()
     for keep in ("no-such-backup", other.backup_id):
         refused = delete(world, keep)
@@ -123,7 +123,7 @@ def test_kept_backups_are_erased_five_days_after_a_formal_notice_to_pay(tmp_path
     """R8.7-default: a deleted VPS whose client kept a backup still holds their data: a payment
     default asks for its erasure, which runs five days after the notice was sent."""
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     invoice = subscribe(world.api, world.vps_id)["invoice"]["id"]
     assert delete(world, world.backup_id).status_code == 202
     world.run()
@@ -155,7 +155,7 @@ def test_kept_backups_are_erased_as_the_contract_ends(tmp_path: Path, clock: Any
     """R10-after: the backups were kept for the time of the contract; its end erases them, and the
     termination notice says so."""
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     subscription = subscribe(world.api, world.vps_id)["subscription"]["id"]
     assert delete(world, world.backup_id).status_code == 202
     world.run()
@@ -175,7 +175,7 @@ def test_kept_backups_are_erased_as_the_contract_ends(tmp_path: Path, clock: Any
 
 def test_after_the_contract_no_backup_is_kept_past_the_vps(tmp_path: Path, clock: Any) -> None:
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     subscription = subscribe(world.api, world.vps_id)["subscription"]["id"]
     assert world.api.call("POST", f"/v1/subscriptions/{subscription}/terminate", world.api.support,
                           json={"reason": "insolvency"}).status_code == 202
@@ -190,7 +190,7 @@ def test_after_the_contract_no_backup_is_kept_past_the_vps(tmp_path: Path, clock
 def test_an_export_started_before_the_delete_is_not_left_behind(tmp_path: Path, clock: Any) -> None:
     """Jobs of a VPS run in order: an export asked before the delete runs first, and its copies
     then go with the delete."""
-    world = make_world(tmp_path, "w")
+    world = make_world(tmp_path, "w", unbilled=True)
     assert world.api.call("POST", f"/v1/vps/{world.vps_id}/export", world.api.alice).status_code == 202
     assert delete(world).status_code == 202
     world.run()

@@ -24,7 +24,7 @@ def order(world: World, name: str, group: str | None) -> object:
                                "ssh_keys": [world.key], "site": "Marseille"}
     if group:
         body["placement_group"] = group
-    return world.api.call("POST", "/v1/vps", world.api.alice, json=body)
+    return world.api.order(world.api.alice, json=body)
 
 
 def test_a_placement_group_keeps_a_customers_vps_on_different_hosts(tmp_path: Path) -> None:

@@ -88,8 +88,8 @@ def test_idempotency_keys_never_cross_customers(offline_api: Api, pubkey: str) -
         alice_api = create_token(session, Role.customer, "alice", label="api")
         bob_api = create_token(session, Role.customer, "bob", label="api")
     headers = {"Idempotency-Key": "order-1"}
-    first = api.call("POST", "/v1/vps", alice_api, json=order("alices", pubkey), headers=headers)
-    second = api.call("POST", "/v1/vps", bob_api, json=order("bobs", pubkey), headers=headers)
+    first = api.order(alice_api, json=order("alices", pubkey), headers=headers)
+    second = api.order(bob_api, json=order("bobs", pubkey), headers=headers)
     assert first.status_code == second.status_code == 202, second.text
     assert second.json()["vps"]["name"] == "bobs" and second.json()["vps"]["id"] != first.json()["vps"]["id"]
     assert second.json()["vps"]["customer"] == "bob"
@@ -101,11 +101,11 @@ def test_the_same_key_replays_the_answer_and_another_request_is_refused(offline_
     with Session(api.engine) as session:
         alice_laptop = create_token(session, Role.customer, "alice", label="laptop")
     headers = {"Idempotency-Key": "order-2"}
-    first = api.call("POST", "/v1/vps", api.alice, json=order("web", pubkey), headers=headers)
-    again = api.call("POST", "/v1/vps", alice_laptop, json=order("web", pubkey), headers=headers)  # her account
+    first = api.order(api.alice, json=order("web", pubkey), headers=headers)
+    again = api.order(alice_laptop, json=order("web", pubkey), headers=headers)  # her account
     assert again.status_code == 202 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
-    other = api.call("POST", "/v1/vps", api.alice, json=order("other", pubkey), headers=headers)
+    other = api.order(api.alice, json=order("other", pubkey), headers=headers)
     assert other.status_code == 422 and "another request" in other.json()["detail"]
     assert count(api, Vps) == 1
 

@@ -42,7 +42,7 @@ def vps_id(offline_api: Api, tmp_path: Path) -> str:
     """Alice's VPS, recorded running (as if its create job had run)."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     key = (tmp_path / "k.pub").read_text().strip()
-    created = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+    created = offline_api.unbilled("alice", json={
         "name": "shop", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
     assert created.status_code == 202, created.text
     with Session(offline_api.engine) as session:

@@ -101,7 +101,7 @@ def build(tmp_path: Path, clock: Any) -> Iterator[Callable[[str], World]]:
 
     def make(measure: str) -> World:
         clock.travel_to(paris(2026, 5, 13, 10, 0))
-        world = make_world(tmp_path, f"w{len(worlds)}")
+        world = make_world(tmp_path, f"w{len(worlds)}", unbilled=True)
         worlds.append(world)
         impose, holds = MEASURES[measure]
         impose(world)

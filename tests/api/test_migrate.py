@@ -123,7 +123,7 @@ def test_a_drain_moves_every_vps_off_the_host_at_its_window_after_notices(tmp_pa
     assert world.worker.run_once() is False
     assert world.vps().host_id == 1 and world.vps().status == "running"
     # A draining host takes no new VPS: the next order lands on h2.
-    other = api.call("POST", "/v1/vps", api.bob, json={
+    other = api.order(api.bob, json={
         "name": "newcomer", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [world.key]})
     assert other.status_code == 202, other.text
     world.run()

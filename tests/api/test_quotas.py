@@ -60,34 +60,34 @@ def refused(response: Any, quota: str, limit: int) -> None:
 def test_a_customer_holds_no_more_vps_than_their_quota(offline_api: Api, pubkey: str) -> None:
     api = offline_api
     set_quota(api, "alice", vps=2)
-    assert api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a1")).status_code == 202
-    assert api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a2")).status_code == 202
+    assert api.order(api.alice, json=order(pubkey, "a1")).status_code == 202
+    assert api.order(api.alice, json=order(pubkey, "a2")).status_code == 202
     before = (count(api, Vps), count(api, Job))
-    refused(api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a3")), "vps", 2)
+    refused(api.order(api.alice, json=order(pubkey, "a3")), "vps", 2)
     assert (count(api, Vps), count(api, Job)) == before
     # bob's quota is his own (the default: 10)
-    assert api.call("POST", "/v1/vps", api.bob, json=order(pubkey, "b1")).status_code == 202
+    assert api.order(api.bob, json=order(pubkey, "b1")).status_code == 202
     # a deleted VPS is no longer held
     with Session(api.engine) as session:
         first = session.exec(select(Vps).where(Vps.name == "a1")).one()
         first.status = VpsStatus.deleted
         session.add(first)
         session.commit()
-    assert api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a3")).status_code == 202
+    assert api.order(api.alice, json=order(pubkey, "a3")).status_code == 202
     # staff ordering for the customer are not held by it: they set it
-    staff = api.call("POST", "/v1/vps", api.support, json=order(pubkey, "a4", customer="alice"))
+    staff = api.unbilled("alice", json=order(pubkey, "a4"))
     assert staff.status_code == 202, staff.text
 
 
 def test_resources_are_counted_against_the_quota(offline_api: Api, pubkey: str) -> None:
     api = offline_api
     set_quota(api, "alice", vcpus=3, memory_mib=1024, disk_gib=10)
-    assert api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a1", vcpus=2, memory_mib=512,
+    assert api.order(api.alice, json=order(pubkey, "a1", vcpus=2, memory_mib=512,
                                                                disk_gib=4)).status_code == 202
-    refused(api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a2", vcpus=2)), "vcpus", 3)
-    refused(api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a2", memory_mib=768)), "memory_mib", 1024)
-    refused(api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a2", disk_gib=7)), "disk_gib", 10)
-    assert api.call("POST", "/v1/vps", api.alice, json=order(pubkey, "a2", memory_mib=512,
+    refused(api.order(api.alice, json=order(pubkey, "a2", vcpus=2)), "vcpus", 3)
+    refused(api.order(api.alice, json=order(pubkey, "a2", memory_mib=768)), "memory_mib", 1024)
+    refused(api.order(api.alice, json=order(pubkey, "a2", disk_gib=7)), "disk_gib", 10)
+    assert api.order(api.alice, json=order(pubkey, "a2", memory_mib=512,
                                                                disk_gib=6)).status_code == 202
     assert count(api, Vps) == 2
 
@@ -120,7 +120,7 @@ def test_backups_and_exports_at_once_and_kept_are_bounded(offline_api: Api, pubk
     """300 exports once queued 300 full-disk copies: a customer has so many copies made at once
     (active_backups) and kept or waiting (backups)."""
     api = offline_api
-    vps_id = api.call("POST", "/v1/vps", api.alice, json=order(pubkey)).json()["vps"]["id"]
+    vps_id = api.order(api.alice, json=order(pubkey)).json()["vps"]["id"]
     with Session(api.engine) as session:
         vps = session.get(Vps, vps_id)
         assert vps is not None

@@ -57,7 +57,7 @@ def test_every_operation_has_a_guarded_route() -> None:
 
 @pytest.mark.parametrize("status", STATUSES, ids=[s.value for s in STATUSES])
 def test_refused_from_every_status_it_does_not_allow(offline_api: Api, pubkey: str, status: VpsStatus) -> None:
-    created = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+    created = offline_api.unbilled("alice", json={
         "name": "guarded", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]})
     vps_id = created.json()["vps"]["id"]
     with Session(offline_api.engine) as session:

@@ -150,7 +150,7 @@ def test_a_customer_makes_customer_tokens_for_themselves_only(offline_api: Api, 
     assert count(api, ApiToken) == before
     made = new_token(api, api.alice, label="ci")
     assert (made["role"], made["customer"], made["scopes"]) == ("customer", "alice", [])
-    ordered = api.call("POST", "/v1/vps", made["token"], json={
+    ordered = api.order(made["token"], json={
         "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]})
     assert ordered.status_code == 202 and ordered.json()["vps"]["customer"] == "alice"
     assert list(listed(api, made["token"])) == ["alice", "ci"]
@@ -195,7 +195,7 @@ def test_customers_are_created_explicitly(offline_api: Api) -> None:
 
 def test_an_automation_token_calls_only_what_its_scopes_allow(offline_api: Api, pubkey: str) -> None:
     api = offline_api
-    vps = api.call("POST", "/v1/vps", api.alice, json={
+    vps = api.order(api.alice, json={
         "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]}).json()
     made = new_token(api, api.support, role="automation", label="billing cron", scopes=["billing:write", "vps:read"])
     assert made["scopes"] == ["billing:write", "vps:read"] and made["customer"] is None

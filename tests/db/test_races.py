@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, func, select
 
 from api.app import create_app
-from orchestrator.core.models import ChangeOrder, Customer, Host, Image, Invoice, Job, Vps
+from orchestrator.core.models import ChangeOrder, Customer, Host, Image, Invoice, Job, Order, Subscription, Vps
 from tests.api.test_change_orders import running_vps
 from tests.conftest import Api, base_settings
 from tests.databases import databases, empty_database
@@ -167,11 +167,12 @@ def test_numbers_given_at_once_have_neither_gap_nor_repeat(kind: str, tmp_path: 
 @pytest.mark.parametrize("kind", databases())
 def test_one_idempotency_key_sent_eight_times_at_once_makes_one_vps(kind: str, tmp_path: Path,
                                                                     pubkey: str) -> None:
-    """A client retrying a create with its Idempotency-Key, eight times at once: one VPS; each
-    answer is the VPS accepted (202, the first or its replay) or 'still being answered' (409)."""
-    body = {"name": "web", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]}
+    """A client retrying an order with its Idempotency-Key, eight times at once: one VPS, one
+    subscription, one invoice; each answer is the order accepted (202, the first or its replay) or
+    'still being answered' (409)."""
     with world(kind, tmp_path) as (api, port):
-        answers = at_once(port, [("POST", "/v1/vps", api.alice, body, {"Idempotency-Key": "create-web"})] * AT_ONCE)
+        body = {"plan": api.plan(), "term_months": 1, "name": "web", "image": "tiny", "ssh_keys": [pubkey]}
+        answers = at_once(port, [("POST", "/v1/orders", api.alice, body, {"Idempotency-Key": "create-web"})] * AT_ONCE)
 
         seen = Counter(answer.status_code for answer in answers)
         assert set(seen) <= {202, 409} and seen[202] >= 1, seen
@@ -179,10 +180,11 @@ def test_one_idempotency_key_sent_eight_times_at_once_makes_one_vps(kind: str, t
             assert session.exec(select(func.count()).select_from(Vps)).one() == 1
             [vps] = session.exec(select(Vps)).all()
         assert {answer.json()["vps"]["id"] for answer in answers if answer.status_code == 202} == {vps.id}
-        later = api.call("POST", "/v1/vps", api.alice, json=body, headers={"Idempotency-Key": "create-web"})
+        later = api.call("POST", "/v1/orders", api.alice, json=body, headers={"Idempotency-Key": "create-web"})
         assert later.status_code == 202 and later.headers["idempotent-replayed"] == "true"
         assert later.json()["vps"]["id"] == vps.id
         assert len(rows(api, Job, Job.vps_id == vps.id, Job.kind == "create")) == 1
+        assert (len(rows(api, Subscription)), len(rows(api, Invoice)), len(rows(api, Order))) == (1, 1, 1)
 
 
 @pytest.mark.parametrize("kind", databases())
@@ -193,11 +195,12 @@ def test_eight_orders_at_once_at_the_quota_s_edge_make_one_vps(kind: str, tmp_pa
         with Session(api.engine) as session:
             alice = session.exec(select(Customer).where(Customer.name == "alice")).one().id
         assert api.call("PUT", f"/v1/customers/{alice}/quota", api.support, json={"vps": 1}).status_code == 200
-        body = {"image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [pubkey]}
+        body = {"plan": api.plan(), "term_months": 1, "image": "tiny", "ssh_keys": [pubkey]}
 
-        answers = at_once(port, [("POST", "/v1/vps", api.alice, {**body, "name": f"web{n}"}, {})
+        answers = at_once(port, [("POST", "/v1/orders", api.alice, {**body, "name": f"web{n}"}, {})
                                  for n in range(AT_ONCE)])
 
         assert statuses(answers) == [202] + [403] * (AT_ONCE - 1)
         assert {answer.json().get("quota") for answer in answers if answer.status_code == 403} == {"vps"}
         assert len(rows(api, Vps)) == 1
+        assert (len(rows(api, Subscription)), len(rows(api, Invoice)), len(rows(api, Order))) == (1, 1, 1)

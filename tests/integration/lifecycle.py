@@ -52,12 +52,15 @@ class Guest:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def order(api: Api, tmp_path: Path, token: str | None = None, **sizes: int | str) -> Guest:
+def order(api: Api, tmp_path: Path, token: str | None = None, unbilled: bool = False, **sizes: int | str) -> Guest:
+    """A customer's VPS, ordered from a plan of these sizes (``unbilled``: made by staff for that
+    customer without an order, for tests that subscribe it themselves), its create job done."""
     key, public = client_key(tmp_path)
     body = {"name": "life", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [public]}
     body.update(sizes)
     token = token or api.alice
-    response = api.call("POST", "/v1/vps", token, json=body)
+    # R8.1-setup-fee: a customer orders from a plan
+    response = api.unbilled(api.customer_of(token), json=body) if unbilled else api.order(token, json=body)
     assert response.status_code == 202, response.text
     job = api.wait_job(response.json()["job"]["id"], token)
     assert job["status"] == "succeeded", job

@@ -27,7 +27,7 @@ def test_a_notice_without_effect_stops_the_service_at_the_deadline(live_api: Api
                                                                    tmp_path: Path) -> None:
     api = live_api
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    guest = order(api, tmp_path)
+    guest = order(api, tmp_path, unbilled=True)
     sub = subscribe(api, guest.id, rent_ht="9.90", setup_fee_ht="0")["subscription"]
     remedied = api.call("POST", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support, json={
         "breach": "open relay", "letter_sent_on": "2026-05-13", "cure_by": "2026-05-20"}).json()

@@ -24,7 +24,7 @@ def test_orders_at_the_same_moment_are_created_together(live_api: Api, tmp_path:
     key, public = client_key(tmp_path)
     asked = []
     for n in range(AT_ONCE):
-        response = api.call("POST", "/v1/vps", api.alice, json={
+        response = api.order(api.alice, json={
             "name": f"together{n}", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2,
             "ssh_keys": [public]})
         assert response.status_code == 202, response.text

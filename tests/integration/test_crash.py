@@ -130,7 +130,8 @@ def order(settings: Settings, engine: Any, customer_id: int, tmp_path: Path) -> 
         assert customer is not None
         name = customer.name
     job_id = ask_job(engine, settings, STAFF, None, create.CreateVps, create.VpsCreate(
-        name="crash", image="tiny", vcpus=1, memory_mib=192, disk_gib=1, ssh_keys=[public], customer=name))
+        name="crash", image="tiny", vcpus=1, memory_mib=192, disk_gib=1, ssh_keys=[public], customer=name,
+        reason="test: a VPS made without an order"))
     with Session(engine) as session:
         job = session.get(Job, job_id)
         assert job is not None and job.vps_id is not None

@@ -56,7 +56,7 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     before the first login), R10-after (volumes discarded, recorded, nothing left)."""
     key, public = client_key(tmp_path)
     started = time.monotonic()
-    response = live_api.call("POST", "/v1/vps", live_api.alice, json={
+    response = live_api.order(live_api.alice, json={
         "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [public]})
     assert response.status_code == 202, response.text
     vps_id, job_id = response.json()["vps"]["id"], response.json()["job"]["id"]

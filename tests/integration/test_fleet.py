@@ -54,7 +54,7 @@ def on(uri: str, vps_id: str) -> dict[str, Any]:
 
 def order(api: Api, tmp_path: Path, name: str, site: str) -> Guest:
     key, public = client_key(tmp_path)
-    ordered = api.call("POST", "/v1/vps", api.alice, json={
+    ordered = api.order(api.alice, json={
         "name": name, "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "site": site,
         "ssh_keys": [public]})
     assert ordered.status_code == 202, ordered.text

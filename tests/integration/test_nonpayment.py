@@ -75,7 +75,7 @@ def erasure_date_in(body: str) -> datetime:
 
 def overdue_vps(api: Api, clock: Any, tmp_path: Path) -> tuple[Guest, dict[str, Any]]:
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    guest = order(api, tmp_path)
+    guest = order(api, tmp_path, unbilled=True)
     invoice = subscribe(api, guest.id, rent_ht="9.90", setup_fee_ht="0")["invoice"]
     clock.travel_to(paris(2026, 5, 20, 10, 0))  # a week past its due date
     return guest, invoice
@@ -206,7 +206,7 @@ def test_reversibility_exports_the_disk_then_ends_the_service(live_api: Api, clo
     standalone qcow2; two months later the service stops (R10-after) and the data is kept."""
     api = live_api
     clock.travel_to(paris(2026, 5, 13, 10, 0))
-    guest = order(api, tmp_path)
+    guest = order(api, tmp_path, unbilled=True)
     sub = subscribe(api, guest.id, rent_ht="9.90", setup_fee_ht="0")["subscription"]
     answer = api.call("POST", f"/v1/subscriptions/{sub['id']}/reversibility", api.support,
                       json={"received_at": "2026-05-13T09:00:00+02:00"})

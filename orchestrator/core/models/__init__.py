@@ -19,6 +19,7 @@ from orchestrator.core.models.events import Event, Webhook, WebhookDelivery
 from orchestrator.core.models.fleet import Host, HostImage, Image
 from orchestrator.core.models.jobs import IdempotentRequest, Job, JobEvent, JobStatus
 from orchestrator.core.models.notices import Outbox
+from orchestrator.core.models.plans import Order, Plan
 from orchestrator.core.models.quotas import Quota
 from orchestrator.core.models.types import UTCDateTime, new_id
 from orchestrator.core.models.vps import Backup, TrafficCounter, TrafficSample, Vps, VpsStatus
@@ -27,6 +28,7 @@ __all__ = [
     "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Counter", "Customer", "DdaRequest",
     "Erasure", "Event", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
     "JobEvent", "JobStatus",
-    "Maintenance", "MaintenanceVps", "Outbox", "PaymentDefault", "Quota", "Role", "Subscription", "SyntecIndex",
-    "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "Webhook", "WebhookDelivery", "new_id",
+    "Maintenance", "MaintenanceVps", "Order", "Outbox", "PaymentDefault", "Plan", "Quota", "Role", "Subscription",
+    "SyntecIndex", "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "Webhook", "WebhookDelivery",
+    "new_id",
 ]

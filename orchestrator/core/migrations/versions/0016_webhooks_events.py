@@ -3,7 +3,7 @@ transaction), webhooks (``webhook``: signing secrets encrypted) and their delive
 (``webhookdelivery``: the queue and the log of attempts).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
