@@ -57,7 +57,8 @@ def backup_out(vps: Vps, backup: Backup) -> BackupOut:
     exported = backup.kind == "export" and backup.status == "available"
     return BackupOut(id=backup.id, vps_id=vps.id, vps_name=vps.name, vps_deleted=vps.status == VpsStatus.deleted,
                      kind=backup.kind, status=backup.status, size_bytes=backup.size_bytes,
-                     created_at=backup.created_at, note=backup.note,
+                     created_at=backup.created_at, note=backup.note, consistency=backup.consistency,
+                     quiesced=backup.consistency == "quiesced",
                      download=f"/v1/vps/{vps.id}/backups/{backup.id}/download" if exported else None)
 
 

@@ -20,6 +20,7 @@ from orchestrator.hypervisor import (
     FilterRef,
     HostInfo,
     InterfaceConfig,
+    LiveBackup,
     NetworkConfig,
     NwFilter,
     PoolConfig,
@@ -39,6 +40,7 @@ class FakeDomain:
     vcpus: int = 0
     memory_mib: int = 0
     disks: list[str] = field(default_factory=list)
+    guest_agent: bool = False  # a guest agent answers (freezes the filesystems for a backup)
 
 
 LEASES: dict[str, str] = {}  # MAC -> address, over every fake host of the process
@@ -251,9 +253,14 @@ class FakeDriver:
         dom = self.state.domains.get(uuid)
         return (0, 0) if dom is not None and dom.state == DomainState.running else None
 
-    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float) -> int:
-        disk = next(d for d in self._domain(uuid).config.disks if d.target == target)
-        return self.copy_volume(disk.pool, disk.volume, dst_pool, dst)
+    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float,
+                         quiesce: bool = True) -> LiveBackup:
+        dom = self._domain(uuid)
+        disk = next(d for d in dom.config.disks if d.target == target)
+        size = self.copy_volume(disk.pool, disk.volume, dst_pool, dst)
+        if quiesce and dom.guest_agent:
+            return LiveBackup(size, quiesced=True, frozen=1, detail="quiesced: the fake agent froze 1 filesystem")
+        return LiveBackup(size, quiesced=False, frozen=0, detail="crash-consistent: no guest agent answered")
 
     def open_console(self, uuid: str) -> ConsoleStream:
         raise HypervisorError("the fake hypervisor has no console")

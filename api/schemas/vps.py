@@ -63,6 +63,11 @@ class BackupOut(BaseModel):
     created_at: datetime | None
     note: str
     download: str | None = Field(default=None, description="Where to download an export (qcow2)")
+    consistency: str = Field(description="quiesced: the guest agent froze the running guest's filesystems "
+                                         "for the copy; crash-consistent: no agent answered (the disk as a "
+                                         "power cut leaves it); stopped: copied while powered off; unknown: "
+                                         "made before this was recorded")
+    quiesced: bool = Field(description="The guest's filesystems were frozen for the copy (consistency quiesced)")
 
 
 class VpsEventOut(BaseModel):

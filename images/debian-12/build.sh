@@ -202,6 +202,10 @@ install -D -m 0644 "$here/files/90-vps.cfg" "$root/etc/cloud/cloud.cfg.d/90-vps.
 install -D -m 0644 "$here/files/ssh-hostkey-fallback.conf" \
     "$root/etc/systemd/system/ssh.service.d/hostkey-fallback.conf"
 install -D -m 0644 "$here/files/80-vps-hotplug.rules" "$root/etc/udev/rules.d/80-vps-hotplug.rules"
+# A disk grown live: root partition and filesystem grown at once (no reboot).
+install -D -m 0644 "$here/files/81-vps-growroot.rules" "$root/etc/udev/rules.d/81-vps-growroot.rules"
+install -D -m 0644 "$here/files/vps-growroot.service" "$root/etc/systemd/system/vps-growroot.service"
+install -D -m 0755 "$here/files/vps-growroot" "$root/usr/local/sbin/vps-growroot"
 install -D -m 0755 "$here/files/syslinux-kernel-hook" "$root/etc/kernel/postinst.d/zz-syslinux"
 install -D -m 0755 "$here/files/syslinux-kernel-hook" "$root/etc/initramfs/post-update.d/zz-syslinux"
 

@@ -10,6 +10,7 @@ from orchestrator.hypervisor.base import (
     DomainState,
     HostInfo,
     HypervisorDriver,
+    LiveBackup,
     PoolInfo,
 )
 from orchestrator.hypervisor.config import (
@@ -39,6 +40,7 @@ __all__ = [
     "HostInfo",
     "HypervisorDriver",
     "InterfaceConfig",
+    "LiveBackup",
     "NetworkConfig",
     "NwFilter",
     "PoolConfig",

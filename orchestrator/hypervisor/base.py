@@ -60,6 +60,18 @@ class DomainInfo:
     state: DomainState
 
 
+@dataclass(frozen=True)
+class LiveBackup:
+    """A copy of a running domain's disk: ``quiesced`` when the guest agent froze the guest's
+    filesystems (``frozen`` of them) while the copy's point in time was taken, else a
+    crash-consistent copy; ``detail`` says which, and why (the agent's answer)."""
+
+    size_bytes: int
+    quiesced: bool
+    frozen: int
+    detail: str
+
+
 class ConsoleStream(Protocol):
     def read(self) -> bytes:
         """Blocks until the guest writes something; b"" once the console is closed."""
@@ -190,9 +202,12 @@ class HypervisorDriver(Protocol):
         """A standalone qcow2 copy (backing chain flattened) of a volume not in use; returns bytes."""
         ...
 
-    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float) -> int:
+    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float,
+                         quiesce: bool = True) -> LiveBackup:
         """A point-in-time copy of a running domain's disk (libvirt push-mode backup, the guest keeps
-        running); returns the copy's size in bytes."""
+        running).  With ``quiesce`` the guest agent is asked first to freeze the guest's filesystems
+        (flushed, writes held) and they are thawed as soon as the copy's point in time is taken,
+        whatever happens; when no agent answers the copy is crash-consistent (``quiesced`` False)."""
         ...
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:

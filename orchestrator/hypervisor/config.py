@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 METADATA_NS = "https://vpsctl.dev/xmlns/vps/1"
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -173,6 +174,10 @@ class DomainConfig:
             _sub(serial, "log", file=self.serial_log, append="on")
         console = _sub(devices, "console", type="pty")
         _sub(console, "target", type="serial", port="0")
+        # The QEMU guest agent's channel (virtio-serial; libvirt adds the controller and the host's
+        # socket): backups freeze the guest's filesystems through it when an agent answers.
+        channel = _sub(devices, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
         _sub(devices, "memballoon", model="virtio")
         rng = _sub(devices, "rng", model="virtio")
         _sub(rng, "backend", "/dev/urandom", model="random")

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from orchestrator.core.errors import HypervisorError, TransientError
-from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, PoolInfo
+from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, LiveBackup, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,
     DhcpHostConfig,
@@ -555,8 +555,9 @@ class LibvirtDriver:
 
         return self._call(copy)
 
-    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float) -> int:
-        def backup(conn: libvirt.virConnect) -> int:
+    def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float,
+                         quiesce: bool = True) -> LiveBackup:
+        def backup(conn: libvirt.virConnect) -> LiveBackup:
             dom = self._lookup(conn, uuid)
             if dom is None or not dom.isActive():
                 raise HypervisorError(f"domain {uuid} is not running")
@@ -565,7 +566,14 @@ class LibvirtDriver:
             _delete_if_present(pool, dst)
             if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 dom.abortJob()  # a backup left running by a crashed worker
-            dom.backupBegin(BackupConfig(target=target, path=path).to_xml(), None, 0)
+            # The copy's point in time is when the backup job begins (QEMU copies each block
+            # before the guest overwrites it): the filesystems stay frozen only that long.
+            frozen, detail = _freeze(dom) if quiesce else (0, "crash-consistent: not asked to quiesce")
+            try:
+                dom.backupBegin(BackupConfig(target=target, path=path).to_xml(), None, 0)
+            finally:
+                if quiesce:
+                    _thaw(dom, frozen)
             deadline = time.monotonic() + timeout
             while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 if time.monotonic() > deadline:
@@ -576,7 +584,8 @@ class LibvirtDriver:
             if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
                 raise HypervisorError(f"backup of {target} failed: {stats.get('errmsg', 'unknown error')}")
             pool.refresh(0)
-            return int(pool.storageVolLookupByName(dst).info()[2])
+            size = int(pool.storageVolLookupByName(dst).info()[2])
+            return LiveBackup(size_bytes=size, quiesced=frozen > 0, frozen=frozen, detail=detail)
 
         return self._call(backup)
 
@@ -738,6 +747,41 @@ class LibvirtConsole:
                 action()
             except libvirt.libvirtError:
                 pass
+
+
+# How long the guest agent may take to answer a freeze or thaw (flushing dirty pages first).
+AGENT_TIMEOUT_SECONDS = 60
+
+
+def _freeze(dom: libvirt.virDomain) -> tuple[int, str]:
+    """Ask the guest agent to freeze every filesystem of the guest: (how many it froze, what
+    happened).  No agent (no channel, nothing listening in the guest, no answer in time): 0."""
+    try:
+        dom.agentSetResponseTimeout(AGENT_TIMEOUT_SECONDS, 0)
+        frozen = int(dom.fsFreeze(None, 0))
+    except libvirt.libvirtError as exc:
+        return 0, f"crash-consistent: the guest agent did not freeze the filesystems ({exc.get_error_message()})"
+    if frozen <= 0:
+        return 0, "crash-consistent: the guest agent froze no filesystem"
+    return frozen, f"quiesced: the guest agent froze {frozen} filesystem(s) while the copy began"
+
+
+def _thaw(dom: libvirt.virDomain, frozen: int) -> None:
+    """Thaw the guest's filesystems: always after a freeze was asked (a freeze that timed out may
+    still have happened in the guest).  When filesystems were frozen and every attempt fails, the
+    error is raised: the guest cannot write until it is thawed."""
+    message = ""
+    for attempt in range(3):
+        try:
+            dom.fsThaw(None, 0)
+            return
+        except libvirt.libvirtError as exc:
+            if frozen <= 0:
+                return  # nothing was frozen: no agent to thaw with
+            message = exc.get_error_message() or str(exc)
+            log.error("thawing the filesystems of %s failed (attempt %d): %s", dom.UUIDString(), attempt + 1, message)
+            time.sleep(1)
+    raise HypervisorError(f"the guest's filesystems were frozen and could not be thawed: {message}")
 
 
 def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = False) -> bool:

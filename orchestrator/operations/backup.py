@@ -1,7 +1,11 @@
 """Back up a VPS's root disk into the host's backup pool: a consistent, standalone qcow2 copy.
 
 A running guest keeps running: libvirt's push-mode backup copies the disk as it was when the
-backup began. A stopped or suspended VPS is copied directly (the disk is not changing).
+backup began.  Just before, the guest agent is asked to freeze the guest's filesystems (flushed,
+writes held), and they are thawed as soon as the backup has begun, whatever happens: the copy is
+``quiesced``.  When no agent answers (none installed, as in the tiny image, or not running) the
+copy is ``crash-consistent`` and the step and record say so.  A stopped or suspended VPS is
+copied directly (the disk is not changing).
 ``export`` is the same copy, kept for the customer to download, and of every data disk too:
 R13-reversibility asks for "a disk image export of each VPS", the whole of its data.
 """
@@ -55,16 +59,22 @@ def _copy_disk(ctx: Context, backup_id: str, target: str, source_volume: str, no
                              status="creating", note=note))
     info = ctx.driver.domain(vps.id)
     if info is not None and info.state == DomainState.running:
-        size = ctx.driver.backup_disk_live(vps.id, target, pool, volume, ctx.settings.lifecycle.backup_timeout_seconds)
-        how = "live (push-mode backup, guest kept running)"
+        copy = ctx.driver.backup_disk_live(vps.id, target, pool, volume,
+                                           ctx.settings.lifecycle.backup_timeout_seconds)
+        size = copy.size_bytes
+        consistency = "quiesced" if copy.quiesced else "crash-consistent"
+        how = f"live (push-mode backup, guest kept running), {copy.detail}"
     else:
         size = ctx.driver.copy_volume(host.pool_name, source_volume, pool, volume)
-        how = "from the stopped disk"
+        # A paused guest's disk is as a power cut would leave it (its memory is not copied).
+        consistency = "stopped" if info is None or info.state == DomainState.shutoff else "crash-consistent"
+        how = "from the stopped disk" if consistency == "stopped" else "from the paused guest's disk, crash-consistent"
     with session_scope(ctx.engine) as session:
         record = session.get(Backup, backup_id)
         if record is not None:
             # An export is the client's download: available once its file is there (fetch_export).
             record.size_bytes = size
+            record.consistency = consistency
             if record.kind != "export":
                 record.status = "available"
             session.add(record)

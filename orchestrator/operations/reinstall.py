@@ -134,7 +134,7 @@ def retire_old_disk(ctx: Context) -> str:
             return "old disk already gone"
         with session_scope(ctx.engine) as session:
             session.add(Backup(id=f"{ctx.job.id}", vps_id=vps.id, kind="before_reinstall", pool=host.pool_name,
-                               volume=old_root, size_bytes=vps.disk_gib << 30,
+                               volume=old_root, size_bytes=vps.disk_gib << 30, consistency="stopped",
                                note=f"root disk before the reinstall of job {ctx.job.id}"))
         return f"old disk kept as backup {ctx.job.id}"
     ctx.driver.delete_volume(host.pool_name, old_root, wipe=ctx.settings.lifecycle.wipe_volumes_on_delete)

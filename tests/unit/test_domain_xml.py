@@ -40,6 +40,10 @@ def test_sizes_devices_and_link() -> None:
     assert iface.find("source").get("network") == "n"
     assert iface.find("mac").get("address") == mac_for("6f1c1a52-6b43-4a5c-9a3e-3a0d7c2f9a11")
     assert iface.find("link").get("state") == "up"
+    # the guest agent's channel: virtio-serial, the name qemu-guest-agent listens on
+    [channel] = root.findall("devices/channel")
+    assert channel.get("type") == "unix"
+    assert channel.find("target").attrib == {"type": "virtio", "name": "org.qemu.guest_agent.0"}
 
 
 def test_user_strings_are_escaped_text_never_markup() -> None:

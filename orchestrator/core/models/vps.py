@@ -118,6 +118,10 @@ class Backup(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     created_at: datetime | None = time_field(now=True)
     replica_host_id: int | None = Field(default=None, foreign_key="host.id")
+    # quiesced: the guest agent froze the guest's filesystems while the copy began;
+    # crash-consistent: a running guest's disk as a power cut would leave it (no agent answered);
+    # stopped: copied from a disk nothing was writing to; unknown: made before this was recorded.
+    consistency: str = Field(default="unknown", max_length=32, sa_column_kwargs={"server_default": "unknown"})
 
 
 class TrafficSample(SQLModel, table=True):
