@@ -17,7 +17,8 @@ Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class ChangeOrderBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"memory_mib": 4096, "note": "more memory for the database"}, {"add_disk_gib": 100}]})
     vcpus: int | None = Field(default=None, ge=1, le=1024)
     memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
     disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)

@@ -1,0 +1,194 @@
+"""The OpenAPI document is true and complete (api/openapi.py): readable unique operationIds, one
+problem schema for every error an operation answers, Location on what it creates, strict bodies,
+the server's limits; and a client generated from it works against the server."""
+
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.openapi import PROBLEM_MEDIA
+from tests.conftest import Api
+
+OPERATION_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")  # verb_object, snake_case
+
+
+@pytest.fixture
+def document(offline_api: Api) -> dict[str, Any]:
+    response = offline_api.call("GET", "/openapi.json")
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method.upper(), path, op) for path, ops in document["paths"].items() for method, op in ops.items()]
+
+
+def test_operation_ids_are_readable_and_unique(document: dict[str, Any]) -> None:
+    ids = [op["operationId"] for _, _, op in operations(document)]
+    assert len(ids) > 90
+    assert [i for i, n in collections.Counter(ids).items() if n > 1] == []
+    assert [i for i in ids if not OPERATION_ID.match(i) or len(i) > 40] == []
+    named = {(m, p): op["operationId"] for m, p, op in operations(document)}
+    assert named["POST", "/v1/vps"] == "create_vps"
+    assert named["GET", "/v1/vps/{vps_id}/events"] == "list_vps_events"
+
+
+def test_summaries_descriptions_and_tags(document: dict[str, Any]) -> None:
+    for method, path, op in operations(document):
+        assert len(op["summary"].split()) >= 2, (method, path, op["summary"])
+        assert op.get("description"), (method, path)
+        assert op.get("tags"), (method, path)
+    described = {tag["name"]: tag.get("description") for tag in document["tags"]}
+    used = {tag for _, _, op in operations(document) for tag in op["tags"]}
+    assert used <= set(described)
+    assert all(described[name] and described[name] != name for name in used)
+
+
+def test_schema_titles_are_unique_and_validation_error_is_gone(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    titles = collections.Counter(schema.get("title", name) for name, schema in schemas.items())
+    assert [t for t, n in titles.items() if n > 1] == []
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert "HTTPValidationError" not in str(document["paths"])
+
+
+def test_every_error_is_a_problem_declared_where_it_can_happen(document: dict[str, Any]) -> None:
+    problem = document["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "instance", "errors", "rule", "current_status"} <= set(
+        problem["properties"])
+    for method, path, op in operations(document):
+        responses = op["responses"]
+        errors = {int(code) for code in responses if int(code) >= 400}
+        for code in errors:
+            content = responses[str(code)]["content"]
+            assert list(content) == [PROBLEM_MEDIA], (method, path, code)
+            assert content[PROBLEM_MEDIA]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        if path in ("/healthz",):
+            assert errors == set()
+            continue
+        assert {401, 403, 429} <= errors, (method, path)
+        if "{" in path:
+            assert 404 in errors, (method, path)
+        if method == "POST":
+            assert {409, 422} <= errors, (method, path)
+        if "requestBody" in op:
+            assert {413, 422} <= errors, (method, path)
+    assert "Retry-After" in document["paths"]["/v1/vps"]["get"]["responses"]["429"]["headers"]
+
+
+def test_creates_declare_location_and_send_it(offline_api: Api, document: dict[str, Any]) -> None:
+    declared = {(m, p) for m, p, op in operations(document)
+                for code in ("201", "202") if "Location" in op["responses"].get(code, {}).get("headers", {})}
+    assert ("POST", "/v1/vps") in declared and ("POST", "/v1/vps/{vps_id}/start") in declared
+    assert ("POST", "/v1/incidents") in declared and ("POST", "/v1/tokens") in declared
+    assert all(m != "GET" for m, _ in declared)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
+    created = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+        "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
+    assert created.status_code == 202, created.text
+    job = created.json()["job"]["id"]
+    assert created.headers["location"] == f"/v1/jobs/{job}"
+    assert offline_api.call("GET", created.headers["location"], offline_api.alice).json()["id"] == job
+    token = offline_api.call("POST", "/v1/tokens", offline_api.alice, json={"label": "ci"})
+    assert token.status_code == 201, token.text
+    assert token.headers["location"] == f"/v1/tokens/{token.json()['id']}"
+    assert offline_api.call("GET", token.headers["location"], offline_api.alice).status_code == 200
+
+
+def test_method_not_allowed_says_which_are(offline_api: Api) -> None:
+    response = offline_api.call("PATCH", "/v1/vps", offline_api.alice)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM_MEDIA
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    assert response.json()["instance"] == "/v1/vps"
+
+
+def test_a_body_that_is_not_utf8_is_an_invalid_request(offline_api: Api) -> None:
+    response = offline_api.call("POST", "/v1/vps", offline_api.alice, content=b'{"name": "\xe9t\xe9"}',
+                                headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA
+    problem = response.json()
+    assert problem["type"] == "/problems/invalid-request" and problem["title"] == "Invalid request"
+    assert "UTF-8" in problem["detail"] and problem["instance"] == "/v1/vps"
+
+
+@pytest.mark.parametrize(("path", "token", "body", "field"), [
+    # a date is an ISO string: 0 (1970-01-01) and 10**9 (2001-09-09, within the allowed years) are refused
+    ("/v1/subscriptions/s1/breach-notices", "support",
+     {"breach": "x", "letter_sent_on": 0, "cure_by": "2030-01-01"}, "letter_sent_on"),
+    ("/v1/subscriptions/s1/breach-notices", "support",
+     {"breach": "x", "letter_sent_on": 10**9, "cure_by": "2030-01-01"}, "letter_sent_on"),
+    ("/v1/maintenance", "support", {"starts_at": 2_000_000_000, "reason": "x"}, "starts_at"),
+    # a boolean is true or false: not 1, 0, "true" nor "yes"
+    ("/v1/vps/v1/stop", "alice", {"force": 1}, "force"),
+    ("/v1/vps/v1/reinstall", "alice", {"ssh_keys": ["k"], "confirm_data_loss": 1}, "confirm_data_loss"),
+    ("/v1/vps/v1/restore", "alice", {"backup_id": "b", "confirm_data_loss": "true"}, "confirm_data_loss"),
+    ("/v1/incidents", "support", {"vps_id": "v", "malfunction": "x", "description": "d", "force_majeure": "yes"},
+     "force_majeure"),
+    # an integer is an integer: not "2" nor 2.0
+    ("/v1/vps/v1/disks", "support", {"size_gib": "2", "reason": "x"}, "size_gib"),
+    ("/v1/vps/v1/resize", "support", {"memory_mib": 512.0}, "memory_mib"),
+])
+def test_bodies_are_strict(offline_api: Api, path: str, token: str, body: dict[str, Any], field: str) -> None:
+    """Each of these is accepted by lax validation (and would then be a 404 or worse: a date of
+    1970); the strict check refuses it first, naming the field."""
+    response = offline_api.call("POST", path, getattr(offline_api, token), json=body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/invalid-request"
+    assert any(error["loc"][:2] == ["body", field] for error in problem["errors"]), problem
+
+
+def test_iso_strings_numbers_as_text_and_enums_still_pass(offline_api: Api) -> None:
+    """Strict is not stricter than the schema: ISO dates and instants, money as a string or a
+    number, enum values are read as before (these reach the handler: 404 for the missing ids)."""
+    ok = [("/v1/subscriptions/s1/breach-notices", {"breach": "x", "letter_sent_on": "2030-01-01",
+                                                   "cure_by": "2030-01-20"}),
+          ("/v1/change-orders/c1/approve", {"rent_ht": "12.50"}),
+          ("/v1/change-orders/c1/approve", {"rent_ht": 12.5}),
+          ("/v1/vps/v1/suspend", {"reason": "abuse"}),
+          ("/v1/vps/v1/stop", {"force": True})]
+    for path, body in ok:
+        response = offline_api.call("POST", path, offline_api.support, json=body)
+        assert response.status_code == 404, (path, response.text)
+
+
+def test_the_servers_limits_are_in_the_schema(offline_api: Api, document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    limits = offline_api.settings.limits
+    assert schemas["VpsCreate"]["properties"]["disk_gib"]["maximum"] == limits.max_disk_gib
+    assert schemas["VpsCreate"]["properties"]["vcpus"]["maximum"] == limits.max_vcpus
+    assert schemas["VpsCreate"]["properties"]["ssh_keys"]["maxItems"] == limits.max_ssh_keys
+    assert schemas["DiskBody"]["properties"]["size_gib"]["maximum"] == limits.max_disk_gib
+    reasons = schemas["SuspendBody"]["properties"]["reason"]["anyOf"][0]["enum"]
+    assert "nonpayment" not in reasons and "customer" in reasons  # nonpayment: the workflow's only
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
+    over = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+        "name": "big", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": limits.max_disk_gib + 1,
+        "ssh_keys": [key]})
+    assert over.status_code == 422 and "disk_gib" in over.json()["detail"]
+    refused = offline_api.call("POST", "/v1/vps/v1/suspend", offline_api.support, json={"reason": "nonpayment"})
+    assert refused.status_code == 422
+
+
+def test_main_bodies_have_examples(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for name in ("VpsCreate", "ResizeBody", "DiskBody", "ChangeOrderBody", "Problem"):
+        assert schemas[name].get("examples"), name
+
+
+def generate_client(document_path: Path, out: Path) -> Path:
+    """``openapi-python-client`` run on the document; the package's directory."""
+    binary = Path(__import__("sys").executable).with_name("openapi-python-client")
+    result = subprocess.run([str(binary), "generate", "--path", str(document_path), "--output-path", str(out),
+                             "--meta", "none"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stdout, result.stdout
+    return out
