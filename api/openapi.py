@@ -22,8 +22,8 @@
   its path).  ``Locator`` (an ASGI middleware) sends the header; the document declares it.
 - **Strict bodies**: FastAPI validates the *parsed* JSON in pydantic's lax Python mode (``1`` is a
   boolean there, ``0`` the date 1970-01-01).  Every JSON body is first validated as JSON in
-  strict mode (``strict_body``): a boolean is ``true``/``false``, an integer an integer, a date or
-  an instant an ISO string; enums, decimals as numbers or strings are read as the schema says.
+  strict mode (``strict_body``): a boolean is ``true``/``false``, an integer a number without a
+  fraction (never ``"5"`` nor ``true``), a date or an instant an ISO string; enums as the schema says.
 - **Summaries** are the operationId in words ("List VPS events"), descriptions the docstrings;
   tags are described (``TAGS``).
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -256,6 +256,18 @@ def _body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     return _ADAPTERS[id(route)]
 
 
+def _integral(value: Any) -> Any:
+    """``value`` with its integral floats as integers: JSON Schema's `integer` is any number without
+    a fraction (``2.0`` is one), which pydantic's strict mode reads as a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
+
+
 async def strict_body(connection: HTTPConnection) -> None:
     """Validate a JSON body as JSON in strict mode before FastAPI reads it laxly: ``0`` is no date,
     ``1`` no boolean, ``"5"`` no integer (422, as any invalid body)."""
@@ -270,7 +282,11 @@ async def strict_body(connection: HTTPConnection) -> None:
     if not raw.strip():
         return  # FastAPI decides (a required body is missing)
     try:
-        adapter.validate_json(raw, strict=True)
+        document = json.loads(raw)
+    except ValueError:
+        return  # FastAPI answers it (422 json_invalid, or not UTF-8)
+    try:
+        adapter.validate_json(json.dumps(_integral(document)), strict=True)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)],
                                      body=None) from None
@@ -301,20 +317,44 @@ def _problem_response(status: int, description: str | None = None) -> dict[str, 
     return response
 
 
-def error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+def _names_a_record(name: str) -> bool:
+    """Whether a query parameter or body field names a record that may be missing (a 404)."""
+    return name.endswith("_id") or name.endswith("_ids") or name in ("customer", "host", "image")
+
+
+def error_statuses(path: str, method: str, operation: dict[str, Any],
+                   body_properties: Iterable[str] = ()) -> set[int]:
     """The error statuses the central rules (module docstring) give an operation."""
     if path in PUBLIC or (not path.startswith("/v1") and path != "/metrics"):
         return set()
     method = method.upper()
     statuses = {401, 403, 429}
     parameters = operation.get("parameters", [])
-    if any(p.get("in") == "path" for p in parameters):
+    if any(p.get("in") == "path" or (p.get("in") == "query" and _names_a_record(p.get("name", "")))
+           for p in parameters) or any(_names_a_record(name) for name in body_properties):
         statuses.add(404)
     if method != "GET":
         statuses |= {409, 413}
     if "requestBody" in operation or method == "POST" or any(p.get("in") in ("query", "header") for p in parameters):
         statuses.add(422)
+    if any((p.get("in") == "path" and set(p.get("schema", {})) - {"title", "description"} != {"type"})
+           or (p.get("in") == "path" and p.get("schema", {}).get("type") != "string") for p in parameters):
+        statuses.add(422)  # a path parameter that is not just any string: an integer, a bounded one
     return statuses
+
+
+def _body_schema(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body's schema of ``operation`` (its component resolved), or {}."""
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = content.get("schema", {})
+    for option in [schema, *schema.get("anyOf", [])]:
+        if "$ref" in option:
+            return dict(schemas.get(option["$ref"].rsplit("/", 1)[-1], {}))
+    return dict(schema)
+
+
+def _declared_by(route: APIRoute, status: int) -> bool:
+    return any(str(code) == str(status) for code in (route.responses or {}))
 
 
 def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
@@ -332,8 +372,12 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             route = routes.get((path, method))
             responses = operation.setdefault("responses", {})
-            declared = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
-            for code in sorted(declared | error_statuses(path, method, operation)):
+            for code in [c for c in responses if c.isdigit() and int(c) >= 400]:
+                if route is None or not _declared_by(route, int(code)):
+                    del responses[code]  # FastAPI's own 422, given to any route with a parameter
+            declared = {int(code) for code in responses if int(code) >= 400}
+            body = _body_schema(operation, schemas)
+            for code in sorted(declared | error_statuses(path, method, operation, body.get("properties", {}))):
                 described = responses.get(str(code), {}).get("description")
                 if code == 422 or described in (None, "Validation Error", "Unprocessable Content"):
                     described = None

@@ -9,11 +9,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.jobs import JobOut, ResizePlanOut
+from api.schemas.types import Fee
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
-Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Amount = Fee
 
 
 class ChangeOrderBody(BaseModel):

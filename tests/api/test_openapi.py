@@ -5,12 +5,17 @@ the server's limits; and a client generated from it works against the server."""
 from __future__ import annotations
 
 import collections
+import importlib
+import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.openapi import PROBLEM_MEDIA
 from tests.conftest import Api
@@ -132,9 +137,13 @@ def test_a_body_that_is_not_utf8_is_an_invalid_request(offline_api: Api) -> None
     ("/v1/vps/v1/restore", "alice", {"backup_id": "b", "confirm_data_loss": "true"}, "confirm_data_loss"),
     ("/v1/incidents", "support", {"vps_id": "v", "malfunction": "x", "description": "d", "force_majeure": "yes"},
      "force_majeure"),
-    # an integer is an integer: not "2" nor 2.0
+    # an integer is a number without a fraction (2.0 is one, as JSON Schema says): not "2", not true
     ("/v1/vps/v1/disks", "support", {"size_gib": "2", "reason": "x"}, "size_gib"),
-    ("/v1/vps/v1/resize", "support", {"memory_mib": 512.0}, "memory_mib"),
+    ("/v1/vps/v1/resize", "support", {"memory_mib": True}, "memory_mib"),
+    # money is a decimal string within its digits: not a binary float, not too precise
+    ("/v1/change-orders/c1/approve", "support", {"rent_ht": 12.5}, "rent_ht"),
+    ("/v1/change-orders/c1/approve", "support", {"rent_ht": "12.505"}, "rent_ht"),
+    ("/v1/change-orders/c1/approve", "support", {"rent_ht": "12345678901.00"}, "rent_ht"),
 ])
 def test_bodies_are_strict(offline_api: Api, path: str, token: str, body: dict[str, Any], field: str) -> None:
     """Each of these is accepted by lax validation (and would then be a 404 or worse: a date of
@@ -147,14 +156,15 @@ def test_bodies_are_strict(offline_api: Api, path: str, token: str, body: dict[s
 
 
 def test_iso_strings_numbers_as_text_and_enums_still_pass(offline_api: Api) -> None:
-    """Strict is not stricter than the schema: ISO dates and instants, money as a string or a
-    number, enum values are read as before (these reach the handler: 404 for the missing ids)."""
+    """Strict is not stricter than the schema: ISO dates and instants, money as a decimal string,
+    enum values are read as before (these reach the handler: 404 for the missing ids)."""
     ok = [("/v1/subscriptions/s1/breach-notices", {"breach": "x", "letter_sent_on": "2030-01-01",
                                                    "cure_by": "2030-01-20"}),
           ("/v1/change-orders/c1/approve", {"rent_ht": "12.50"}),
-          ("/v1/change-orders/c1/approve", {"rent_ht": 12.5}),
+          ("/v1/change-orders/c1/approve", {"rent_ht": "0.05", "fee_ht": "0"}),
           ("/v1/vps/v1/suspend", {"reason": "abuse"}),
-          ("/v1/vps/v1/stop", {"force": True})]
+          ("/v1/vps/v1/stop", {"force": True}),
+          ("/v1/vps/v1/resize", {"memory_mib": 512.0})]
     for path, body in ok:
         response = offline_api.call("POST", path, offline_api.support, json=body)
         assert response.status_code == 404, (path, response.text)
@@ -186,9 +196,56 @@ def test_main_bodies_have_examples(document: dict[str, Any]) -> None:
 
 def generate_client(document_path: Path, out: Path) -> Path:
     """``openapi-python-client`` run on the document; the package's directory."""
-    binary = Path(__import__("sys").executable).with_name("openapi-python-client")
+    binary = Path(sys.executable).with_name("openapi-python-client")
+    env = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # its ruff
     result = subprocess.run([str(binary), "generate", "--path", str(document_path), "--output-path", str(out),
-                             "--meta", "none"], capture_output=True, text=True, timeout=300)
+                             "--meta", "none"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNING" not in result.stdout, result.stdout
     return out
+
+
+def test_a_generated_client_works(offline_api: Api, document: dict[str, Any], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client generated from the document by openapi-python-client (every operation kept, no
+    warning) lists, creates and reads VPS, and parses a 422 and a 404 into its Problem model."""
+    source = tmp_path / "openapi.json"
+    source.write_text(json.dumps(document))
+    generate_client(source, tmp_path / "vpsctl_client")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [n for n in sys.modules if n.startswith("vpsctl_client")]:
+        del sys.modules[name]
+    client_module = importlib.import_module("vpsctl_client")
+    create_vps, list_vps, get_vps, start_vps = (importlib.import_module(f"vpsctl_client.api.{tag}.{name}")
+                                                for tag, name in (("vps", "create_vps"), ("vps", "list_vps"),
+                                                                  ("vps", "get_vps"), ("operations", "start_vps")))
+    models = importlib.import_module("vpsctl_client.models")
+    generated = {p.stem for p in (tmp_path / "vpsctl_client" / "api").rglob("*.py") if p.stem != "__init__"}
+    assert {op["operationId"] for _, _, op in operations(document)} <= generated  # none dropped
+
+    app = offline_api.client.app
+    client = client_module.AuthenticatedClient(base_url="http://testserver", token=offline_api.alice)
+    client.set_httpx_client(TestClient(app, headers={"Authorization": f"Bearer {offline_api.alice}"}))
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
+    created = create_vps.sync_detailed(client=client, body=models.VpsCreate(
+        name="gen1", image="tiny", vcpus=1, memory_mib=256, disk_gib=2, ssh_keys=[key]))
+    assert created.status_code == 202, created.content
+    assert isinstance(created.parsed, models.VpsJobOut) and created.parsed.vps.name == "gen1"
+    assert created.headers["location"] == f"/v1/jobs/{created.parsed.job.id}"
+
+    page = list_vps.sync(client=client, limit=10)
+    assert isinstance(page, models.PageVpsOut) and [v.name for v in page.items] == ["gen1"]
+    assert isinstance(get_vps.sync(client=client, vps_id=created.parsed.vps.id), models.VpsOut)
+
+    refused = create_vps.sync_detailed(client=client, body=models.VpsCreate(
+        name="gen2", image="tiny", vcpus=1, memory_mib=256, disk_gib=offline_api.settings.limits.max_disk_gib + 1,
+        ssh_keys=[key]))
+    assert refused.status_code == 422
+    assert isinstance(refused.parsed, models.Problem)
+    assert refused.parsed.type_ == "/problems/invalid-request" and "disk_gib" in refused.parsed.detail
+
+    missing = start_vps.sync_detailed(client=client, vps_id="no-such-vps")
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, models.Problem) and missing.parsed.status == 404
+    assert missing.parsed.instance == "/v1/vps/no-such-vps/start"
