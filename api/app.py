@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
 
     app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   generate_unique_id_function=openapi.operation_id, openapi_tags=openapi.TAGS,
-                  dependencies=[openapi.STRICT_BODIES])
+                  dependencies=[openapi.STRICT_REQUESTS])
     app.state.settings = settings
     app.state.engine = engine
     app.state.drivers = Drivers()  # for the console only: everything else goes through jobs

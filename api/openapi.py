@@ -20,10 +20,11 @@
   ``job`` points at ``/v1/jobs/{job.id}`` by itself; any other route declares its template with
   ``responses={201: located("/v1/incidents/{id}")}`` (fields of the answer's body, dotted, or of
   its path).  ``Locator`` (an ASGI middleware) sends the header; the document declares it.
-- **Strict bodies**: FastAPI validates the *parsed* JSON in pydantic's lax Python mode (``1`` is a
-  boolean there, ``0`` the date 1970-01-01).  Every JSON body is first validated as JSON in
-  strict mode (``strict_body``): a boolean is ``true``/``false``, an integer a number without a
-  fraction (never ``"5"`` nor ``true``), a date or an instant an ISO string; enums as the schema says.
+- **Strict requests**: FastAPI validates the *parsed* JSON in pydantic's lax Python mode (``1``
+  is a boolean there, ``0`` the date 1970-01-01).  Every JSON body is first validated as JSON in
+  strict mode (``strict_request``): a boolean is ``true``/``false``, an integer a number without
+  a fraction (never ``"5"`` nor ``true``), a date or an instant an ISO string; enums as the schema
+  says.  A query parameter the route does not declare is refused (422), as an unknown body field.
 - **Summaries** are the operationId in words ("List VPS events"), descriptions the docstrings;
   tags are described (``TAGS``).
 """
@@ -268,13 +269,35 @@ def _integral(value: Any) -> Any:
     return value
 
 
-async def strict_body(connection: HTTPConnection) -> None:
-    """Validate a JSON body as JSON in strict mode before FastAPI reads it laxly: ``0`` is no date,
-    ``1`` no boolean, ``"5"`` no integer (422, as any invalid body)."""
-    if not isinstance(connection, Request) or connection.method in ("GET", "HEAD", "OPTIONS"):
-        return
+_QUERIES: dict[int, frozenset[str]] = {}
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    if id(route) not in _QUERIES:
+        names: set[str] = set()
+        dependants = [route.dependant]
+        while dependants:
+            dependant = dependants.pop()
+            names.update(field.alias for field in dependant.query_params)
+            dependants.extend(dependant.dependencies)
+        _QUERIES[id(route)] = frozenset(names)
+    return _QUERIES[id(route)]
+
+
+async def strict_request(connection: HTTPConnection) -> None:
+    """Refuse a query parameter the route does not declare (a misspelt filter would silently list
+    everything), and validate a JSON body as JSON in strict mode before FastAPI reads it laxly:
+    ``0`` is no date, ``1`` no boolean, ``"5"`` no integer (422, as any invalid request)."""
     route = connection.scope.get("route")
-    adapter = _body_adapter(route) if isinstance(route, APIRoute) else None
+    if not isinstance(connection, Request) or not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(connection.query_params) - _query_names(route))
+    if unknown:
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name),
+                                       "msg": "unknown query parameter", "input": None} for name in unknown])
+    if connection.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    adapter = _body_adapter(route)
     content_type = connection.headers.get("content-type", "")
     if adapter is None or (content_type and "json" not in content_type.split(";")[0].lower()):
         return
@@ -292,7 +315,7 @@ async def strict_body(connection: HTTPConnection) -> None:
                                      body=None) from None
 
 
-STRICT_BODIES = Depends(strict_body)  # the application's first dependency (api/app.py)
+STRICT_REQUESTS = Depends(strict_request)  # the application's first dependency (api/app.py)
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
@@ -417,7 +440,7 @@ def _bound(schema: dict[str, Any], ceiling: int) -> None:
 
 def install(app: FastAPI) -> None:
     """The application's OpenAPI document is ``complete``; its 201/202 answers carry ``Location``
-    (its JSON bodies are validated strictly: ``STRICT_BODIES``, given when it is made)."""
+    (its requests are checked strictly: ``STRICT_REQUESTS``, given when it is made)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

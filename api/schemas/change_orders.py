@@ -37,7 +37,7 @@ class ApproveBody(BaseModel):
 
 class RefuseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"\S")]
 
 
 class ChangeOrderOut(BaseModel):

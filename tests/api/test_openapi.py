@@ -155,6 +155,13 @@ def test_bodies_are_strict(offline_api: Api, path: str, token: str, body: dict[s
     assert any(error["loc"][:2] == ["body", field] for error in problem["errors"]), problem
 
 
+def test_an_undeclared_query_parameter_is_refused(offline_api: Api) -> None:
+    response = offline_api.call("GET", "/v1/jobs?vps=abc", offline_api.alice)  # the filter is vps_id
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"loc": ["query", "vps"], "msg": "unknown query parameter"}]
+    assert offline_api.call("GET", "/v1/jobs?vps_id=abc&limit=5", offline_api.alice).json()["items"] == []
+
+
 def test_iso_strings_numbers_as_text_and_enums_still_pass(offline_api: Api) -> None:
     """Strict is not stricter than the schema: ISO dates and instants, money as a decimal string,
     enum values are read as before (these reach the handler: 404 for the missing ids)."""

@@ -14,12 +14,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.fakeworld import World, make_world
 
-EXAMPLES = int(os.environ.get("VPSCTL_SCHEMATHESIS_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("VPSCTL_SCHEMATHESIS_EXAMPLES", "6"))
 
 # The document bounds its dates with formatMinimum/formatMaximum (api/schemas/types.py: 2000 to
 # 2199), keywords schemathesis does not read: its dates and instants are drawn within them.
@@ -77,6 +78,8 @@ def run(world: World, mode: GenerationMode) -> tuple[Counter[str], list[str]]:
 
         try:
             check()
+        except Unsatisfiable:  # an operation without parameters has no invalid request
+            calls["operations without invalid requests"] += 1
         except (Exception, BaseExceptionGroup) as exc:  # every operation is tried; failures reported together
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     return calls, failures
@@ -85,6 +88,6 @@ def run(world: World, mode: GenerationMode) -> tuple[Counter[str], list[str]]:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 def test_every_answer_conforms_for_every_role(world: World, mode: GenerationMode) -> None:
     calls, failures = run(world, mode)
-    print(f"schemathesis {mode.value}: {dict(calls)} calls, {len(failures)} failing operations")
-    assert sum(calls.values()) > 100
+    print(f"schemathesis {mode.value}: {dict(calls)}, {len(failures)} failing operations")
+    assert sum(calls.values()) > 400
     assert failures == [], "\n\n".join(failures)
