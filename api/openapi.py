@@ -202,6 +202,22 @@ def fill(template: str, body: Any, path_params: dict[str, Any]) -> str | None:
         return None
 
 
+def _route(scope: Scope) -> Any:
+    """The route that answered, or (an answer the guard replayed for an Idempotency-Key, which no
+    route saw) the one that would have."""
+    if scope.get("route") is not None or not isinstance(scope.get("app"), FastAPI):
+        return scope.get("route")
+    for route in api_routes(scope["app"]):
+        if scope["method"] in (route.methods or ()) and route.path_regex.match(scope["path"]):
+            return route
+    return None
+
+
+def _path_params(route: Any, path: str) -> dict[str, Any]:
+    found = route.path_regex.match(path) if isinstance(route, APIRoute) else None
+    return found.groupdict() if found else {}
+
+
 class Locator:
     """Adds ``Location`` to a 201/202 answer of a route that has a template (``location_template``)."""
 
@@ -218,7 +234,7 @@ class Locator:
         async def locate(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                template = location_template(scope.get("route"), int(message["status"]))
+                template = location_template(_route(scope), int(message["status"]))
                 present = any(k.lower() == b"location" for k, _ in message.get("headers", []))
                 if template is not None and not present:
                     held = message
@@ -228,12 +244,14 @@ class Locator:
                 if message.get("more_body"):
                     return
                 start, held = held, None
-                template = location_template(scope.get("route"), int(start["status"]))
+                route = _route(scope)
+                template = location_template(route, int(start["status"]))
                 try:
                     parsed = json.loads(body)
                 except ValueError:
                     parsed = None
-                where = fill(template or "", parsed, scope.get("path_params", {})) if template else None
+                path_params = scope.get("path_params") or _path_params(route, scope["path"])
+                where = fill(template or "", parsed, path_params) if template else None
                 if where is not None:
                     start = {**start, "headers": [*start.get("headers", []), (b"location", where.encode())]}
                 await send(start)

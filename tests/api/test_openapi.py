@@ -256,3 +256,14 @@ def test_a_generated_client_works(offline_api: Api, document: dict[str, Any], tm
     assert missing.status_code == 404
     assert isinstance(missing.parsed, models.Problem) and missing.parsed.status == 404
     assert missing.parsed.instance == "/v1/vps/no-such-vps/start"
+
+
+def test_a_replayed_answer_says_where_too(offline_api: Api) -> None:
+    """An answer the guard replays for an Idempotency-Key carries the same Location."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
+    order = {"name": "once", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
+    first, again = (offline_api.call("POST", "/v1/vps", offline_api.alice, json=order,
+                                     headers={"Idempotency-Key": "order-1"}) for _ in range(2))
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"] == f"/v1/jobs/{first.json()['job']['id']}"
