@@ -62,7 +62,8 @@ def open_incident(body: IncidentBody, session: SessionDep, settings: SettingsDep
     return _out(session, incident)
 
 
-@router.get("/v1/incidents", response_model=list[IncidentOut])
+@router.get("/v1/incidents", response_model=list[IncidentOut],
+            responses={404: {"description": "`vps_id` names no VPS of yours"}})
 def list_incidents(session: SessionDep, principal: CurrentPrincipal,
                    vps_id: Annotated[str | None, Query(max_length=36)] = None,
                    open_only: Annotated[bool, Query(alias="open")] = False) -> list[IncidentOut]:
