@@ -434,6 +434,7 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
                 operation["summary"] = summary(operation["operationId"])
             if not operation.get("description"):
                 operation["description"] = operation["summary"] + "."
+    describe_schemas(document)
     limits = getattr(getattr(app.state, "settings", None), "limits", None)
     for schema_name, properties in LIMITED.items():
         for name, setting in properties.items():
@@ -445,6 +446,54 @@ def complete(app: FastAPI, document: dict[str, Any]) -> dict[str, Any]:
     document["tags"] = [tag for tag in TAGS if tag["name"] in used] + [
         {"name": name, "description": name} for name in sorted(used - {t["name"] for t in TAGS})]
     return document
+
+
+def _refs(node: Any) -> set[str]:
+    """The component schemas ``node`` refers to directly (through arrays and unions, not through
+    other components)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return {str(node["$ref"]).rsplit("/", 1)[-1]}
+        return set().union(*(_refs(value) for value in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_refs(item) for item in node)) if node else set()
+    return set()
+
+
+def describe_schemas(document: dict[str, Any]) -> None:
+    """A description for every component schema that has none, from where the document uses it:
+    the operations it is the body or the answer of, the schemas it is part of, an enum's values."""
+    schemas = document.get("components", {}).get("schemas", {})
+    bodies: dict[str, list[str]] = {}
+    answers: dict[str, list[str]] = {}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for name in _refs(operation.get("requestBody", {})):
+                bodies.setdefault(name, []).append(operation["operationId"])
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith("2"):
+                    for name in _refs(response):
+                        answers.setdefault(name, []).append(operation["operationId"])
+    parts: dict[str, list[str]] = {}
+    for owner, schema in schemas.items():
+        for name in _refs(schema.get("properties", {})) | _refs(schema.get("items", {})):
+            parts.setdefault(name, []).append(owner)
+    for name, schema in schemas.items():
+        if schema.get("description"):
+            continue
+        said = []
+        if "enum" in schema:
+            said.append("One of " + ", ".join(f"`{value}`" for value in schema["enum"]) + ".")
+        if name.startswith("Page_"):
+            said.append(f"A page of `{name[5:].rstrip('_')}`, newest first: `items`, and `next` to give as "
+                        "`?cursor=` for the page after (null on the last).")
+        if name in bodies:
+            said.append("The body of " + ", ".join(f"`{op}`" for op in sorted(bodies[name])) + ".")
+        if name in answers:
+            said.append("The answer of " + ", ".join(f"`{op}`" for op in sorted(answers[name])) + ".")
+        if name in parts:
+            said.append("Part of " + ", ".join(f"`{owner}`" for owner in sorted(parts[name])) + ".")
+        schema["description"] = " ".join(said) or name
 
 
 def _bound(schema: dict[str, Any], ceiling: int) -> None:

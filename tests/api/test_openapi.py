@@ -61,6 +61,8 @@ def test_schema_titles_are_unique_and_validation_error_is_gone(document: dict[st
     assert [t for t, n in titles.items() if n > 1] == []
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
     assert "HTTPValidationError" not in str(document["paths"])
+    assert [name for name, schema in schemas.items() if not schema.get("description")] == []
+    assert schemas["VpsCreate"]["description"] == "The body of `create_vps`."
 
 
 def test_every_error_is_a_problem_declared_where_it_can_happen(document: dict[str, Any]) -> None:
