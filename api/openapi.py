@@ -34,7 +34,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -287,18 +288,22 @@ def _integral(value: Any) -> Any:
     return value
 
 
-_QUERIES: dict[int, frozenset[str]] = {}
+_QUERIES: dict[int, dict[str, bool]] = {}
 
 
-def _query_names(route: APIRoute) -> frozenset[str]:
+def _query_names(route: APIRoute) -> dict[str, bool]:
+    """The query parameters ``route`` declares, each with whether it may be repeated (a list)."""
     if id(route) not in _QUERIES:
-        names: set[str] = set()
+        names: dict[str, bool] = {}
         dependants = [route.dependant]
         while dependants:
             dependant = dependants.pop()
-            names.update(field.alias for field in dependant.query_params)
+            for field in dependant.query_params:
+                annotation = field.field_info.annotation
+                options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+                names[field.alias] = any(get_origin(option) in (list, tuple, set) for option in options)
             dependants.extend(dependant.dependencies)
-        _QUERIES[id(route)] = frozenset(names)
+        _QUERIES[id(route)] = names
     return _QUERIES[id(route)]
 
 
@@ -309,10 +314,15 @@ async def strict_request(connection: HTTPConnection) -> None:
     route = connection.scope.get("route")
     if not isinstance(connection, Request) or not isinstance(route, APIRoute):
         return
-    unknown = sorted(set(connection.query_params) - _query_names(route))
-    if unknown:
-        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name),
-                                       "msg": "unknown query parameter", "input": None} for name in unknown])
+    declared = _query_names(route)
+    unknown = sorted(set(connection.query_params) - set(declared))
+    repeated = sorted(name for name, many in declared.items() if not many
+                      and len(connection.query_params.getlist(name)) > 1)
+    if unknown or repeated:
+        raise RequestValidationError(
+            [{"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter", "input": None}
+             for name in unknown] + [{"type": "too_long", "loc": ("query", name), "msg": "given more than once",
+                                      "input": None} for name in repeated])
     if connection.method in ("GET", "HEAD", "OPTIONS"):
         return
     adapter = _body_adapter(route)

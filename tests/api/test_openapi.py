@@ -162,6 +162,12 @@ def test_an_undeclared_query_parameter_is_refused(offline_api: Api) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["errors"] == [{"loc": ["query", "vps"], "msg": "unknown query parameter"}]
     assert offline_api.call("GET", "/v1/jobs?vps_id=abc&limit=5", offline_api.alice).json()["items"] == []
+    twice = offline_api.call("GET", "/v1/jobs?status=queued&status=failed", offline_api.alice)  # one status
+    assert twice.status_code == 422 and twice.json()["errors"] == [{"loc": ["query", "status"],
+                                                                    "msg": "given more than once"}]
+    kept = offline_api.call("DELETE", "/v1/vps/v1?confirm_data_loss=true&keep_backups=a&keep_backups=b",
+                            offline_api.alice)  # a list: repeated
+    assert kept.status_code == 404, kept.text
 
 
 def test_iso_strings_numbers_as_text_and_enums_still_pass(offline_api: Api) -> None:
