@@ -275,3 +275,10 @@ def test_a_replayed_answer_says_where_too(offline_api: Api) -> None:
     assert first.status_code == again.status_code == 202
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["location"] == first.headers["location"] == f"/v1/jobs/{first.json()['job']['id']}"
+
+
+def test_a_refused_request_with_a_huge_id_is_audited_not_a_500(offline_api: Api) -> None:
+    """Found by schemathesis: the audit trail read a customer id past 64 bits from the path of a
+    refused request and the database refused it (500)."""
+    response = offline_api.call("PUT", f"/v1/customers/{2**64}/quota", offline_api.support, json={"vps": 1})
+    assert response.status_code == 422, response.text
