@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
-from api import errors
+from api import errors, openapi
 from api.audit import AuditTrail
 from api.guard import PUBLIC, Guard
 from api.routers import (
@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
                 worker.drivers.close()
             app.state.drivers.close()
 
-    app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="vpsctl", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  generate_unique_id_function=openapi.operation_id, openapi_tags=openapi.TAGS,
+                  dependencies=[openapi.STRICT_REQUESTS])
     app.state.settings = settings
     closing_event(app)
     app.state.engine = engine
@@ -114,4 +116,5 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     for router in ROUTERS:
         check_declared(router.routes, PUBLIC)  # every route says which automation tokens may call it
         app.include_router(router)
+    openapi.install(app)  # the document, completed from the routes; Location headers
     return app

@@ -111,8 +111,8 @@ class AuditTrail:
             if vps is not None:
                 return vps.customer_id
         if object_type == "customer" and object_id:
-            if object_id.isdigit():
-                return int(object_id)
+            if object_id.isdigit():  # a row id; a number past 64 bits (a refused request's) names none
+                return int(object_id) if int(object_id) < 2**63 else None
             return session.exec(select(col(Customer.id)).where(Customer.name == object_id)).first()
         if isinstance(answer, dict) and isinstance(answer.get("customer_id"), int):
             return int(answer["customer_id"])

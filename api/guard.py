@@ -59,16 +59,21 @@ class TooLarge(Exception):
     pass
 
 
-def problem_message(status: int, title: str, detail: str, **headers: str) -> tuple[Message, Message]:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+def problem_message(status: int, title: str, detail: str, instance: str | None = None,
+                    **headers: str) -> tuple[Message, Message]:
+    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if instance is not None:
+        problem["instance"] = instance
+    body = json.dumps(problem).encode()
     raw = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     return ({"type": "http.response.start", "status": status, "headers": raw},
             {"type": "http.response.body", "body": body})
 
 
-async def answer(send: Send, status: int, title: str, detail: str, **headers: str) -> None:
-    start, body = problem_message(status, title, detail, **headers)
+async def answer(send: Send, status: int, title: str, detail: str, instance: str | None = None,
+                 **headers: str) -> None:
+    start, body = problem_message(status, title, detail, instance, **headers)
     await send(start)
     await send(body)
 
@@ -103,18 +108,20 @@ class Guard:
             return
         principal = await run_in_threadpool(self._principal, header(scope, b"authorization") or "")
         if not isinstance(principal, Principal):
-            await answer(send, 401, "Unauthorized", principal, **{"WWW-Authenticate": "Bearer"})
+            await answer(send, 401, "Unauthorized", principal, instance=scope["path"],
+                         **{"WWW-Authenticate": "Bearer"})
             return
         scope.setdefault("state", {})["principal"] = principal
         wait = await run_in_threadpool(self._over_rate, principal)  # a shared storage is a network call
         if wait is not None:
             await answer(send, 429, "Too many requests",
                          f"at most {self.rate.amount} requests a minute per token; retry in {wait} s",
-                         **{"Retry-After": str(wait)})
+                         **{"Retry-After": str(wait)}, instance=scope["path"])
             return
         announced = header(scope, b"content-length")
         if announced is not None and announced.isdigit() and int(announced) > self.max_body:
-            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
+            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes",
+                         instance=scope["path"])
             return
         key = header(scope, b"idempotency-key")
         try:
@@ -123,7 +130,8 @@ class Guard:
             else:
                 await self.app(scope, self._bounded(receive), send)
         except TooLarge:
-            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes")
+            await answer(send, 413, "Request body too large", f"bodies are limited to {self.max_body} bytes",
+                         instance=scope["path"])
 
     def _over_rate(self, principal: Principal) -> int | None:
         """None while the token is within its rate; else the seconds until a request is let through."""
@@ -161,7 +169,8 @@ class Guard:
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, principal: Principal, key: str) -> None:
         if len(key) > 200:
-            await answer(send, 422, "Invalid request", "Idempotency-Key: at most 200 characters")
+            await answer(send, 422, "Invalid request", "Idempotency-Key: at most 200 characters",
+                         instance=scope["path"])
             return
         body = bytearray()
         bounded = self._bounded(receive)
@@ -176,9 +185,11 @@ class Guard:
         if earlier is not None:
             if earlier.request_hash != digest:
                 await answer(send, 422, "Invalid request",
-                             "this Idempotency-Key was used for another request: use a new key")
+                             "this Idempotency-Key was used for another request: use a new key",
+                             instance=scope["path"])
             elif earlier.status is None:
-                await answer(send, 409, "Conflict", "a request with this Idempotency-Key is still being answered")
+                await answer(send, 409, "Conflict", "a request with this Idempotency-Key is still being answered",
+                             instance=scope["path"])
             else:
                 payload = earlier.body.encode()
                 await send({"type": "http.response.start", "status": earlier.status, "headers": [

@@ -23,7 +23,7 @@ def list_audit(
     session: SessionDep,
     _staff: StaffPrincipal,
     actor: Annotated[str | None, Query(max_length=100, description="role:label, exactly")] = None,
-    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
     vps_id: Annotated[str | None, Query(max_length=36)] = None,

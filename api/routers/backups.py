@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/backups", tags=["operations"], dependencies=[scop
 
 
 @router.get("", response_model=list[BackupOut])
-def list_all(session: SessionDep, principal: CurrentPrincipal,
+def list_backups(session: SessionDep, principal: CurrentPrincipal,
              customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1,
                                                       description="Staff: one customer's")] = None,
              ) -> list[BackupOut]:

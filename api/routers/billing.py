@@ -70,7 +70,7 @@ def list_syntec(session: SessionDep, _staff: StaffPrincipal) -> list[SyntecOut]:
 
 @router.post("/v1/invoices/{invoice_id}/payment-incidents", status_code=status.HTTP_201_CREATED,
              response_model=InvoiceOut)
-def payment_incident(invoice_id: str, body: PaymentIncidentBody, session: SessionDep,
+def record_payment_incident(invoice_id: str, body: PaymentIncidentBody, session: SessionDep,
                      staff: StaffPrincipal) -> InvoiceOut:
     """R8.7-default: a rejected direct debit or a bounced cheque for this invoice: an invoice of
     35 € per incident (the rejected invoice may then be put in default)."""
@@ -85,7 +85,7 @@ def payment_incident(invoice_id: str, body: PaymentIncidentBody, session: Sessio
 
 
 @router.get("/v1/invoices/{invoice_id}/late-fees", response_model=LateFeesOut)
-def late_fees(invoice_id: str, session: SessionDep, principal: CurrentPrincipal,
+def get_late_fees(invoice_id: str, session: SessionDep, principal: CurrentPrincipal,
               on: Annotated[Day | None, Query()] = None) -> LateFeesOut:
     """R8.6-billing, R8.7-default: the late-payment interest and penalty of an invoice on a date
     (default: today, or the payment date of a paid invoice). A date with no legal rate on record
@@ -119,7 +119,7 @@ def declare_default(invoice_id: str, session: SessionDep, settings: SettingsDep,
 
 @router.post("/v1/customers/{customer}/blacklist-complaints", status_code=status.HTTP_201_CREATED,
              response_model=ComplaintOut)
-def blacklist_complaints(customer: str, body: ComplaintBody, session: SessionDep, settings: SettingsDep,
+def record_blacklist_complaints(customer: str, body: ComplaintBody, session: SessionDep, settings: SettingsDep,
                          staff: StaffPrincipal) -> ComplaintOut:
     """R6.4-blacklist-fee: the client's spam got one of our addresses or domains blacklisted:
     200 € HT per complaint (`customer`: the customer's name or id); the client's VPS named in the

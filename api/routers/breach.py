@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.breach import BreachNoticeBody, BreachNoticeOut, RemediedBody, TerminateBody, TerminateOut
 from api.scopes import scoped
 from orchestrator.core.models import BreachNotice
@@ -27,7 +28,7 @@ def _out(notice: BreachNotice) -> BreachNoticeOut:
 
 @router.post("/{subscription_id}/breach-notices", status_code=status.HTTP_201_CREATED,
              response_model=BreachNoticeOut)
-def record_notice(subscription_id: str, body: BreachNoticeBody, session: SessionDep, settings: SettingsDep,
+def record_breach_notice(subscription_id: str, body: BreachNoticeBody, session: SessionDep, settings: SettingsDep,
                   staff: StaffPrincipal) -> BreachNoticeOut:
     """R10-breach: staff record the formal notice sent by registered letter. Unless recorded
     remedied, the subscription is terminated as the day after `cure_by` begins (Paris)."""
@@ -37,13 +38,13 @@ def record_notice(subscription_id: str, body: BreachNoticeBody, session: Session
 
 
 @router.get("/{subscription_id}/breach-notices", response_model=list[BreachNoticeOut])
-def list_notices(subscription_id: str, session: SessionDep, staff: StaffPrincipal) -> list[BreachNoticeOut]:
+def list_breach_notices(subscription_id: str, session: SessionDep, staff: StaffPrincipal) -> list[BreachNoticeOut]:
     record = subscriptions.visible(session, staff, subscription_id)
     return [_out(n) for n in breach.notices(session, record)]
 
 
 @router.post("/{subscription_id}/breach-notices/{notice_id}/remedied", response_model=BreachNoticeOut)
-def remedied(subscription_id: str, notice_id: str, body: RemediedBody, session: SessionDep,
+def mark_breach_remedied(subscription_id: str, notice_id: str, body: RemediedBody, session: SessionDep,
              staff: StaffPrincipal) -> BreachNoticeOut:
     """R10-breach: the breach was remedied in time: the termination deadline job is called off."""
     record = subscriptions.visible(session, staff, subscription_id)
@@ -51,8 +52,9 @@ def remedied(subscription_id: str, notice_id: str, body: RemediedBody, session: 
     return _out(notice)
 
 
-@router.post("/{subscription_id}/terminate", status_code=status.HTTP_202_ACCEPTED, response_model=TerminateOut)
-def terminate(subscription_id: str, body: TerminateBody, session: SessionDep, settings: SettingsDep,
+@router.post("/{subscription_id}/terminate", status_code=status.HTTP_202_ACCEPTED, response_model=TerminateOut,
+             responses={202: located("/v1/jobs/{termination_job_id}", "Termination scheduled")})
+def terminate_subscription(subscription_id: str, body: TerminateBody, session: SessionDep, settings: SettingsDep,
               staff: StaffPrincipal) -> TerminateOut:
     """R10-breach: insolvency or cessation of activity ends the contract at once (a terminate job
     now: the VPS is powered off, the client emailed)."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter, status
 
 from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.change_orders import (
     ApproveBody,
     ChangeOrderAccepted,
@@ -32,8 +33,9 @@ def order_out(session: SessionDep, order: ChangeOrder) -> ChangeOrderOut:
     return ChangeOrderOut(**values, invoice_id=invoice.id if invoice else None)
 
 
-@router.post("/v1/vps/{vps_id}/change-orders", status_code=status.HTTP_201_CREATED, response_model=ChangeOrderOut)
-def ask(vps_id: str, body: ChangeOrderBody, session: SessionDep, settings: SettingsDep,
+@router.post("/v1/vps/{vps_id}/change-orders", status_code=status.HTTP_201_CREATED, response_model=ChangeOrderOut,
+             responses={201: located("/v1/change-orders/{id}")})
+def ask_change_order(vps_id: str, body: ChangeOrderBody, session: SessionDep, settings: SettingsDep,
         principal: CurrentPrincipal) -> ChangeOrderOut:
     """Ask for more (or other) vCPUs, memory or disk, or for an extra data disk: checked like the
     resize or the attachment (and against the client's quota), nothing runs yet."""
@@ -43,19 +45,19 @@ def ask(vps_id: str, body: ChangeOrderBody, session: SessionDep, settings: Setti
 
 
 @router.get("/v1/vps/{vps_id}/change-orders", response_model=list[ChangeOrderOut])
-def list_for_vps(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[ChangeOrderOut]:
+def list_vps_change_orders(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[ChangeOrderOut]:
     """The VPS's change orders, oldest first."""
     vps = visible_vps(session, principal, vps_id)
     return [order_out(session, order) for order in change_orders.of_vps(session, vps)]
 
 
 @router.get("/v1/change-orders/{order_id}", response_model=ChangeOrderOut)
-def get(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
+def get_change_order(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
     return order_out(session, change_orders.visible_order(session, principal, order_id))
 
 
 @router.post("/v1/change-orders/{order_id}/approve", response_model=ChangeOrderOut)
-def approve(order_id: str, body: ApproveBody, session: SessionDep, settings: SettingsDep,
+def approve_change_order(order_id: str, body: ApproveBody, session: SessionDep, settings: SettingsDep,
             staff: StaffPrincipal) -> ChangeOrderOut:
     """Staff: approve at a price; the order form (bon de commande) is numbered and emailed."""
     order = change_orders.visible_order(session, staff, order_id)
@@ -64,7 +66,7 @@ def approve(order_id: str, body: ApproveBody, session: SessionDep, settings: Set
 
 
 @router.post("/v1/change-orders/{order_id}/refuse", response_model=ChangeOrderOut)
-def refuse(order_id: str, body: RefuseBody, session: SessionDep, settings: SettingsDep,
+def refuse_change_order(order_id: str, body: RefuseBody, session: SessionDep, settings: SettingsDep,
            staff: StaffPrincipal) -> ChangeOrderOut:
     """Staff: refuse, with the reason emailed to the client."""
     order = change_orders.visible_order(session, staff, order_id)
@@ -73,7 +75,7 @@ def refuse(order_id: str, body: RefuseBody, session: SessionDep, settings: Setti
 
 @router.post("/v1/change-orders/{order_id}/accept", status_code=status.HTTP_202_ACCEPTED, openapi_extra=CLIENT,
              response_model=ChangeOrderAccepted)
-def accept(order_id: str, session: SessionDep, settings: SettingsDep,
+def accept_change_order(order_id: str, session: SessionDep, settings: SettingsDep,
            principal: CurrentPrincipal) -> ChangeOrderAccepted:
     """The client accepts the order form: the resize job runs with exactly its configuration (and
     the one-off fee is invoiced).  Staff cannot accept on the client's behalf."""
@@ -84,7 +86,7 @@ def accept(order_id: str, session: SessionDep, settings: SettingsDep,
 
 
 @router.post("/v1/change-orders/{order_id}/cancel", response_model=ChangeOrderOut, openapi_extra=CLIENT)
-def cancel(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
+def cancel_change_order(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> ChangeOrderOut:
     """The client withdraws a request or an order form not yet accepted."""
     order = change_orders.visible_order(session, principal, order_id)
     return order_out(session, change_orders.cancel(session, principal, order))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.compromise import AgreementBody, CompromiseBody, CompromiseOut, KeysBody, ServiceOrderBody
 from api.scopes import scoped
 from orchestrator.contract.deadlines import reinstall_not_before
@@ -29,7 +30,8 @@ def _out(session: Session, settings: Settings, record: Compromise) -> Compromise
         transfer_invoice_id=record.transfer_invoice_id, resolved_at=record.resolved_at)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut,
+             responses={201: located("/v1/vps/{vps_id}/compromise")})
 def report_compromise(vps_id: str, body: CompromiseBody, session: SessionDep, settings: SettingsDep,
                       staff: StaffPrincipal) -> CompromiseOut:
     """R6.2-notice (staff): the VPS was hacked.  Cuts it off (unless `cut_off: false`), emails the
@@ -70,7 +72,8 @@ def set_reinstall_keys(vps_id: str, body: KeysBody, session: SessionDep, setting
     return _out(session, settings, compromise.set_reinstall_keys(session, settings, vps, body.ssh_keys))
 
 
-@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut)
+@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=CompromiseOut,
+             responses={201: located("/v1/vps/{vps_id}/compromise")})
 def order_service(vps_id: str, body: ServiceOrderBody, session: SessionDep, settings: SettingsDep,
                   staff: StaffPrincipal) -> CompromiseOut:
     """R6.2-backup, R6.2-transfer (staff): the client asked for a backup or a data transfer and the

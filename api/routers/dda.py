@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.dda import ApprovalBody, DdaRequestBody, DdaRequestOut, HistoryOut, NdaBody
 from api.scopes import scoped
 from orchestrator.core.models import DdaRequest
@@ -30,32 +31,34 @@ def _out(session: Session, request: DdaRequest) -> DdaRequestOut:
                  for a in dda.history(session, request)])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DdaRequestOut, openapi_extra=CLIENT)
-def create(body: DdaRequestBody, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DdaRequestOut, openapi_extra=CLIENT,
+             responses={201: located("/v1/dda-requests/{id}")})
+def create_dda_request(body: DdaRequestBody, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
     """R2-dda: the client asks for the Statement of Applicability."""
     return _out(session, dda.create(session, principal, body.purpose))
 
 
 @router.get("", response_model=list[DdaRequestOut])
-def listing(session: SessionDep, principal: CurrentPrincipal) -> list[DdaRequestOut]:
+def list_dda_requests(session: SessionDep, principal: CurrentPrincipal) -> list[DdaRequestOut]:
     """Your requests (staff: everyone's)."""
     return [_out(session, r) for r in dda.listing(session, principal)]
 
 
 @router.get("/{request_id}", response_model=DdaRequestOut)
-def get_request(request_id: str, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
+def get_dda_request(request_id: str, session: SessionDep, principal: CurrentPrincipal) -> DdaRequestOut:
     return _out(session, dda.visible(session, principal, request_id))
 
 
 @router.post("/{request_id}/approval", response_model=DdaRequestOut)
-def approval(request_id: str, body: ApprovalBody, session: SessionDep, staff: StaffPrincipal) -> DdaRequestOut:
+def decide_dda_request(request_id: str, body: ApprovalBody, session: SessionDep,
+                       staff: StaffPrincipal) -> DdaRequestOut:
     """R2-dda: staff record the security officer's approval, or refusal with a reason."""
     request = dda.visible(session, staff, request_id)
     return _out(session, dda.decide(session, staff, request, body.approved, body.officer, body.reason))
 
 
 @router.post("/{request_id}/nda", response_model=DdaRequestOut)
-def nda(request_id: str, body: NdaBody, session: SessionDep, staff: StaffPrincipal) -> DdaRequestOut:
+def record_dda_nda(request_id: str, body: NdaBody, session: SessionDep, staff: StaffPrincipal) -> DdaRequestOut:
     """R2-dda: staff record the signed NDA."""
     request = dda.visible(session, staff, request_id)
     return _out(session, dda.record_nda(session, staff, request, body.reference, body.signed_on))
@@ -63,7 +66,7 @@ def nda(request_id: str, body: NdaBody, session: SessionDep, staff: StaffPrincip
 
 @router.get("/{request_id}/document", response_class=FileResponse, openapi_extra=CLIENT,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def document(request_id: str, session: SessionDep, settings: SettingsDep,
+def download_dda_document(request_id: str, session: SessionDep, settings: SettingsDep,
              principal: CurrentPrincipal) -> FileResponse:
     """R2-dda: the document, for the requesting client once approved and under NDA (422 naming
     R2-dda with the missing gates before; 404 when no document is configured)."""

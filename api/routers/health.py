@@ -11,7 +11,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(session: SessionDep) -> Health:
+def get_health(session: SessionDep) -> Health:
     """Liveness and database reachability; needs no token."""
     session.exec(text("SELECT 1"))  # type: ignore[call-overload]
     return Health(status="ok", version=__version__)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from sqlmodel import Session, col, select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.fleet import DrainBody, DrainOut, EvacuateBody, EvacuateOut, HostIn, HostOut, LeftOut, ResourcesOut
 from api.scopes import scoped
 from orchestrator.compute.hostaccess import HostKeyMismatch, fingerprint
@@ -40,7 +41,7 @@ def list_hosts(session: SessionDep, _staff: StaffPrincipal) -> list[HostOut]:
     return [host_out(session, host) for host in session.exec(select(Host).order_by(col(Host.id))).all()]
 
 
-@router.post("", response_model=HostOut, status_code=201)
+@router.post("", response_model=HostOut, status_code=201, responses={201: located("/v1/hosts/{name}")})
 def add_host(body: HostIn, session: SessionDep, settings: SettingsDep, _staff: StaffPrincipal) -> HostOut:
     """Register a host (or refresh one of that name): its storage pools, guest network and
     filters are prepared through libvirt and its capacity read.  A host that does not answer at
@@ -85,7 +86,8 @@ def enable_host(host: str, session: SessionDep, staff: StaffPrincipal) -> HostOu
     return host_out(session, record)
 
 
-@router.post("/{host}/drain", response_model=DrainOut, status_code=202)
+@router.post("/{host}/drain", response_model=DrainOut, status_code=202,
+             responses={202: located("/v1/hosts/{host}", "Drain planned")})
 def drain_host(host: str, body: DrainBody, session: SessionDep, settings: SettingsDep,
                staff: StaffPrincipal) -> DrainOut:
     """Move every VPS off the host at ``starts_at``: a maintenance of its VPS (refused naming
@@ -99,7 +101,8 @@ def drain_host(host: str, body: DrainBody, session: SessionDep, settings: Settin
                     starts_at=body.starts_at, jobs=[job.id for job in done.jobs])
 
 
-@router.post("/{host}/evacuate", response_model=EvacuateOut, status_code=202)
+@router.post("/{host}/evacuate", response_model=EvacuateOut, status_code=202,
+             responses={202: located("/v1/hosts/{host}", "Evacuation started")})
 def evacuate_host(host: str, body: EvacuateBody, session: SessionDep, settings: SettingsDep,
                   staff: StaffPrincipal) -> EvacuateOut:
     """R5.2-keep-running: the host is down; rebuild each of its VPS on another host from the

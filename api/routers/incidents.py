@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, status
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.schemas.incidents import (
     ForceMajeureBody,
     IncidentBody,
@@ -48,7 +49,8 @@ def _visible(session: Session, principal: Principal, incident_id: str) -> Incide
     return visible(session, Incident, incident_id, principal, "incident")
 
 
-@router.post("/v1/incidents", status_code=status.HTTP_201_CREATED, response_model=IncidentOut)
+@router.post("/v1/incidents", status_code=status.HTTP_201_CREATED, response_model=IncidentOut,
+             responses={201: located("/v1/incidents/{id}")})
 def open_incident(body: IncidentBody, session: SessionDep, settings: SettingsDep,
                   staff: StaffPrincipal) -> IncidentOut:
     """R5.4-fix-delay (staff): open an incident on a VPS; its fix deadline is 48 heures ouvrées
@@ -60,7 +62,8 @@ def open_incident(body: IncidentBody, session: SessionDep, settings: SettingsDep
     return _out(session, incident)
 
 
-@router.get("/v1/incidents", response_model=list[IncidentOut])
+@router.get("/v1/incidents", response_model=list[IncidentOut],
+            responses={404: {"description": "`vps_id` names no VPS of yours"}})
 def list_incidents(session: SessionDep, principal: CurrentPrincipal,
                    vps_id: Annotated[str | None, Query(max_length=36)] = None,
                    open_only: Annotated[bool, Query(alias="open")] = False) -> list[IncidentOut]:
@@ -100,7 +103,7 @@ def resolve_incident(incident_id: str, body: ResolveBody, session: SessionDep, s
 
 
 @router.get("/v1/vps/{vps_id}/termination-right", response_model=VpsTerminationRightOut)
-def termination_right(vps_id: str, session: SessionDep, settings: SettingsDep,
+def get_termination_right(vps_id: str, session: SessionDep, settings: SettingsDep,
                       principal: CurrentPrincipal) -> VpsTerminationRightOut:
     """R5.4-fix-delay, R5.4-repeat, R5.3-force-majeure: whether the VPS's incidents give its client
     the right to request termination (owner or staff)."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.routers.maintenance import spec_of
 from api.schemas.maintenance import InterruptionBody, InterruptionOut
 from api.scopes import scoped
@@ -26,8 +27,9 @@ def _out(session: SessionDep, record: Maintenance) -> InterruptionOut:
                            created_by=record.created_by, notices_sent=pending == 0, notices_pending=pending)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=InterruptionOut)
-def announce(body: InterruptionBody, session: SessionDep, settings: SettingsDep,
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=InterruptionOut,
+             responses={201: located("/v1/interruptions/{id}")})
+def announce_interruption(body: InterruptionBody, session: SessionDep, settings: SettingsDep,
              principal: StaffPrincipal) -> InterruptionOut:
     """Recorded only for a start in the future (otherwise 422 naming R5.4-notice); the notices
     are queued at once and sent by the outbox."""

@@ -24,7 +24,7 @@ def list_jobs(
     vps_id: Annotated[str | None, Query(max_length=36)] = None,
     kind: Annotated[str | None, Query(max_length=32, description="e.g. create, resize, delete")] = None,
     status: JobStatus | None = None,
-    customer_id: Annotated[int | None, Query(ge=1, description="staff only")] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
     since: Annotated[datetime | None, Query(description="asked from this instant on (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="asked before this instant")] = None,
     limit: Limit = 50,

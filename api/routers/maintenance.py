@@ -35,7 +35,7 @@ def _out(session: SessionDep, record: Maintenance) -> MaintenanceOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=MaintenanceOut)
-def schedule(body: MaintenanceBody, session: SessionDep, settings: SettingsDep,
+def schedule_maintenance(body: MaintenanceBody, session: SessionDep, settings: SettingsDep,
              principal: StaffPrincipal) -> MaintenanceOut:
     """Refused with a problem naming the rule when longer than an hour (R5.4-duration) or within
     7 days of another maintenance of an affected VPS (R5.4-frequency); otherwise recorded and every

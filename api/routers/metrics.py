@@ -137,7 +137,7 @@ class StateCollector:
         yield GaugeMetricFamily("vpsctl_webhooks_disabled", "Webhooks disabled by failures in a row", value=disabled)
 
 
-@router.get("/metrics", response_class=Response, operation_id="metrics",
+@router.get("/metrics", response_class=Response, operation_id="get_metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(engine: EngineDep, _staff: StaffPrincipal) -> Response:
     """Jobs by kind and status, job durations, queue depth and age of the oldest ready job, the

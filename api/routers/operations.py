@@ -68,7 +68,7 @@ def export_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principa
 
 
 @router.get("/backups", response_model=list[BackupOut])
-def list_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[BackupOut]:
+def list_vps_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[BackupOut]:
     """Backups and exports of the VPS, with their size and time."""
     vps = visible_vps(session, principal, vps_id)
     rows = session.exec(select(Backup).where(Backup.vps_id == vps.id, Backup.status != "deleted")
@@ -78,7 +78,7 @@ def list_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) 
 
 @router.get("/backups/{backup_id}/download", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
-def download_export(vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep,
+def download_vps_export(vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep,
                     principal: CurrentPrincipal) -> FileResponse:
     """Download an export: the VPS's disk as a standalone qcow2 image (R13-reversibility)."""
     vps = visible_vps(session, principal, vps_id)
@@ -107,7 +107,7 @@ def detach_disk(
 
 
 @router.delete("/backups/{backup_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def discard_backup(
+def discard_vps_backup(
     vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
     confirm_data_loss: Annotated[bool, Query(description="Must be true: the copy is discarded for good")] = False,
 ) -> JobAccepted:
@@ -118,7 +118,7 @@ def discard_backup(
 
 
 @router.get("/events", response_model=list[VpsEventOut])
-def vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[VpsEventOut]:
+def list_vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[VpsEventOut]:
     """The VPS's action log: who asked what, when, each step and its result (a client reads it in
     client terms: api/views.py), and who opened its console."""
     vps = visible_vps(session, principal, vps_id)

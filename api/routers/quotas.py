@@ -30,7 +30,7 @@ def quota_out(session: Session, settings: Settings, customer_id: int) -> QuotaOu
 
 
 @router.get("/v1/quota", response_model=QuotaOut, openapi_extra=CLIENT)
-def own(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> QuotaOut:
+def get_own_quota(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> QuotaOut:
     """The caller's quota and what they use of it (customers)."""
     if principal.customer_id is None:
         raise Forbidden("staff have no quota: read a customer's at /v1/customers/{id}/quota")
@@ -38,7 +38,7 @@ def own(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal)
 
 
 @router.get("/v1/customers/{customer_id}/quota", response_model=QuotaOut)
-def get(session: SessionDep, settings: SettingsDep, staff: StaffPrincipal,
+def get_customer_quota(session: SessionDep, settings: SettingsDep, staff: StaffPrincipal,
         customer_id: int = CustomerId) -> QuotaOut:
     """Staff: a customer's quota and usage."""
     if session.get(Customer, customer_id) is None:
@@ -47,7 +47,7 @@ def get(session: SessionDep, settings: SettingsDep, staff: StaffPrincipal,
 
 
 @router.put("/v1/customers/{customer_id}/quota", response_model=QuotaOut)
-def put(body: QuotaBody, session: SessionDep, settings: SettingsDep, staff: StaffPrincipal,
+def set_customer_quota(body: QuotaBody, session: SessionDep, settings: SettingsDep, staff: StaffPrincipal,
         customer_id: int = CustomerId) -> QuotaOut:
     """Staff: set a customer's quota (the fields given; null: back to the default).  What they
     hold already stays: a lower quota refuses only what they ask next."""

@@ -7,6 +7,7 @@ from fastapi import APIRouter, status
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.openapi import located
 from api.routers.invoices import invoice_out
 from api.schemas.subscriptions import (
     NonRenewalBody,
@@ -29,8 +30,10 @@ def _out(session: SessionDep, settings: SettingsDep, record: Subscription) -> Su
     return SubscriptionOut.model_validate(subscriptions.view(session, settings, record))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut)
-def order(body: SubscriptionBody, session: SessionDep, settings: SettingsDep, staff: StaffPrincipal) -> OrderOut:
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut,
+             responses={201: located("/v1/subscriptions/{subscription.id}")})
+def order_subscription(body: SubscriptionBody, session: SessionDep, settings: SettingsDep,
+                       staff: StaffPrincipal) -> OrderOut:
     """Staff record the order of a VPS's subscription; its first invoice (first period's rent and
     the setup fee) is issued at once. A term other than 1, 3, 6, 12 or 24 months is refused naming
     R3-terms; an unknown billing period naming R8.6-billing."""
@@ -56,7 +59,7 @@ def get_subscription(subscription_id: str, session: SessionDep, settings: Settin
 
 
 @router.post("/{subscription_id}/non-renewal", response_model=NonRenewalOut)
-def non_renewal(subscription_id: str, body: NonRenewalBody, session: SessionDep, settings: SettingsDep,
+def give_non_renewal_notice(subscription_id: str, body: NonRenewalBody, session: SessionDep, settings: SettingsDep,
                 principal: CurrentPrincipal) -> NonRenewalOut:
     """R3-notice: the client online (`channel: online`), or staff recording a registered letter
     (`channel: registered_letter`, `received_at`). Answers the end of term it takes effect at."""
@@ -68,7 +71,7 @@ def non_renewal(subscription_id: str, body: NonRenewalBody, session: SessionDep,
 
 
 @router.post("/{subscription_id}/reversibility", response_model=ReversibilityOut)
-def reversibility(subscription_id: str, body: ReversibilityBody, session: SessionDep, settings: SettingsDep,
+def exercise_reversibility(subscription_id: str, body: ReversibilityBody, session: SessionDep, settings: SettingsDep,
                   staff: StaffPrincipal) -> ReversibilityOut:
     """R13-reversibility: staff record the client's registered letter; effective two months later,
     no refund; an export of every VPS of the client is queued now (download it from

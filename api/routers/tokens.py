@@ -14,11 +14,13 @@ from fastapi import APIRouter, Path, Query, status
 from sqlmodel import Session
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from api.openapi import located
 from api.schemas.accounts import NewTokenOut, TokenBody, TokenOut
 from api.scopes import no_automation
+from orchestrator.core import auth
 from orchestrator.core.access import visible_token
 from orchestrator.core.accounts import NAME_MAX, customer_named
-from orchestrator.core.auth import Principal, issue_token, revoke_token, token_status, tokens
+from orchestrator.core.auth import Principal, issue_token, token_status, tokens
 from orchestrator.core.errors import Forbidden
 from orchestrator.core.models import ApiToken, Customer, Role
 
@@ -60,7 +62,8 @@ def list_tokens(session: SessionDep, principal: CurrentPrincipal,
     return [token_out(session, record) for record in tokens(session, customer_id)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut,
+             responses={201: located("/v1/tokens/{id}")})
 def create_token(body: TokenBody, session: SessionDep, settings: SettingsDep,
                  principal: CurrentPrincipal) -> NewTokenOut:
     """A new token, shown this once.  Support makes any: a customer token for an existing
@@ -87,8 +90,8 @@ def get_token(token_id: TokenId, session: SessionDep, principal: CurrentPrincipa
 
 
 @router.post("/{token_id}/revoke", response_model=TokenOut)
-def revoke(token_id: TokenId, session: SessionDep, principal: CurrentPrincipal) -> TokenOut:
+def revoke_token(token_id: TokenId, session: SessionDep, principal: CurrentPrincipal) -> TokenOut:
     """Revoke a token at once: from the next request on it is refused (401).  Revoking it again
     is a 409; another customer's token a 404."""
     record = visible_token(session, principal, token_id)
-    return token_out(session, revoke_token(session, record, str(principal)))
+    return token_out(session, auth.revoke_token(session, record, str(principal)))

@@ -50,7 +50,7 @@ def list_vps(
     status: VpsStatus | None = None,
     site: Annotated[str | None, Query(max_length=64, description="The data-centre site (R2-locations)")] = None,
     name: Annotated[str | None, Query(max_length=63)] = None,
-    customer_id: Annotated[int | None, Query(ge=1, description="staff only")] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
     since: Annotated[datetime | None, Query(description="ordered from this instant on (inclusive)")] = None,
     until: Annotated[datetime | None, Query(description="ordered before this instant")] = None,
     limit: Limit = 50,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.schemas.types import Day
+from api.schemas.types import Day, Index
 
 
 class RunOut(BaseModel):
@@ -21,7 +21,7 @@ class RunOut(BaseModel):
 class SyntecBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     month: Day = Field(description="the month the index is published for (any day of it)")
-    value: Decimal = Field(gt=0, max_digits=12, decimal_places=4)
+    value: Index
 
 
 class SyntecOut(BaseModel):

@@ -9,15 +9,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.schemas.jobs import JobOut, ResizePlanOut
+from api.schemas.types import Fee
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
-Amount = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Amount = Fee
 
 
 class ChangeOrderBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"memory_mib": 4096, "note": "more memory for the database"}, {"add_disk_gib": 100}]})
     vcpus: int | None = Field(default=None, ge=1, le=1024)
     memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
     disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
@@ -35,7 +37,7 @@ class ApproveBody(BaseModel):
 
 class RefuseBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=r"\S")]
 
 
 class ChangeOrderOut(BaseModel):

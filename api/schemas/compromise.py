@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from api.schemas.types import SmallPrice
 
 
 class CompromiseBody(BaseModel):
@@ -41,7 +42,7 @@ class AgreementBody(BaseModel):
 class ServiceOrderBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["backup", "transfer"]
-    price_ht: Decimal = Field(gt=0, max_digits=10, decimal_places=2, description="Euros before tax (R8.3-ht)")
+    price_ht: SmallPrice = Field(description="Euros before tax (R8.3-ht)")
     request_note: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
         description="The client's emailed request and its acknowledgement")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,9 @@ class ResourcesOut(BaseModel):
     disk_gib: int
 
 
+URI_PATTERN = "^(" + "|".join(re.escape(scheme) for scheme in URI_SCHEMES) + ")://"
+
+
 class HostIn(BaseModel):
     """A hypervisor host to register: its libvirt URI (``qemu:///system``,
     ``qemu+unix:///system?socket=...``, ``qemu+ssh://root@HOST/system``), its site (R2-locations)
@@ -41,7 +45,7 @@ class HostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")
-    uri: str = Field(min_length=1, max_length=500)
+    uri: str = Field(min_length=1, max_length=500, pattern=URI_PATTERN)
     site: str = Field(min_length=1, max_length=64)
     guest_proxy_command: str | None = Field(default=None, min_length=1, max_length=500)
     ssh_host_key: str | None = Field(
@@ -58,8 +62,7 @@ class HostIn(BaseModel):
     @field_validator("uri")
     @classmethod
     def _libvirt_uri(cls, uri: str) -> str:
-        scheme = uri.split(":", 1)[0]
-        if scheme not in URI_SCHEMES or "://" not in uri:
+        if not re.match(URI_PATTERN, uri):
             raise ValueError(f"a libvirt URI of one of the schemes {', '.join(URI_SCHEMES)}")
         return uri
 

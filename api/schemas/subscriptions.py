@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.billing import InvoiceOut
-from api.schemas.types import Day, Instant
+from api.schemas.types import Day, Fee, Index, Instant, Price
 
 
 class SubscriptionBody(BaseModel):
@@ -17,9 +17,9 @@ class SubscriptionBody(BaseModel):
     vps_id: str = Field(max_length=36)
     term_months: int = Field(description="R3-terms: 1, 3, 6, 12 or 24")
     billing_period: str = Field("monthly", description="R8.6-billing: monthly, quarterly, half-yearly, yearly")
-    rent_ht: Decimal = Field(gt=0, max_digits=12, decimal_places=2, description="per billing period, euros HT")
-    setup_fee_ht: Decimal = Field(Decimal("0"), ge=0, max_digits=12, decimal_places=2)
-    contract_index: Decimal | None = Field(None, gt=0, max_digits=12, decimal_places=4,
+    rent_ht: Price = Field(description="per billing period, euros HT")
+    setup_fee_ht: Fee = Decimal("0")
+    contract_index: Index | None = Field(None,
                                            description="R8.4-syntec reference index")
     bank_country: str = Field("FR", min_length=2, max_length=2)
     currency: str = Field("EUR", min_length=3, max_length=3)

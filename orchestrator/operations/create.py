@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from sqlmodel import select
 
 from orchestrator.compute import quotas
@@ -56,6 +56,10 @@ VpsName = Annotated[
 
 
 class VpsCreate(Params):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "web1", "image": "debian-12", "vcpus": 2, "memory_mib": 2048, "disk_gib": 40,
+        "ssh_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c alice@laptop"],
+        "site": "Marseille"}]})
     name: VpsName = Field(description="Hostname: lowercase letters, digits and '-', 1-63 characters")
     image: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     vcpus: int = Field(ge=1, le=1024)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.compute.designer import data_disk_config, next_disk_target
 from orchestrator.compute.hosts import candidates, policy
@@ -40,6 +40,8 @@ class DataDisk(BaseModel):
 
 
 class DiskBody(Params):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"size_gib": 50, "reason": "change order CO-2026-0042"}]})
     size_gib: int = Field(ge=1, le=1024 * 1024)
     reason: str | None = Field(default=None, max_length=500,
                                description="Staff: the rule or request the disk is added under (R5.1-change-order)")

@@ -28,7 +28,8 @@ from orchestrator.engine.operation import Audience, Operation, Params, Step, reg
 
 
 class EvidenceBody(Params):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)] = Field(
+    reason: Annotated[str, StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=2000, pattern=r"\S")] = Field(
         description="Why the content is checked (the suspected breach); recorded with the evidence")
     port: int = Field(default=80, ge=1, le=65535)
     path: Annotated[str, StringConstraints(pattern=web.PATH_PATTERN, max_length=2000)] = Field(

@@ -16,7 +16,8 @@ from orchestrator.operations.steps.provision import notify_once
 
 
 class ReconnectBody(Params):
-    corrective_measures: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    corrective_measures: Annotated[str, StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=2000, pattern=r"\S")]
 
 
 def record_reconnect(ctx: Context) -> str:

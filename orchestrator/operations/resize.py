@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from orchestrator.compute.designer import live_ceilings
 from orchestrator.compute.hosts import candidates, policy
@@ -37,6 +37,8 @@ CHANGE_ORDER = "R5.1-change-order"
 
 
 class ResizeBody(Params):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"memory_mib": 4096, "reason": "change order CO-2026-0042"}, {"vcpus": 4, "disk_gib": 80}]})
     vcpus: int | None = Field(default=None, ge=1, le=1024)
     memory_mib: int | None = Field(default=None, ge=64, le=16 * 1024 * 1024)
     disk_gib: int | None = Field(default=None, ge=1, le=1024 * 1024)
