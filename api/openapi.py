@@ -75,6 +75,14 @@ TAGS: list[dict[str, str]] = [
     {"name": "audit", "description": "Staff: the append-only log of every change asked through the API."},
     {"name": "metrics", "description": "Prometheus metrics, read from the database at each scrape."},
     {"name": "console", "description": "The serial console of a VPS (a WebSocket)."},
+    {"name": "plans", "description": "What may be ordered: sizes, images, sites, terms and prices, published "
+                                     "and retired by staff."},
+    {"name": "orders", "description": "A customer's order of a plan: one call records the VPS and its create "
+                                      "job, the subscription and its first invoice (R8.1-setup-fee)."},
+    {"name": "webhooks", "description": "Signed HTTP callbacks for events, retried with backoff, with a "
+                                        "delivery log; the signing secret is shown once."},
+    {"name": "events", "description": "The event log as a server-sent events stream, resumable with "
+                                      "`Last-Event-ID`."},
     {"name": "health", "description": "Liveness and database reachability; no token needed."},
 ]
 

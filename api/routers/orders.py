@@ -14,6 +14,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.routers.invoices import invoice_out
 from api.routers.subscriptions import _out as subscription_out
+from api.openapi import located
 from api.schemas.plans import OrderBody, OrderOut, OrderPlaced
 from api.scopes import scoped
 from api.views import job_out, vps_out
@@ -40,7 +41,8 @@ def order_out(session: Session, order: Order) -> OrderOut:
                     image=order.image, created_at=order.created_at)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderPlaced)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderPlaced,
+             responses={202: located("/v1/vps/{vps.id}", "Accepted: the VPS is being made")})
 def place_order(body: OrderBody, response: Response, session: SessionDep, settings: SettingsDep,
                 principal: CurrentPrincipal, _idempotency_key: IdempotencyKey = None) -> OrderPlaced:
     """Order a VPS from a plan. In one transaction: the VPS (`building`) and its create job (quotas

@@ -12,7 +12,7 @@ from api.routers.invoices import invoice_out
 from api.schemas.subscriptions import (
     NonRenewalBody,
     NonRenewalOut,
-    OrderOut,
+    SubscriptionCreated,
     ReversibilityBody,
     ReversibilityOut,
     SubscriptionBody,
@@ -30,15 +30,15 @@ def _out(session: SessionDep, settings: SettingsDep, record: Subscription) -> Su
     return SubscriptionOut.model_validate(subscriptions.view(session, settings, record))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderOut,
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated,
              responses={201: located("/v1/subscriptions/{subscription.id}")})
 def order_subscription(body: SubscriptionBody, session: SessionDep, settings: SettingsDep,
-                       staff: StaffPrincipal) -> OrderOut:
+                       staff: StaffPrincipal) -> SubscriptionCreated:
     """Staff record the order of a VPS's subscription; its first invoice (first period's rent and
     the setup fee) is issued at once. A term other than 1, 3, 6, 12 or 24 months is refused naming
     R3-terms; an unknown billing period naming R8.6-billing."""
     record, invoice = subscriptions.create(session, settings, staff, subscriptions.Order(**body.model_dump()))
-    return OrderOut(subscription=_out(session, settings, record), invoice=invoice_out(invoice))
+    return SubscriptionCreated(subscription=_out(session, settings, record), invoice=invoice_out(invoice))
 
 
 @router.get("", response_model=list[SubscriptionOut])

@@ -68,7 +68,7 @@ class SubscriptionOut(BaseModel):
         description="R8.7-default, R10-nonpayment: an open payment default and its deadlines")
 
 
-class OrderOut(BaseModel):
+class SubscriptionCreated(BaseModel):
     subscription: SubscriptionOut
     invoice: InvoiceOut = Field(description="R8.1-setup-fee, R8.6-billing: the first invoice, issued at order")
 

@@ -94,14 +94,20 @@ def test_creates_declare_location_and_send_it(offline_api: Api, document: dict[s
                 for code in ("201", "202") if "Location" in op["responses"].get(code, {}).get("headers", {})}
     assert ("POST", "/v1/vps") in declared and ("POST", "/v1/vps/{vps_id}/start") in declared
     assert ("POST", "/v1/incidents") in declared and ("POST", "/v1/tokens") in declared
+    assert ("POST", "/v1/orders") in declared
     assert all(m != "GET" for m, _ in declared)
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
-    created = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+    created = offline_api.unbilled("alice", json={
         "name": "web1", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
     assert created.status_code == 202, created.text
     job = created.json()["job"]["id"]
     assert created.headers["location"] == f"/v1/jobs/{job}"
     assert offline_api.call("GET", created.headers["location"], offline_api.alice).json()["id"] == job
+    ordered = offline_api.order(offline_api.alice, json={
+        "name": "web2", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]})
+    assert ordered.status_code == 202, ordered.text
+    assert ordered.headers["location"] == f"/v1/vps/{ordered.json()['vps']['id']}"
+    assert offline_api.call("GET", ordered.headers["location"], offline_api.alice).json()["name"] == "web2"
     token = offline_api.call("POST", "/v1/tokens", offline_api.alice, json={"label": "ci"})
     assert token.status_code == 201, token.text
     assert token.headers["location"] == f"/v1/tokens/{token.json()['id']}"
@@ -195,7 +201,7 @@ def test_the_servers_limits_are_in_the_schema(offline_api: Api, document: dict[s
     reasons = schemas["SuspendBody"]["properties"]["reason"]["anyOf"][0]["enum"]
     assert "nonpayment" not in reasons and "customer" in reasons  # nonpayment: the workflow's only
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
-    over = offline_api.call("POST", "/v1/vps", offline_api.alice, json={
+    over = offline_api.unbilled("alice", json={
         "name": "big", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": limits.max_disk_gib + 1,
         "ssh_keys": [key]})
     assert over.status_code == 422 and "disk_gib" in over.json()["detail"]
@@ -239,12 +245,13 @@ def test_a_generated_client_works(offline_api: Api, document: dict[str, Any], tm
     assert {op["operationId"] for _, _, op in operations(document)} <= generated  # none dropped
 
     app = offline_api.client.app
-    client = client_module.AuthenticatedClient(base_url="http://testserver", token=offline_api.alice)
-    client.set_httpx_client(TestClient(app, headers={"Authorization": f"Bearer {offline_api.alice}"}))
+    client = client_module.AuthenticatedClient(base_url="http://testserver", token=offline_api.support)
+    client.set_httpx_client(TestClient(app, headers={"Authorization": f"Bearer {offline_api.support}"}))
+    unbilled = {"customer": "alice", "reason": "test: a VPS made without an order"}
 
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
     created = create_vps.sync_detailed(client=client, body=models.VpsCreate(
-        name="gen1", image="tiny", vcpus=1, memory_mib=256, disk_gib=2, ssh_keys=[key]))
+        name="gen1", image="tiny", vcpus=1, memory_mib=256, disk_gib=2, ssh_keys=[key], **unbilled))
     assert created.status_code == 202, created.content
     assert isinstance(created.parsed, models.VpsJobOut) and created.parsed.vps.name == "gen1"
     assert created.headers["location"] == f"/v1/jobs/{created.parsed.job.id}"
@@ -255,7 +262,7 @@ def test_a_generated_client_works(offline_api: Api, document: dict[str, Any], tm
 
     refused = create_vps.sync_detailed(client=client, body=models.VpsCreate(
         name="gen2", image="tiny", vcpus=1, memory_mib=256, disk_gib=offline_api.settings.limits.max_disk_gib + 1,
-        ssh_keys=[key]))
+        ssh_keys=[key], **unbilled))
     assert refused.status_code == 422
     assert isinstance(refused.parsed, models.Problem)
     assert refused.parsed.type_ == "/problems/invalid-request" and "disk_gib" in refused.parsed.detail
@@ -269,8 +276,9 @@ def test_a_generated_client_works(offline_api: Api, document: dict[str, Any], tm
 def test_a_replayed_answer_says_where_too(offline_api: Api) -> None:
     """An answer the guard replays for an Idempotency-Key carries the same Location."""
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3mRtXdLqX9vU0aH9k8sYb0o8pVbQfK1m6GqJm0Vx4c a@b"
-    order = {"name": "once", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key]}
-    first, again = (offline_api.call("POST", "/v1/vps", offline_api.alice, json=order,
+    order = {"name": "once", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [key],
+             "customer": "alice", "reason": "test: a VPS made without an order"}
+    first, again = (offline_api.call("POST", "/v1/vps", offline_api.support, json=order,
                                      headers={"Idempotency-Key": "order-1"}) for _ in range(2))
     assert first.status_code == again.status_code == 202
     assert again.headers["idempotent-replayed"] == "true"
