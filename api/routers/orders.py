@@ -11,10 +11,10 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlmodel import Session, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
+from api.openapi import located
 from api.pages import Cursor, Limit, Page, filtered, following, newest_first
 from api.routers.invoices import invoice_out
 from api.routers.subscriptions import _out as subscription_out
-from api.openapi import located
 from api.schemas.plans import OrderBody, OrderOut, OrderPlaced
 from api.scopes import scoped
 from api.views import job_out, vps_out

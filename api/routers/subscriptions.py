@@ -12,10 +12,10 @@ from api.routers.invoices import invoice_out
 from api.schemas.subscriptions import (
     NonRenewalBody,
     NonRenewalOut,
-    SubscriptionCreated,
     ReversibilityBody,
     ReversibilityOut,
     SubscriptionBody,
+    SubscriptionCreated,
     SubscriptionOut,
 )
 from api.scopes import scoped
