@@ -63,8 +63,9 @@ Every route but `/healthz` and the docs needs `Authorization: Bearer <token>`
 (`vpsctl token create`, or `POST /v1/tokens`); an expired or revoked token is a `401`.
 Tokens are of three roles: a customer's act for that customer only; support has every staff
 right; automation only what its token's scopes allow (`<family>:read` for GET, `<family>:write`
-otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers, plans, orders, webhooks, events), else `403`
-naming the missing scope. Mutating calls answer `202` with a job to follow at `/v1/jobs/{id}`.
+otherwise: vps, hosts, billing, maintenance, incidents, security, dda, customers, plans, orders,
+webhooks, events), else `403` naming the missing scope. Mutating calls answer `202` with a job
+to follow at `/v1/jobs/{id}`.
 Errors are `application/problem+json` documents (RFC 9457).
 """
 
