@@ -302,7 +302,7 @@ def _order_detail(answer: JSON) -> Table:
         ("order", order.get("id")), ("plan", order.get("plan_code")),
         ("term", f"{order.get('term_months')} months, billed {order.get('billing_period')}"),
         ("site", order.get("site")), ("subscription", subscription.get("id") or order.get("subscription_id")),
-        ("rent HT", subscription.get("rent_ht")),
+        ("rent HT", f"{subscription['rent_ht']} per billing period" if subscription.get("rent_ht") else None),
         ("invoice", invoice.get("number") or order.get("invoice_number")),
         ("invoice total", f"{invoice.get('total_ht')} HT, {invoice.get('total_ttc')} TTC, "
                           f"due {invoice.get('due_on')}" if invoice else None),
