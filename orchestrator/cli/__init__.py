@@ -1,5 +1,5 @@
 """``vpsctl``: run the control plane, a worker, manage customers and tokens, build images, add hosts,
-migrate; and, as a client of a remote API, ``vps``, ``job`` and ``profile`` (orchestrator/cli/remote.py).
+migrate; and, as a client of a remote API, ``vps``, ``plan``, ``job`` and ``profile`` (orchestrator/cli/remote.py).
 
 The top of the core: it may import everything, the HTTP edge included (``serve`` starts it), and
 is the owner of its commands' transactions and of their settings (read once, the clock started
@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
-from orchestrator.cli.remote import job_app, profile_app, vps_app
+from orchestrator.cli.remote import job_app, plan_app, profile_app, vps_app
 from orchestrator.compute import images
 from orchestrator.compute.hosts import Drivers, register_host
 from orchestrator.core import accounts, clock
@@ -45,6 +45,7 @@ app.add_typer(image_app, name="image")
 app.add_typer(host_app, name="host")
 app.add_typer(db_app, name="db")
 app.add_typer(vps_app, name="vps")
+app.add_typer(plan_app, name="plan")
 app.add_typer(job_app, name="job")
 app.add_typer(profile_app, name="profile")
 err = Console(stderr=True)

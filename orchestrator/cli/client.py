@@ -15,8 +15,10 @@ operation, rather than generated from ``/openapi.json``:
 Every error leaves as :class:`ApiError` (an HTTP answer: its problem+json ``title``, ``detail``
 and extra members) or :class:`Unreachable` (no answer at all); nothing here prints.
 
-Customer orders: :func:`order_vps` is the one place that says how a new VPS is asked for (today
-``POST /v1/vps``); when orders move to ``POST /v1/orders`` only that function changes."""
+New VPS: a customer orders one from a plan (:meth:`Client.order`, ``POST /v1/orders``: the VPS
+with its subscription and first invoice, R8.1-setup-fee); staff may make one without an order,
+not billed, with a reason (:meth:`Client.create_unbilled`, ``POST /v1/vps``).  :meth:`Client.list_plans`
+says what may be ordered."""
 
 from __future__ import annotations
 
@@ -123,11 +125,17 @@ class Client:
     def get_vps(self, vps_id: str) -> JSON:
         return self.request("GET", f"/v1/vps/{_seg(vps_id)}")
 
-    def order_vps(self, order: JSON, *, idempotency_key: str | None = None) -> JSON:
-        """Ask for a new VPS: ``{"vps", "job"}``.  The one place that knows the route (today
-        ``POST /v1/vps`` with ``name``, ``image``, ``vcpus``, ``memory_mib``, ``disk_gib``,
-        ``ssh_keys`` and optionally ``customer``, ``site``, ``placement_group``)."""
-        return self.request("POST", "/v1/vps", json=order, headers=_idempotency(idempotency_key))
+    def order(self, order: JSON, *, idempotency_key: str | None = None) -> JSON:
+        """Order a VPS from a plan (``POST /v1/orders``: ``plan``, ``term_months``, ``image``, ``name``,
+        ``ssh_keys`` and optionally ``site``, ``billing_period``, ``placement_group``, staff: ``customer``).
+        Answers ``{"order", "subscription", "invoice", "vps", "job"}`` (R8.1-setup-fee)."""
+        return self.request("POST", "/v1/orders", json=order, headers=_idempotency(idempotency_key))
+
+    def create_unbilled(self, spec: JSON, *, idempotency_key: str | None = None) -> JSON:
+        """Staff: a VPS without an order, not billed (``POST /v1/vps``: ``customer``, ``reason``,
+        ``name``, ``image``, ``vcpus``, ``memory_mib``, ``disk_gib``, ``ssh_keys``, optionally ``site``,
+        ``placement_group``).  Answers ``{"vps", "job"}``; a customer's token is refused (403)."""
+        return self.request("POST", "/v1/vps", json=spec, headers=_idempotency(idempotency_key))
 
     def operate(self, vps_id: str, operation: str, body: JSON | None = None, *,
                 idempotency_key: str | None = None) -> JSON:
@@ -164,6 +172,13 @@ class Client:
         parts = urlsplit(self.url)
         scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
         return urlunsplit((scheme, parts.netloc, f"{parts.path}/v1/vps/{_seg(vps_id)}/console", "", ""))
+
+    # --- plans ---------------------------------------------------------------------------
+
+    def list_plans(self, *, include_retired: bool = False) -> list[JSON]:
+        """``GET /v1/plans``: the plans on offer (staff: retired ones too with ``include_retired``)."""
+        params = {"include_retired": "true"} if include_retired else None
+        return list(self.request("GET", "/v1/plans", params=params).get("items", []))
 
     # --- jobs ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``vpsctl vps|job|profile``: drive a remote vpsctl API (operators and customers alike).
+"""``vpsctl vps|plan|job|profile``: drive a remote vpsctl API (operators and customers alike).
 
 These commands never touch the database: they call the API with a profile's token
 (orchestrator/cli/profiles.py) through orchestrator/cli/client.py, and print its answers as rich
@@ -33,6 +33,8 @@ from orchestrator.cli.client import FINISHED, JSON, ApiError, Client, ClientErro
 vps_app = typer.Typer(help="VPS on a remote API (profile: --profile, or VPSCTL_API_URL and VPSCTL_TOKEN).",
                       no_args_is_help=True)
 job_app = typer.Typer(help="Jobs on a remote API.", no_args_is_help=True)
+plan_app = typer.Typer(help="Plans on offer on a remote API (what `vpsctl vps create --plan` orders).",
+                       no_args_is_help=True)
 profile_app = typer.Typer(help="Remote APIs (URL and token) kept in the configuration file, 0600.",
                           no_args_is_help=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are not cut: paths, commands
@@ -278,41 +280,131 @@ def vps_show(vps_id: VpsArg, profile: ProfileOpt = None, output: OutputOpt = Out
         _print_table(_vps_detail(vps))
 
 
+def _plan_table(items: list[JSON], retired: bool) -> Table:
+    columns = ["code", "name", "vCPU", "MiB", "GiB", "terms (months)", "sites", "images", "month HT", "setup HT"]
+    table = Table(*columns, *(["active"] if retired else []))
+    for plan in items:
+        row = [_text(plan.get(k)) for k in ("code", "name", "vcpus", "memory_mib", "disk_gib", "terms")]
+        row += [_text(plan.get("sites") or "any"), _text(plan.get("images") or "any"),
+                _text(plan.get("monthly_price_ht")), _text(plan.get("setup_fee_ht"))]
+        table.add_row(*row, *([_text("yes" if plan.get("active") else "retired")] if retired else []))
+    return table
+
+
+def _order_detail(answer: JSON) -> Table:
+    """What an order recorded: the order, its subscription and first invoice (R8.1-setup-fee)."""
+    order, invoice = answer.get("order") or {}, answer.get("invoice") or {}
+    subscription = answer.get("subscription") or {}
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in (
+        ("order", order.get("id")), ("plan", order.get("plan_code")),
+        ("term", f"{order.get('term_months')} months, billed {order.get('billing_period')}"),
+        ("site", order.get("site")), ("subscription", subscription.get("id") or order.get("subscription_id")),
+        ("rent HT", f"{subscription['rent_ht']} per billing period" if subscription.get("rent_ht") else None),
+        ("invoice", invoice.get("number") or order.get("invoice_number")),
+        ("invoice total", f"{invoice.get('total_ht')} HT, {invoice.get('total_ttc')} TTC, "
+                          f"due {invoice.get('due_on')}" if invoice else None),
+        ("vps", order.get("vps_id")), ("job", order.get("job_id"))):
+        table.add_row(key, _text(value))
+    return table
+
+
+@plan_app.command("list")
+def plan_list(
+    profile: ProfileOpt = None, output: OutputOpt = Output.table,
+    include_retired: Annotated[bool, typer.Option(help="Staff: retired plans too")] = False,
+) -> None:
+    """The plans on offer: sizes, terms, sites, images and prices (euros HT, R8.3-ht)."""
+    with _api(profile) as client:
+        items = client.list_plans(include_retired=include_retired)
+    if output is Output.json:
+        _print_json(items)
+    else:
+        _print_table(_plan_table(items, include_retired))
+
+
 @vps_app.command("create")
 def vps_create(
     name: Annotated[str, typer.Argument(help="The hostname: lowercase letters, digits and '-'")],
-    image: Annotated[str, typer.Option(help="The OS image (e.g. debian-12)")],
-    vcpus: Annotated[int, typer.Option(min=1, help="Virtual CPUs")],
-    memory: Annotated[int, typer.Option("--memory", min=64, help="Memory in MiB")],
-    disk: Annotated[int, typer.Option("--disk", min=1, help="Root disk in GiB")],
+    image: Annotated[str, typer.Option(help="The OS image (e.g. debian-12; one the plan offers)")],
+    plan: Annotated[str | None, typer.Option(help="The plan to order (vpsctl plan list): its code or id")] = None,
+    term: Annotated[int | None, typer.Option(help="The initial term in months, one the plan offers (R3-terms)")]
+    = None,
+    billing_period: Annotated[str | None, typer.Option(
+        help="monthly (default), quarterly, half-yearly or yearly (R8.6-billing)")] = None,
+    site: Annotated[str | None, typer.Option(
+        help="The data-centre site (R2-locations); needed when the plan names sites")] = None,
     ssh_key: KeysOpt = None,
     customer: Annotated[str | None, typer.Option(help="Staff: the customer it is for")] = None,
-    site: Annotated[str | None, typer.Option(help="The data-centre site (R2-locations)")] = None,
     placement_group: Annotated[str | None, typer.Option(help="Never on the same host as this group's VPS")] = None,
+    unbilled: Annotated[bool, typer.Option(
+        "--unbilled", help="Staff: make it without an order (no subscription, no invoice); needs --reason, "
+                           "--customer and the sizes")] = False,
+    reason: Annotated[str | None, typer.Option(help="With --unbilled: why it is made without an order "
+                                                    "(recorded in the VPS's events)")] = None,
+    vcpus: Annotated[int | None, typer.Option(min=1, help="With --unbilled: virtual CPUs")] = None,
+    memory: Annotated[int | None, typer.Option("--memory", min=64, help="With --unbilled: memory in MiB")] = None,
+    disk: Annotated[int | None, typer.Option("--disk", min=1, help="With --unbilled: root disk in GiB")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="The same key again answers the first order")] = None,
     profile: ProfileOpt = None, output: OutputOpt = Output.table, wait: WaitOpt = False, timeout: TimeoutOpt = None,
 ) -> None:
-    """Order a VPS (answers at once with its create job; --wait follows it and shows the VPS)."""
+    """Order a VPS from a plan (POST /v1/orders: the VPS, its subscription and first invoice,
+    R8.1-setup-fee), or, staff, make one without an order with --unbilled (POST /v1/vps).  Answers
+    at once with the order and the create job; --wait follows it and shows the VPS."""
     keys = _keys(ssh_key)
     if not keys:
         _fail("give at least one --ssh-key (a public key, or a file such as ~/.ssh/id_ed25519.pub)", 2)
-    order: JSON = {"name": name, "image": image, "vcpus": vcpus, "memory_mib": memory, "disk_gib": disk,
-                   "ssh_keys": keys}
+    sizes = {"vcpus": vcpus, "memory_mib": memory, "disk_gib": disk}
+    common: JSON = {"name": name, "image": image, "ssh_keys": keys}
     for key, value in (("customer", customer), ("site", site), ("placement_group", placement_group)):
         if value is not None:
-            order[key] = value
+            common[key] = value
+    if unbilled:
+        if plan is not None or term is not None or billing_period is not None:
+            _fail("--unbilled makes a VPS without an order: no --plan, --term or --billing-period", 2)
+        missing = [option for option, value in (("--reason", reason and reason.strip()), ("--customer", customer),
+                                                ("--vcpus", vcpus), ("--memory", memory), ("--disk", disk))
+                   if not value]
+        if missing:
+            _fail(f"--unbilled needs {', '.join(missing)} (a VPS without an order is not billed: say why and "
+                  "for whom; customers order with --plan and --term)", 2)
+        body: JSON = {**common, **sizes, "reason": reason}
+    else:
+        given = [option for option, value in (("--vcpus", vcpus), ("--memory", memory), ("--disk", disk),
+                                              ("--reason", reason)) if value is not None]
+        if given:
+            _fail(f"{', '.join(given)}: only with --unbilled (an order takes its sizes from the plan)", 2)
+        if plan is None or term is None:
+            _fail("give --plan and --term (vpsctl plan list shows what may be ordered); staff making a VPS "
+                  "without an order: --unbilled --reason ... --customer ...", 2)
+        body = {**common, "plan": plan, "term_months": term,
+                **({"billing_period": billing_period} if billing_period else {})}
     with _api(profile) as client:
-        answer = client.order_vps(order, idempotency_key=idempotency_key)
+        if unbilled:
+            answer = client.create_unbilled(body, idempotency_key=idempotency_key)
+        else:
+            answer = client.order(body, idempotency_key=idempotency_key)
         vps_id = str(answer["vps"]["id"])
-        if not wait:
-            if output is Output.json:
-                _print_json(answer)
-            else:
-                err.print(Text(f"VPS {vps_id} ({name}) {answer['vps'].get('status')}"))
-                _accepted(answer, output)
+        ordered = {k: answer[k] for k in ("order", "subscription", "invoice") if k in answer}
+        if output is Output.json and not wait:
+            _print_json(answer)
             return
-        err.print(Text(f"VPS {vps_id} ({name}) {answer['vps'].get('status')}"))
-        _job_started(client, answer, output, wait, timeout, after=lambda: client.get_vps(vps_id))
+        if output is Output.table and ordered:
+            _print_table(_order_detail(answer))
+        err.print(Text(f"VPS {vps_id} ({name}) {answer['vps'].get('status')}"
+                       f"{'; not billed (made without an order)' if unbilled else ''}"))
+        if not wait:
+            _accepted(answer, output)
+            return
+        job = _watch(client, answer["job"], timeout)
+        result = client.get_vps(vps_id) if job.get("status") == "succeeded" else None
+        if output is Output.json:
+            _print_json({**ordered, **({"vps": result} if result else {}), "job": job})
+        elif result:
+            _print_table(_vps_detail(result))
+        _finish(job)
 
 
 @vps_app.command("resize")

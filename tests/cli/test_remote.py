@@ -1,4 +1,4 @@
-"""``vpsctl vps|job|profile`` against a real HTTP server (uvicorn on loopback) serving the fake
+"""``vpsctl vps|plan|job|profile`` against a real HTTP server (uvicorn on loopback) serving the fake
 world (tests/api/fakeworld.py: the API, a real worker in a thread, the in-memory hypervisor).
 The hypervisor of this world refuses to pause a guest, so that a suspend job fails for real."""
 
@@ -108,8 +108,8 @@ def test_errors_read_from_problem_documents(served: Served, tmp_path: Path) -> N
     assert "current status: running" in not_suspended.stderr
 
     # bad input checked by the API: its 422 detail says which field
-    bad = served.run("vps", "create", "Not_A_Hostname", "--image", "tiny", "--vcpus", "1", "--memory", "256",
-                     "--disk", "2", "--ssh-key", world.key)
+    bad = served.run("vps", "create", "Not_A_Hostname", "--plan", world.api.plan(), "--term", "1", "--image", "tiny",
+                     "--ssh-key", world.key)
     assert bad.exit_code == 1 and "(HTTP 422)" in bad.stderr and "name" in bad.stderr
 
     nobody = served.run("vps", "list", url=f"http://127.0.0.1:{free_port()}")
@@ -165,10 +165,15 @@ def test_profiles_are_private_and_never_print_the_token(served: Served) -> None:
 def test_wait_follows_jobs_and_fails_with_the_job(served: Served) -> None:
     world = served.world
     staff = world.api.support
-    created = served.run("vps", "create", "made-by-cli", "--image", "tiny", "--vcpus", "1", "--memory", "256",
-                         "--disk", "2", "--ssh-key", world.key, "--wait", "-o", "json")
+    plan = world.api.plan(1, 256, 2)  # published by staff
+    created = served.run("vps", "create", "made-by-cli", "--plan", plan, "--term", "1", "--image", "tiny",
+                         "--ssh-key", world.key, "--wait", "-o", "json")
     assert created.exit_code == 0, created.stderr
     answer = json.loads(created.stdout)
+    # R8.1-setup-fee: ordered, with its subscription and first invoice
+    assert answer["order"]["plan_code"] == plan and answer["order"]["vps_id"] == answer["vps"]["id"]
+    assert answer["subscription"]["id"] == answer["order"]["subscription_id"]
+    assert answer["invoice"]["number"] == answer["order"]["invoice_number"]
     assert answer["job"]["status"] == "succeeded" and answer["job"]["kind"] == "create"
     assert answer["vps"]["status"] == "running" and answer["vps"]["name"] == "made-by-cli"
     new_id = answer["vps"]["id"]
@@ -177,8 +182,7 @@ def test_wait_follows_jobs_and_fails_with_the_job(served: Served) -> None:
     newest = json.loads(served.run("vps", "list", "--limit", "1", "-o", "json").stdout)
     assert [vps["id"] for vps in newest] == [new_id]
     assert len(json.loads(served.run("vps", "list", "-o", "json").stdout)) == 2
-    keyless = served.run("vps", "create", "nokey", "--image", "tiny", "--vcpus", "1", "--memory", "256",
-                         "--disk", "2")
+    keyless = served.run("vps", "create", "nokey", "--plan", plan, "--term", "1", "--image", "tiny")
     assert keyless.exit_code == 2 and "--ssh-key" in keyless.stderr
 
     resized = served.run("vps", "resize", new_id, "--memory", "512", "--reason", "R5.1: cli test", "--wait",
@@ -204,6 +208,79 @@ def test_wait_follows_jobs_and_fails_with_the_job(served: Served) -> None:
     suspend_id = world.api.call("GET", f"/v1/jobs?vps_id={new_id}&kind=suspend", staff).json()["items"][0]["id"]
     watched_failed = served.run("job", "watch", suspend_id, token=staff)
     assert watched_failed.exit_code == 1 and "refused to pause the guest" in watched_failed.stderr
+
+
+def orders_of(world: World) -> list[dict[str, Any]]:
+    return list(world.api.call("GET", "/v1/orders", world.api.support).json()["items"])
+
+
+def test_plans_are_listed_and_a_vps_is_ordered_from_one(served: Served) -> None:
+    world = served.world
+    staff = world.api.support
+    published = world.api.call("POST", "/v1/plans", staff, json={
+        "code": "small", "name": "Small one", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "terms": [1, 12],
+        "monthly_price_ht": "5.00", "setup_fee_ht": "20.00"})
+    assert published.status_code == 201, published.text
+    listed = served.run("plan", "list", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    [small] = [p for p in json.loads(listed.stdout) if p["code"] == "small"]
+    assert (small["vcpus"], small["memory_mib"], small["terms"], small["setup_fee_ht"]) == (1, 256, [1, 12], "20.00")
+    table = served.run("plan", "list")
+    assert table.exit_code == 0 and "Small one" in table.stdout and "20.00" in table.stdout
+    assert "1, 12" in table.stdout
+
+    # ordered as a table: the order, its subscription and its first invoice are shown
+    orders_before = len(orders_of(world))
+    ordered = served.run("vps", "create", "ordered", "--plan", "small", "--term", "12", "--image", "tiny",
+                         "--ssh-key", world.key)
+    assert ordered.exit_code == 0, ordered.stderr
+    order, *older = orders_of(world)  # newest first
+    assert len(older) == orders_before
+    assert order["plan_code"] == "small" and order["term_months"] == 12
+    for shown in (order["id"], order["invoice_number"], order["subscription_id"], order["vps_id"], order["job_id"]):
+        assert shown in ordered.stdout
+    assert "25.00 HT" in ordered.stdout  # R8.1-setup-fee 20.00 and the first month's rent 5.00 (R8.3-ht)
+    assert f"follow it with: vpsctl job watch {order['job_id']}" in ordered.stderr
+    vps = world.api.call("GET", f"/v1/vps/{order['vps_id']}", world.api.alice).json()
+    assert (vps["name"], vps["vcpus"], vps["memory_mib"], vps["disk_gib"]) == ("ordered", 1, 256, 2)
+
+    # a term the plan does not offer: the API's 422 names R3-terms, nothing is ordered
+    refused = served.run("vps", "create", "other", "--plan", "small", "--term", "6", "--image", "tiny",
+                         "--ssh-key", world.key)
+    assert refused.exit_code == 1 and "(HTTP 422)" in refused.stderr and "R3-terms" in refused.stderr
+    # no plan, or sizes with a plan: bad usage, nothing sent
+    for usage in (["--term", "1"], ["--plan", "small"], ["--plan", "small", "--term", "1", "--vcpus", "2"]):
+        bad = served.run("vps", "create", "other", "--image", "tiny", "--ssh-key", world.key, *usage)
+        assert bad.exit_code == 2, bad.stderr
+    assert "only with --unbilled" in bad.stderr
+    assert len(orders_of(world)) == orders_before + 1
+
+    # a customer cannot make a VPS without an order (R8.1-setup-fee): the API's 403
+    unbilled = ["--unbilled", "--customer", "alice", "--vcpus", "1", "--memory", "256", "--disk", "2"]
+    forbidden = served.run("vps", "create", "free", "--image", "tiny", "--ssh-key", world.key, *unbilled,
+                           "--reason", "for free please")
+    assert forbidden.exit_code == 1 and "(HTTP 403)" in forbidden.stderr and "/v1/orders" in forbidden.stderr
+    # staff must say why
+    reasonless = served.run("vps", "create", "free", "--image", "tiny", "--ssh-key", world.key, *unbilled,
+                            token=staff)
+    assert reasonless.exit_code == 2 and "--reason" in reasonless.stderr
+    with_plan = served.run("vps", "create", "free", "--image", "tiny", "--ssh-key", world.key, *unbilled,
+                           "--reason", "x", "--plan", "small", token=staff)
+    assert with_plan.exit_code == 2 and "no --plan" in with_plan.stderr
+    assert world.api.call("GET", "/v1/vps?name=free", staff).json()["items"] == []  # nothing was made
+    made = served.run("vps", "create", "free", "--image", "tiny", "--ssh-key", world.key, *unbilled,
+                      "--reason", "replacement for a lost VPS, ticket 42", "--wait", "-o", "json", token=staff)
+    assert made.exit_code == 0, made.stderr
+    answer = json.loads(made.stdout)
+    assert answer["vps"]["name"] == "free" and answer["vps"]["customer"] == "alice"
+    assert answer["job"]["status"] == "succeeded" and "order" not in answer and "invoice" not in answer
+    assert len(orders_of(world)) == orders_before + 1  # not billed: no order
+
+    # staff see a retired plan; customers no longer may order it
+    assert world.api.call("PATCH", "/v1/plans/small", staff, json={"active": False}).status_code == 200
+    assert "small" not in served.run("plan", "list").stdout
+    retired = served.run("plan", "list", "--include-retired", token=staff)
+    assert "small" in retired.stdout and "retired" in retired.stdout
 
 
 def test_delete_and_reinstall_need_the_confirmation(served: Served) -> None:

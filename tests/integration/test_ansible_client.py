@@ -1,8 +1,9 @@
 """The vpsctl.cloud Ansible collection (playbooks/collections) driving the API, run by the real
 ansible-playbook against the API served on loopback and real tiny guests on the real libvirtd:
-the module makes, and deletes, a VPS idempotently and in check mode changes nothing; the inventory
-plugin reaches the VPS with the SSH host keys the API knows and strict host key checking (no trust
-on first use), and a guest presenting another key than the API's is unreachable.
+the module orders from a plan staff published (R8.1-setup-fee), and deletes, a VPS idempotently
+and in check mode changes nothing; the inventory plugin reaches the VPS with the SSH host keys the
+API knows and strict host key checking (no trust on first use), and a guest presenting another
+key than the API's is unreachable.
 
 ansible-playbook runs in the test's own network namespace: it calls the API on 127.0.0.1 and
 reaches the guests through the test namespace (an ssh ProxyCommand, as the tests' own ssh does).
@@ -44,10 +45,13 @@ def named(api: Api, name: str) -> list[dict[str, Any]]:
 def test_a_playbook_makes_a_vps_reaches_it_by_its_known_host_key_and_deletes_it(
     live_api: Api, ansible: Ansible
 ) -> None:
-    done, recap = ansible.play("vps.yml", vps_name="from-ansible", ssh_public_key=ansible.public_key,
+    plan = live_api.plan(1, 256, 2)  # published by staff
+    done, recap = ansible.play("vps.yml", vps_name="from-ansible", plan=plan, ssh_public_key=ansible.public_key,
                                greeting="hello-from-ansible")
     assert done.returncode == 0, done.stdout[-3000:]
     assert recap["localhost"]["changed"] == 1 and recap["localhost"]["failed"] == 0, recap
+    [order] = live_api.call("GET", "/v1/orders", live_api.alice).json()["items"]
+    assert order["plan_code"] == plan and order["term_months"] == 1
     assert recap["from-ansible"] == {"ok": 3, "changed": 1, "unreachable": 0, "failed": 0}, recap
     [vps] = named(live_api, "from-ansible")
     assert vps["status"] == "running"
@@ -65,14 +69,15 @@ def test_a_playbook_makes_a_vps_reaches_it_by_its_known_host_key_and_deletes_it(
     assert ssh_run(vps["addresses"][0], key["public_key"], guest_key, "cat /root/hello") == "hello-from-ansible\n"
 
     # again: nothing to do
-    done, recap = ansible.play("vps.yml", vps_name="from-ansible", ssh_public_key=ansible.public_key,
+    done, recap = ansible.play("vps.yml", vps_name="from-ansible", plan=plan, ssh_public_key=ansible.public_key,
                                greeting="hello-from-ansible")
     assert done.returncode == 0, done.stdout[-3000:]
     assert recap["localhost"]["changed"] == 0 and recap["from-ansible"]["changed"] == 0, recap
     assert [v["id"] for v in named(live_api, "from-ansible")] == [vps["id"]]
+    assert len(live_api.call("GET", "/v1/orders", live_api.alice).json()["items"]) == 1  # ordered once
 
     # the whole playbook: nothing to make or write, the VPS deleted
-    done, recap = ansible.play("vps.yml", vps_name="from-ansible", ssh_public_key=ansible.public_key,
+    done, recap = ansible.play("vps.yml", vps_name="from-ansible", plan=plan, ssh_public_key=ansible.public_key,
                                greeting="hello-from-ansible", delete="true")
     assert done.returncode == 0, done.stdout[-3000:]
     assert recap["localhost"]["changed"] == 1 and recap["from-ansible"]["changed"] == 0, recap
@@ -125,13 +130,15 @@ def test_check_mode_reports_the_changes_and_makes_none(live_api: Api, ansible: A
     guest = order(live_api, tmp_path, name="kept")
     jobs_before = live_api.call("GET", "/v1/jobs", live_api.alice).json()["items"]
 
-    done, recap = ansible.play("check_mode.yml", "--check", ghost="ghost", kept="kept",
+    orders_before = live_api.call("GET", "/v1/orders", live_api.alice).json()["items"]
+    done, recap = ansible.play("check_mode.yml", "--check", ghost="ghost", kept="kept", plan=live_api.plan(),
                                ssh_public_key=ansible.public_key)
     assert done.returncode == 0, done.stdout[-3000:]
     assert recap["localhost"]["changed"] == 3 and recap["localhost"]["failed"] == 0, recap
     assert named(live_api, "ghost") == []
     assert guest.record["status"] == "running"
     assert live_api.call("GET", "/v1/jobs", live_api.alice).json()["items"] == jobs_before
+    assert live_api.call("GET", "/v1/orders", live_api.alice).json()["items"] == orders_before
 
 
 def test_the_module_stops_starts_suspends_and_resumes_once_each(live_api: Api, ansible: Ansible,

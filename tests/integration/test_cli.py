@@ -1,8 +1,9 @@
 """``vpsctl`` as a remote client, run as a separate process (``python -m orchestrator.cli``)
 against the API served over HTTP by uvicorn, its worker driving the real libvirtd: a tiny VPS
-ordered with --wait, resized by staff and the job followed with ``job watch``, the new sizes seen
-from inside the guest, its serial console reached (through a pipe and on a terminal), and deleted
-with its confirmation."""
+ordered from a plan staff published (the plan listed, the order's invoice shown) with --wait,
+resized by staff and the job followed with ``job watch``, the new sizes seen from inside the
+guest, its serial console reached (through a pipe and on a terminal), and deleted with its
+confirmation."""
 
 from __future__ import annotations
 
@@ -82,12 +83,22 @@ def test_cli_creates_watches_resizes_and_deletes_a_real_vps(live_api: Api, tmp_p
             assert added.returncode == 0, added.stderr
         assert oct(config.stat().st_mode & 0o777) == "0o600"
 
+        plan = live_api.plan(1, 256, 2)  # published by staff
+        plans = vpsctl(config, "plan", "list", "-o", "json", "--profile", "alice")
+        assert plans.returncode == 0, plans.stderr
+        assert plan in [p["code"] for p in json.loads(plans.stdout)]
+
         started = time.monotonic()
-        created = vpsctl(config, "vps", "create", "cli-life", "--image", "tiny", "--vcpus", "1", "--memory", "256",
-                         "--disk", "2", "--ssh-key", str(key_file), "--wait", "-o", "json", "--profile", "alice")
+        created = vpsctl(config, "vps", "create", "cli-life", "--plan", plan, "--term", "1", "--image", "tiny",
+                         "--ssh-key", str(key_file), "--wait", "-o", "json", "--profile", "alice")
         assert created.returncode == 0, created.stderr
         answer: dict[str, Any] = json.loads(created.stdout)
         assert answer["job"]["status"] == "succeeded"
+        # R8.1-setup-fee: ordered with its subscription and first invoice
+        assert answer["order"]["plan_code"] == plan and answer["invoice"]["number"]
+        invoice = live_api.call("GET", f"/v1/invoices/{answer['invoice']['id']}", live_api.alice).json()
+        assert invoice["number"] == answer["order"]["invoice_number"]
+        assert invoice["subscription_id"] == answer["subscription"]["id"] == answer["order"]["subscription_id"]
         vps = answer["vps"]
         assert vps["status"] == "running" and vps["addresses"] and vps["ssh_host_keys"]
         assert "start_domain done" in created.stderr and "verify_ssh done" in created.stderr

@@ -92,10 +92,19 @@ class Client:
     def get_vps(self, vps_id):
         return self.call("GET", "/v1/vps/" + quote(vps_id, safe=""))
 
-    def create_vps(self, spec):
-        """Order a VPS: the one place the collection creates one.  Answers (vps, job)."""
-        answer = self.call("POST", "/v1/vps", body=spec)
-        return answer["vps"], answer["job"]
+    def order(self, order):
+        """Order a VPS from a plan (``POST /v1/orders``, R8.1-setup-fee): the answer holds the
+        ``order``, ``subscription``, first ``invoice``, ``vps`` and its create ``job``."""
+        return self.call("POST", "/v1/orders", body=order)
+
+    def create_unbilled(self, spec):
+        """Staff: a VPS without an order, not billed (``POST /v1/vps`` with ``customer`` and
+        ``reason``; a customer's token is refused, 403).  The answer holds ``vps`` and ``job``."""
+        return self.call("POST", "/v1/vps", body=spec)
+
+    def get_plan(self, plan):
+        """``GET /v1/plans/{code or id}`` (a plan not on offer: ``ApiError`` 404)."""
+        return self.call("GET", "/v1/plans/" + quote(plan, safe=""))
 
     def act(self, vps_id, operation, body=None):
         """``POST /v1/vps/{id}/{operation}`` (start, stop, suspend, resume): its job."""

@@ -11,6 +11,9 @@ module: vps
 short_description: Create, delete, start, stop and suspend a VPS through the vpsctl API
 description:
   - Finds the caller's VPS by C(name) (C(GET /v1/vps?name=)) and brings it to C(state).
+  - A missing VPS is ordered from a C(plan) for a C(term) (C(POST /v1/orders)), which records its
+    subscription and first invoice (R8.1-setup-fee); staff may instead make one without an order, not
+    billed, with C(unbilled_reason), C(customer) and the sizes (C(POST /v1/vps)).
   - Idempotent; supports check mode (reports what would change, asks for nothing).
   - Each change is a job of the API; with C(wait) the module polls it (C(GET /v1/jobs/{id})) until done.
 options:
@@ -28,30 +31,47 @@ options:
     description: The VPS's name (its hostname); unique among the caller's VPS for this module.
     type: str
     required: true
-  image:
-    description: Image to create it from (needed to create).
+  plan:
+    description:
+      - The plan to order the VPS from when it is missing (its code or id; C(GET /v1/plans) lists those on offer).
+      - The VPS's sizes are the plan's. Not with C(unbilled_reason) nor the sizes.
     type: str
-  vcpus:
-    description: Virtual CPUs (needed to create).
+  term:
+    description: With C(plan), needed to order. The initial term in months, one the plan offers (R3-terms).
     type: int
-  memory_mib:
-    description: Memory in MiB (needed to create).
-    type: int
-  disk_gib:
-    description: Root disk in GiB (needed to create).
-    type: int
+  billing_period:
+    description: With C(plan). C(monthly) (the API's default), C(quarterly), C(half-yearly) or C(yearly) (R8.6-billing).
+    type: str
+  image:
+    description: Image to create it from (needed to create; with a plan, one it offers).
+    type: str
   ssh_keys:
     description: OpenSSH public keys for root (needed to create).
     type: list
     elements: str
   site:
-    description: Data-centre site.
+    description: Data-centre site (R2-locations); needed to order a plan that names sites.
     type: str
+  unbilled_reason:
+    description:
+      - Staff tokens only. Make a missing VPS without an order (not billed: no subscription, no invoice), for
+        C(customer), with C(image), C(vcpus), C(memory_mib), C(disk_gib); the reason is recorded in its events.
+      - A customer's token is refused (403): customers order from a C(plan).
+    type: str
+  vcpus:
+    description: With C(unbilled_reason), needed to create. Virtual CPUs. Otherwise only compared with an existing VPS's.
+    type: int
+  memory_mib:
+    description: With C(unbilled_reason), needed to create. Memory in MiB.
+    type: int
+  disk_gib:
+    description: With C(unbilled_reason), needed to create. Root disk in GiB.
+    type: int
   placement_group:
     description: Anti-affinity group (its VPS never share a host).
     type: str
   customer:
-    description: Staff tokens only. The owner to create for, and to narrow the search by name to.
+    description: Staff tokens only. The owner to order or create for, and to narrow the search by name to.
     type: str
   state:
     description:
@@ -77,15 +97,26 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A VPS
+- name: A VPS, ordered from a plan for 12 months when missing
   vpsctl.cloud.vps:
     name: web1
+    plan: s1-1g
+    term: 12
+    site: Marseille
+    image: debian-12
+    ssh_keys: ["{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"]
+  register: web1
+
+- name: Staff, a VPS without an order (not billed)
+  vpsctl.cloud.vps:
+    name: replacement
+    customer: acme
+    unbilled_reason: "replaces a VPS lost in incident 42"
     image: debian-12
     vcpus: 1
     memory_mib: 1024
     disk_gib: 10
     ssh_keys: ["{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"]
-  register: web1
 
 - name: Gone
   vpsctl.cloud.vps:
@@ -119,6 +150,18 @@ job:
   description: The last job asked for (null when nothing was asked).
   type: dict
   returned: always
+order:
+  description: The order placed (its C(invoice_number), C(subscription_id), C(plan_code)...); null when nothing was ordered.
+  type: dict
+  returned: always
+subscription:
+  description: The subscription the order opened (null when nothing was ordered).
+  type: dict
+  returned: always
+invoice:
+  description: The order's first invoice (setup fee and first period's rent, R8.1-setup-fee); null when nothing was ordered.
+  type: dict
+  returned: always
 """
 
 import time
@@ -132,6 +175,7 @@ from ansible_collections.vpsctl.cloud.plugins.module_utils.api import (
 )
 
 SIZES = ("image", "vcpus", "memory_mib", "disk_gib", "ssh_keys")
+ORDERED = ("image", "ssh_keys")
 # What each wanted state asks for, by current status (None: already there).
 TRANSITIONS = {
     "present": {},
@@ -146,17 +190,53 @@ class Failed(Exception):
     pass
 
 
-def spec_of(params):
-    """The body of the create call (``POST /v1/vps``)."""
-    missing = [k for k in SIZES if not params.get(k)]
-    if missing:
-        raise Failed("no VPS named %s: creating one needs %s" % (params["name"], ", ".join(missing)))
-    spec = dict((k, params[k]) for k in SIZES)
-    spec["name"] = params["name"]
-    for optional in ("site", "placement_group", "customer"):
-        if params.get(optional):
-            spec[optional] = params[optional]
-    return spec
+def request_of(params):
+    """How a missing VPS is asked for: ``("order", body)`` for ``POST /v1/orders`` (from a plan) or
+    ``("unbilled", body)`` for staff's ``POST /v1/vps`` (with a reason)."""
+    name = params["name"]
+    if params.get("plan"):
+        missing = [k for k in ORDERED if not params.get(k)] + ([] if params.get("term") else ["term"])
+        if missing:
+            raise Failed("no VPS named %s: ordering one from plan %s needs %s" % (name, params["plan"],
+                                                                                 ", ".join(missing)))
+        body = {"plan": params["plan"], "term_months": params["term"], "name": name, "image": params["image"],
+                "ssh_keys": params["ssh_keys"]}
+        for optional in ("billing_period", "site", "placement_group", "customer"):
+            if params.get(optional):
+                body[optional] = params[optional]
+        return "order", body
+    if params.get("unbilled_reason"):
+        missing = [k for k in SIZES + ("customer",) if not params.get(k)]
+        if missing:
+            raise Failed("no VPS named %s: making one without an order needs %s" % (name, ", ".join(missing)))
+        body = dict((k, params[k]) for k in SIZES)
+        body.update(name=name, customer=params["customer"], reason=params["unbilled_reason"])
+        for optional in ("site", "placement_group"):
+            if params.get(optional):
+                body[optional] = params[optional]
+        return "unbilled", body
+    raise Failed("no VPS named %s: creating one needs a plan and a term to order it from (GET /v1/plans "
+                 "lists those on offer), or, staff, unbilled_reason, customer and the sizes" % name)
+
+
+def check_orderable(client, body):
+    """Check mode: what the API would refuse in the order, said without ordering (the plan on offer,
+    its terms R3-terms, sites R2-locations and images)."""
+    try:
+        plan = client.get_plan(body["plan"])
+    except ApiError as error:
+        if error.status == 404:
+            raise Failed("no plan %s on offer (GET /v1/plans lists those on offer)" % body["plan"])
+        raise
+    if body["term_months"] not in plan["terms"]:
+        raise Failed("plan %s is offered for terms of %s months, not %s (R3-terms)" % (
+            plan["code"], ", ".join(str(t) for t in plan["terms"]), body["term_months"]))
+    if plan["sites"] and body.get("site") not in plan["sites"]:
+        raise Failed("plan %s is offered in %s: choose the site (R2-locations)" % (plan["code"],
+                                                                                  ", ".join(plan["sites"])))
+    if plan["images"] and body["image"] not in plan["images"]:
+        raise Failed("plan %s comes with the images %s, not %s" % (plan["code"], ", ".join(plan["images"]),
+                                                                    body["image"]))
 
 
 def settle(client, vps, timeout):
@@ -185,7 +265,7 @@ def run(module, client):
     vps = found[0] if found else None
     if vps is not None and vps["status"] == "deleted":
         vps = None
-    result = {"changed": False, "job": None, "actions": []}
+    result = {"changed": False, "job": None, "actions": [], "order": None, "subscription": None, "invoice": None}
 
     if state == "absent":
         if vps is None or vps["status"] == "deleting":
@@ -210,13 +290,20 @@ def run(module, client):
 
     before = vps["status"] if vps else "absent"
     if vps is None:
-        spec = spec_of(p)
+        how, body = request_of(p)
         result.update(changed=True)
-        result["actions"].append("create")
+        result["actions"].append("order" if how == "order" else "create")
         if module.check_mode:
+            if how == "order":
+                check_orderable(client, body)
             status = "running"
         else:
-            vps, job = client.create_vps(spec)
+            if how == "order":
+                answer = client.order(body)
+                result.update(order=answer["order"], subscription=answer["subscription"], invoice=answer["invoice"])
+            else:
+                answer = client.create_unbilled(body)
+            vps, job = answer["vps"], answer["job"]
             result["job"] = job
             if wait:
                 job = result["job"] = client.wait_job(job["id"], timeout)
@@ -270,6 +357,10 @@ def main():
             api_token=dict(type="str", no_log=True, fallback=(env_fallback, ["VPSCTL_TOKEN"])),
             validate_certs=dict(type="bool", default=True),
             name=dict(type="str", required=True),
+            plan=dict(type="str"),
+            term=dict(type="int"),
+            billing_period=dict(type="str"),
+            unbilled_reason=dict(type="str"),
             image=dict(type="str"),
             vcpus=dict(type="int"),
             memory_mib=dict(type="int"),
@@ -285,6 +376,10 @@ def main():
             wait_timeout=dict(type="int", default=900),
         ),
         supports_check_mode=True,
+        # an order takes its sizes from the plan; a VPS without an order is not ordered from one
+        mutually_exclusive=[("plan", "unbilled_reason"), ("plan", "vcpus"), ("plan", "memory_mib"),
+                            ("plan", "disk_gib")],
+        required_by={"term": "plan", "billing_period": "plan"},
     )
     try:
         client = Client(module.params["api_url"], module.params["api_token"], module.params["validate_certs"])
