@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api.schemas.billing import InvoiceOut
 from api.schemas.jobs import JobOut
 from api.schemas.subscriptions import SubscriptionOut
+from api.schemas.types import Fee, Price
 from api.schemas.vps import VpsOut
 from orchestrator.operations.create import VpsName
 
-Euros = Annotated[Decimal, Field(max_digits=12, decimal_places=2)]
 ImageName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 SiteName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -34,8 +34,8 @@ class PlanBody(BaseModel):
                                   description="R2-locations: the sites it is offered in; empty: any of the 23")
     terms: list[int] = Field(min_length=1, max_length=5, description="R3-terms: initial terms offered, in months "
                                                                      "(among 1, 3, 6, 12, 24)")
-    monthly_price_ht: Euros = Field(gt=0, description="R8.2-rent: rent per month, euros HT (R8.3-ht)")
-    setup_fee_ht: Euros = Field(Decimal("0"), ge=0, description="R8.1-setup-fee: euros HT, on the first invoice")
+    monthly_price_ht: Price = Field(description="R8.2-rent: rent per month, euros HT (R8.3-ht)")
+    setup_fee_ht: Fee = Field(Decimal("0"), description="R8.1-setup-fee: euros HT, on the first invoice")
     active: bool = True
 
 
@@ -50,8 +50,8 @@ class PlanPatch(BaseModel):
     images: list[ImageName] | None = Field(None, max_length=100)
     sites: list[SiteName] | None = Field(None, max_length=23)
     terms: list[int] | None = Field(None, min_length=1, max_length=5)
-    monthly_price_ht: Euros | None = Field(None, gt=0)
-    setup_fee_ht: Euros | None = Field(None, ge=0)
+    monthly_price_ht: Price | None = None
+    setup_fee_ht: Fee | None = None
     active: bool | None = None
 
 

@@ -103,7 +103,7 @@ def test_a_customer_stream_shows_only_their_own_events_and_staff_see_all(tmp_pat
     world = make_world(tmp_path, "mine", events_poll_seconds=0.1)
     api = world.api
     with serving(api.client.app) as port:
-        ordered = api.call("POST", "/v1/vps", api.bob, json={
+        ordered = api.order(api.bob, json={
             "name": "bobs", "image": "tiny", "vcpus": 1, "memory_mib": 256, "disk_gib": 2, "ssh_keys": [world.key]})
         assert ordered.status_code == 202, ordered.text
         world.run()
