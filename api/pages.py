@@ -39,7 +39,7 @@ class Page(BaseModel, Generic[T]):
                                          "null on the last page")
 
 
-S = TypeVar("S", bound=SelectBase[Any])
+S = TypeVar("S", bound=SelectBase[*tuple[Any, ...]])
 
 
 def filtered(query: S, equal: Iterable[tuple[Any, Any]], moment: Any,
