@@ -21,9 +21,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_
+from sqlalchemy import Select, and_, or_
 from sqlmodel import Session, col
-from sqlmodel.sql._expression_select_cls import SelectBase
 
 from orchestrator.core.errors import InvalidRequest
 
@@ -39,7 +38,7 @@ class Page(BaseModel, Generic[T]):
                                          "null on the last page")
 
 
-S = TypeVar("S", bound=SelectBase[*tuple[Any, ...]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def filtered(query: S, equal: Iterable[tuple[Any, Any]], moment: Any,
