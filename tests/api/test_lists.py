@@ -291,7 +291,12 @@ def problem(answer: Any, status: int) -> None:
 
 @pytest.mark.parametrize("name", list(LISTS))
 def test_every_list_walks_each_row_once_in_order_and_keeps_customers_apart(offline_api: Api, name: str) -> None:
-    api, listed = offline_api, LISTS[name]
+    check_list(offline_api, name)
+
+
+def check_list(api: Api, name: str) -> None:
+    """The list ``name`` of ``LISTS``, on the API ``api`` (alice, bob, staff, a host and an image)."""
+    listed = LISTS[name]
     w = world_of(api)
     rows: dict[str, list[tuple[tuple[Any, ...], Any]]] = {"alice": [], "bob": []}
     with Session(api.engine) as s:
