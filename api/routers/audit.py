@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.deps import SessionDep, StaffPrincipal
-from api.pages import Cursor, Limit, Page, decode, encode, filtered
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.audit import AuditOut
 from api.scopes import scoped
 from orchestrator.core.models import Audit
@@ -32,15 +32,12 @@ def list_audit(
     until: Annotated[datetime | None, Query(description="before this instant")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    order: Order = "desc",
 ) -> Page[AuditOut]:
     """The audit log, newest first: who did what, on behalf of whom, on which object, from where,
     with which answer (staff only)."""
     query = filtered(select(Audit), ((Audit.actor, actor), (Audit.customer_id, customer_id), (Audit.action, action),
                                      (Audit.object_id, object_id), (Audit.vps_id, vps_id), (Audit.result, result)),
                      Audit.at, since, until)
-    after = decode(cursor, {"id": int})
-    if after is not None:
-        query = query.where(col(Audit.id) < after["id"])
-    rows = session.exec(query.order_by(col(Audit.id).desc()).limit(limit + 1)).all()
-    items = [AuditOut.model_validate(row, from_attributes=True) for row in rows[:limit]]
-    return Page[AuditOut](items=items, next=encode({"id": items[-1].id}) if len(rows) > limit else None)
+    rows, after = page_of(session, query, (Audit.id,), cursor, limit, order)
+    return Page[AuditOut](items=[AuditOut.model_validate(row, from_attributes=True) for row in rows], next=after)

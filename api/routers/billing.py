@@ -13,9 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal, get_engine
+from api.pages import Cursor, Limit, Order, Page, page_of
 from api.routers.invoices import invoice_out
 from api.schemas.billing import (
     ComplaintBody,
@@ -62,10 +63,12 @@ def record_syntec(body: SyntecBody, session: SessionDep, staff: StaffPrincipal) 
     return SyntecOut.model_validate(record, from_attributes=True)
 
 
-@router.get("/v1/billing/syntec", response_model=list[SyntecOut])
-def list_syntec(session: SessionDep, _staff: StaffPrincipal) -> list[SyntecOut]:
-    rows = session.exec(select(SyntecIndex).order_by(col(SyntecIndex.month))).all()
-    return [SyntecOut.model_validate(r, from_attributes=True) for r in rows]
+@router.get("/v1/billing/syntec", response_model=Page[SyntecOut])
+def list_syntec(session: SessionDep, _staff: StaffPrincipal, limit: Limit = 50, cursor: Cursor = None,
+                order: Order = "desc") -> Page[SyntecOut]:
+    """R8.4-syntec: the indexes recorded, the latest month first, a page at a time."""
+    rows, after = page_of(session, select(SyntecIndex), (SyntecIndex.month,), cursor, limit, order)
+    return Page[SyntecOut](items=[SyntecOut.model_validate(r, from_attributes=True) for r in rows], next=after)
 
 
 @router.post("/v1/invoices/{invoice_id}/payment-incidents", status_code=status.HTTP_201_CREATED,

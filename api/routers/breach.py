@@ -4,10 +4,14 @@ date, or the client's insolvency or cessation of activity (staff only)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, status
+from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.breach import BreachNoticeBody, BreachNoticeOut, RemediedBody, TerminateBody, TerminateOut
 from api.scopes import scoped
 from orchestrator.core.models import BreachNotice
@@ -37,10 +41,18 @@ def record_breach_notice(subscription_id: str, body: BreachNoticeBody, session: 
     return _out(notice)
 
 
-@router.get("/{subscription_id}/breach-notices", response_model=list[BreachNoticeOut])
-def list_breach_notices(subscription_id: str, session: SessionDep, staff: StaffPrincipal) -> list[BreachNoticeOut]:
+@router.get("/{subscription_id}/breach-notices", response_model=Page[BreachNoticeOut])
+def list_breach_notices(
+    subscription_id: str, session: SessionDep, staff: StaffPrincipal,
+    status: Literal["open", "remedied", "terminated"] | None = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[BreachNoticeOut]:
+    """The subscription's breach notices, newest recorded first, a page at a time (staff)."""
     record = subscriptions.visible(session, staff, subscription_id)
-    return [_out(n) for n in breach.notices(session, record)]
+    query = filtered(select(BreachNotice).where(BreachNotice.subscription_id == record.id),
+                     ((BreachNotice.status, status),), BreachNotice.recorded_at, since, until)
+    rows, after = page_of(session, query, (BreachNotice.recorded_at, BreachNotice.id), cursor, limit, order)
+    return Page[BreachNoticeOut](items=[_out(n) for n in rows], next=after)
 
 
 @router.post("/{subscription_id}/breach-notices/{notice_id}/remedied", response_model=BreachNoticeOut)

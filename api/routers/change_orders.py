@@ -4,13 +4,15 @@ resize runs.  Another customer's VPS or change order is a 404 (R7-confidential).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
+from sqlmodel import select
 
 from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.change_orders import (
     ApproveBody,
     ChangeOrderAccepted,
@@ -44,11 +46,19 @@ def ask_change_order(vps_id: str, body: ChangeOrderBody, session: SessionDep, se
     return order_out(session, change_orders.ask(session, settings, principal, vps, sizes, body.note))
 
 
-@router.get("/v1/vps/{vps_id}/change-orders", response_model=list[ChangeOrderOut])
-def list_vps_change_orders(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[ChangeOrderOut]:
-    """The VPS's change orders, oldest first."""
+@router.get("/v1/vps/{vps_id}/change-orders", response_model=Page[ChangeOrderOut])
+def list_vps_change_orders(
+    vps_id: str, session: SessionDep, principal: CurrentPrincipal,
+    status: Annotated[str | None, Query(max_length=16, description="e.g. requested, approved, accepted")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[ChangeOrderOut]:
+    """The VPS's change orders, newest asked first, a page at a time."""
     vps = visible_vps(session, principal, vps_id)
-    return [order_out(session, order) for order in change_orders.of_vps(session, vps)]
+    query = filtered(select(ChangeOrder).where(ChangeOrder.vps_id == vps.id), ((ChangeOrder.status, status),),
+                     ChangeOrder.requested_at, since, until)
+    rows, after = page_of(session, query, (ChangeOrder.requested_at, ChangeOrder.id), cursor, limit, order)
+    return Page[ChangeOrderOut](items=[order_out(session, change_orders.settle(session, order)) for order in rows],
+                                next=after)
 
 
 @router.get("/v1/change-orders/{order_id}", response_model=ChangeOrderOut)

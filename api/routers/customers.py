@@ -4,9 +4,14 @@ one that exists."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import select
 
 from api.deps import SessionDep, StaffPrincipal
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.accounts import CustomerBody, CustomerOut
 from api.scopes import scoped
 from orchestrator.core import accounts
@@ -27,7 +32,17 @@ def create_customer(body: CustomerBody, session: SessionDep, staff: StaffPrincip
     return customer_out(accounts.create_customer(session, body.name, body.email, body.language, str(staff)))
 
 
-@router.get("", response_model=list[CustomerOut])
-def list_customers(session: SessionDep, _staff: StaffPrincipal) -> list[CustomerOut]:
-    """Every customer, oldest first."""
-    return [customer_out(c) for c in accounts.customers(session)]
+@router.get("", response_model=Page[CustomerOut])
+def list_customers(
+    session: SessionDep, _staff: StaffPrincipal,
+    name: Annotated[str | None, Query(max_length=accounts.NAME_MAX)] = None,
+    language: Annotated[str | None, Query(max_length=8)] = None,
+    since: Annotated[datetime | None, Query(description="created from this instant on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="created before this instant")] = None,
+    limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[CustomerOut]:
+    """Customers, the newest first, a page at a time."""
+    query = filtered(select(Customer), ((Customer.name, name), (Customer.language, language)), Customer.created_at,
+                     since, until)
+    rows, after = page_of(session, query, (Customer.id,), cursor, limit, order)
+    return Page[CustomerOut](items=[customer_out(c) for c in rows], next=after)

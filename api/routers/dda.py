@@ -4,15 +4,19 @@ shown as the request's history; another client's request is a 404 (R7-confidenti
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from api.audiences import CLIENT
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.dda import ApprovalBody, DdaRequestBody, DdaRequestOut, HistoryOut, NdaBody
 from api.scopes import scoped
+from orchestrator.core.access import listed_customer
 from orchestrator.core.models import DdaRequest
 from orchestrator.workflows import dda
 
@@ -38,10 +42,19 @@ def create_dda_request(body: DdaRequestBody, session: SessionDep, principal: Cur
     return _out(session, dda.create(session, principal, body.purpose))
 
 
-@router.get("", response_model=list[DdaRequestOut])
-def list_dda_requests(session: SessionDep, principal: CurrentPrincipal) -> list[DdaRequestOut]:
-    """Your requests (staff: everyone's)."""
-    return [_out(session, r) for r in dda.listing(session, principal)]
+@router.get("", response_model=Page[DdaRequestOut])
+def list_dda_requests(
+    session: SessionDep, principal: CurrentPrincipal,
+    approval: Literal["pending", "approved", "refused"] | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[DdaRequestOut]:
+    """Your requests (staff: everyone's), newest first, a page at a time."""
+    query = filtered(select(DdaRequest), ((DdaRequest.customer_id, listed_customer(principal, customer_id)),
+                                          (DdaRequest.approval, approval)),
+                     DdaRequest.requested_at, since, until)
+    rows, after = page_of(session, query, (DdaRequest.requested_at, DdaRequest.id), cursor, limit, order)
+    return Page[DdaRequestOut](items=[_out(session, r) for r in rows], next=after)
 
 
 @router.get("/{request_id}", response_model=DdaRequestOut)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.audiences import STAFF
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import expose
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.evidence import EvidenceOut
 from api.scopes import scoped
 from orchestrator.core.access import visible_vps
@@ -51,12 +52,16 @@ def _evidence(session: Session, principal: Principal, evidence_id: str) -> Evide
 expose(router, EvidenceVps, prefix="/v1/vps/{vps_id}", name="ask_evidence")
 
 
-@router.get("/v1/vps/{vps_id}/evidence", response_model=list[EvidenceOut], openapi_extra=STAFF)
-def list_evidence(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[EvidenceOut]:
-    """The evidence kept for this VPS, oldest first (staff)."""
+@router.get("/v1/vps/{vps_id}/evidence", response_model=Page[EvidenceOut], openapi_extra=STAFF)
+def list_evidence(
+    vps_id: str, session: SessionDep, principal: CurrentPrincipal,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[EvidenceOut]:
+    """The evidence kept for this VPS, newest fetched first, a page at a time (staff)."""
     vps = _staff_vps(session, principal, vps_id)
-    rows = session.exec(select(Evidence).where(Evidence.vps_id == vps.id).order_by(col(Evidence.fetched_at))).all()
-    return [_out(row) for row in rows]
+    query = filtered(select(Evidence).where(Evidence.vps_id == vps.id), (), Evidence.fetched_at, since, until)
+    rows, after = page_of(session, query, (Evidence.fetched_at, Evidence.id), cursor, limit, order)
+    return Page[EvidenceOut](items=[_out(row) for row in rows], next=after)
 
 
 @router.get("/v1/evidence/{evidence_id}", response_model=EvidenceOut, openapi_extra=STAFF)

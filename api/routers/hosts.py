@@ -4,11 +4,14 @@ customer sees locations, never hosts."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlmodel import Session, col, select
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlmodel import Session, select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.fleet import DrainBody, DrainOut, EvacuateBody, EvacuateOut, HostIn, HostOut, LeftOut, ResourcesOut
 from api.scopes import scoped
 from orchestrator.compute.hostaccess import HostKeyMismatch, fingerprint
@@ -35,10 +38,18 @@ def host_out(session: Session, host: Host) -> HostOut:
     )
 
 
-@router.get("", response_model=list[HostOut])
-def list_hosts(session: SessionDep, _staff: StaffPrincipal) -> list[HostOut]:
-    """Hypervisor hosts with their capacity and what is allocated on them (staff only)."""
-    return [host_out(session, host) for host in session.exec(select(Host).order_by(col(Host.id))).all()]
+@router.get("", response_model=Page[HostOut])
+def list_hosts(
+    session: SessionDep, _staff: StaffPrincipal,
+    site: Annotated[str | None, Query(max_length=64, description="The data-centre site (R2-locations)")] = None,
+    state: Literal["enabled", "draining", "disabled", "unreachable"] | None = None,
+    limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[HostOut]:
+    """Hypervisor hosts with their capacity and what is allocated on them (staff only), the last
+    registered first, a page at a time."""
+    query = filtered(select(Host), ((Host.site, site), (Host.state, state)), Host.updated_at, None, None)
+    rows, after = page_of(session, query, (Host.id,), cursor, limit, order)
+    return Page[HostOut](items=[host_out(session, host) for host in rows], next=after)
 
 
 @router.post("", response_model=HostOut, status_code=201, responses={201: located("/v1/hosts/{name}")})

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.incidents import (
     ForceMajeureBody,
     IncidentBody,
@@ -21,7 +22,7 @@ from api.schemas.incidents import (
 )
 from api.scopes import scoped
 from orchestrator.contract.calendar import to_paris, to_utc
-from orchestrator.core.access import owned, visible, visible_vps
+from orchestrator.core.access import listed_customer, visible, visible_vps
 from orchestrator.core.auth import Principal
 from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Incident, JobStatus
@@ -62,20 +63,28 @@ def open_incident(body: IncidentBody, session: SessionDep, settings: SettingsDep
     return _out(session, incident)
 
 
-@router.get("/v1/incidents", response_model=list[IncidentOut],
+@router.get("/v1/incidents", response_model=Page[IncidentOut],
             responses={404: {"description": "`vps_id` names no VPS of yours"}})
-def list_incidents(session: SessionDep, principal: CurrentPrincipal,
-                   vps_id: Annotated[str | None, Query(max_length=36)] = None,
-                   open_only: Annotated[bool, Query(alias="open")] = False) -> list[IncidentOut]:
-    """Staff see every incident; a customer sees those of their own VPS."""
-    query = owned(select(Incident), Incident.customer_id, principal)
+def list_incidents(
+    session: SessionDep, principal: CurrentPrincipal,
+    vps_id: Annotated[str | None, Query(max_length=36)] = None,
+    open_only: Annotated[bool, Query(alias="open", description="only those not resolved")] = False,
+    malfunction: Annotated[str | None, Query(max_length=32)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[IncidentOut]:
+    """Staff see every incident; a customer sees those of their own VPS; newest opened first, a
+    page at a time."""
+    query = select(Incident)
     if vps_id is not None:
         visible_vps(session, principal, vps_id)
-        query = query.where(Incident.vps_id == vps_id)
     if open_only:
         query = query.where(col(Incident.resolved_at).is_(None))
-    rows = session.exec(query.order_by(col(Incident.opened_at))).all()
-    return [_out(session, i) for i in rows]
+    query = filtered(query, ((Incident.customer_id, listed_customer(principal, customer_id)),
+                             (Incident.vps_id, vps_id), (Incident.malfunction, malfunction)),
+                     Incident.opened_at, since, until)
+    rows, after = page_of(session, query, (Incident.opened_at, Incident.id), cursor, limit, order)
+    return Page[IncidentOut](items=[_out(session, i) for i in rows], next=after)
 
 
 @router.get("/v1/incidents/{incident_id}", response_model=IncidentOut)

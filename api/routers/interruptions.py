@@ -8,7 +8,8 @@ from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
-from api.routers.maintenance import spec_of
+from api.pages import Cursor, Limit, Order, Page, page_of
+from api.routers.maintenance import HostFilter, StartsSince, StartsUntil, VpsFilter, scheduled, spec_of
 from api.schemas.maintenance import InterruptionBody, InterruptionOut
 from api.scopes import scoped
 from orchestrator.core.errors import NotFound
@@ -36,9 +37,16 @@ def announce_interruption(body: InterruptionBody, session: SessionDep, settings:
     return _out(session, maintenance.announce_interruption(session, settings, principal, spec_of(body)))
 
 
-@router.get("", response_model=list[InterruptionOut])
-def list_interruptions(session: SessionDep, _staff: StaffPrincipal) -> list[InterruptionOut]:
-    return [_out(session, m) for m in maintenance.of_kind(session, "interruption")]
+@router.get("", response_model=Page[InterruptionOut])
+def list_interruptions(
+    session: SessionDep, _staff: StaffPrincipal, host_id: HostFilter = None, vps_id: VpsFilter = None,
+    since: StartsSince = None, until: StartsUntil = None, limit: Limit = 50, cursor: Cursor = None,
+    order: Order = "desc",
+) -> Page[InterruptionOut]:
+    """Interruptions, the latest to start first (``?order=asc``: the soonest first), a page at a time."""
+    query = scheduled("interruption", host_id, vps_id, since, until)
+    rows, after = page_of(session, query, (Maintenance.starts_at, Maintenance.id), cursor, limit, order)
+    return Page[InterruptionOut](items=[_out(session, m) for m in rows], next=after)
 
 
 @router.get("/{interruption_id}", response_model=InterruptionOut)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlmodel import col, select
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlmodel import select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.billing import InvoiceOut, PaymentBody
 from api.scopes import scoped
-from orchestrator.core.access import owned, visible_invoice
+from orchestrator.core.access import listed_customer, visible_invoice
 from orchestrator.core.models import Invoice
 from orchestrator.workflows import invoicing
 
@@ -19,14 +22,25 @@ def invoice_out(invoice: Invoice) -> InvoiceOut:
     return InvoiceOut.model_validate(invoice, from_attributes=True)
 
 
-@router.get("", response_model=list[InvoiceOut])
-def list_invoices(session: SessionDep, principal: CurrentPrincipal, status: str | None = None) -> list[InvoiceOut]:
-    """Your invoices (staff: everyone's), newest first; `?status=open` for unpaid ones."""
-    query = owned(select(Invoice), Invoice.customer_id, principal)
-    if status:
-        query = query.where(Invoice.status == status)
-    rows = session.exec(query.order_by(col(Invoice.issued_at).desc())).all()
-    return [invoice_out(i) for i in rows]
+@router.get("", response_model=Page[InvoiceOut])
+def list_invoices(
+    session: SessionDep, principal: CurrentPrincipal,
+    status: Annotated[Literal["open", "paid", "cancelled"] | None, Query(
+        description="open: unpaid")] = None,
+    vps_id: Annotated[str | None, Query(max_length=36)] = None,
+    subscription_id: Annotated[str | None, Query(max_length=36)] = None,
+    purpose: Annotated[str | None, Query(max_length=32, description="e.g. setup, rent, change_order")] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[InvoiceOut]:
+    """Your invoices (staff: everyone's), newest issued first, a page at a time; `?status=open`
+    for unpaid ones."""
+    query = filtered(select(Invoice), ((Invoice.customer_id, listed_customer(principal, customer_id)),
+                                       (Invoice.status, status), (Invoice.vps_id, vps_id),
+                                       (Invoice.subscription_id, subscription_id), (Invoice.purpose, purpose)),
+                     Invoice.issued_at, since, until)
+    rows, after = page_of(session, query, (Invoice.issued_at, Invoice.id), cursor, limit, order)
+    return Page[InvoiceOut](items=[invoice_out(i) for i in rows], next=after)
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.pages import Cursor, Limit, Page, filtered, following, newest_first
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.jobs import JobOut, JobSummaryOut
 from api.scopes import scoped
 from api.views import job_out, job_summary
@@ -29,6 +29,7 @@ def list_jobs(
     until: Annotated[datetime | None, Query(description="asked before this instant")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    order: Order = "desc",
 ) -> Page[JobSummaryOut]:
     """Jobs, newest first, without their events (``GET /v1/jobs/{id}`` has them): a customer's
     are those of their VPS; staff see every job."""
@@ -38,9 +39,8 @@ def list_jobs(
         query = query.join(Vps, col(Vps.id) == col(Job.vps_id)).where(Vps.customer_id == owner)
     query = filtered(query, ((Job.vps_id, vps_id), (Job.kind, kind), (Job.status, status)), Job.created_at,
                      since, until)
-    rows = session.exec(newest_first(query, Job.created_at, Job.id, cursor, limit)).all()
-    return Page[JobSummaryOut](items=[job_summary(job, principal) for job in rows[:limit]],
-                               next=following(rows, limit))
+    rows, after = page_of(session, query, (Job.created_at, Job.id), cursor, limit, order)
+    return Page[JobSummaryOut](items=[job_summary(job, principal) for job in rows], next=after)
 
 
 @router.get("/{job_id}", response_model=JobOut)

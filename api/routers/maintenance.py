@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from sqlmodel import select
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from api.deps import SessionDep, SettingsDep, StaffPrincipal
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.maintenance import MaintenanceBody, MaintenanceOut
 from api.scopes import scoped
 from orchestrator.core.models import Maintenance, MaintenanceVps
@@ -43,6 +48,30 @@ def schedule_maintenance(body: MaintenanceBody, session: SessionDep, settings: S
     return _out(session, maintenance.schedule(session, settings, principal, spec_of(body)))
 
 
-@router.get("", response_model=list[MaintenanceOut])
-def list_maintenance(session: SessionDep, _staff: StaffPrincipal) -> list[MaintenanceOut]:
-    return [_out(session, m) for m in maintenance.of_kind(session, "maintenance")]
+def scheduled(kind: str, host_id: int | None, vps_id: str | None, since: datetime | None,
+              until: datetime | None) -> SelectOfScalar[Maintenance]:
+    """The maintenances (or interruptions) of a host or touching a VPS, starting between ``since``
+    and ``until``."""
+    query = select(Maintenance).where(Maintenance.kind == kind)
+    if vps_id is not None:
+        query = query.where(col(Maintenance.id).in_(select(MaintenanceVps.maintenance_id)
+                                                     .where(MaintenanceVps.vps_id == vps_id)))
+    return filtered(query, ((Maintenance.host_id, host_id),), Maintenance.starts_at, since, until)
+
+
+HostFilter = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="the host's id")]
+VpsFilter = Annotated[str | None, Query(max_length=36, description="those touching this VPS")]
+StartsSince = Annotated[datetime | None, Query(description="starting from this instant on (inclusive)")]
+StartsUntil = Annotated[datetime | None, Query(description="starting before this instant")]
+
+
+@router.get("", response_model=Page[MaintenanceOut])
+def list_maintenance(
+    session: SessionDep, _staff: StaffPrincipal, host_id: HostFilter = None, vps_id: VpsFilter = None,
+    since: StartsSince = None, until: StartsUntil = None, limit: Limit = 50, cursor: Cursor = None,
+    order: Order = "desc",
+) -> Page[MaintenanceOut]:
+    """Maintenances, the latest to start first (``?order=asc``: the soonest first), a page at a time."""
+    query = scheduled("maintenance", host_id, vps_id, since, until)
+    rows, after = page_of(session, query, (Maintenance.starts_at, Maintenance.id), cursor, limit, order)
+    return Page[MaintenanceOut](items=[_out(session, m) for m in rows], next=after)

@@ -4,22 +4,24 @@ One line per operation (``expose``); the few whose request has another shape (th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from api.audiences import STAFF
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import IdempotencyKey, accepted, ask, expose
+from api.pages import Cursor, Limit, Order, Page, Since, Until, decode, encode, filtered, page_of
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import BackupOut, VpsEventOut
 from api.scopes import scoped
 from api.views import actor_as_seen_by, backup_out, event_out
 from orchestrator.core.access import visible_vps
-from orchestrator.core.errors import NotFound
+from orchestrator.core.errors import InvalidRequest, NotFound
 from orchestrator.core.models import Audit, Backup, Job, JobEvent
 from orchestrator.operations import (
     backup,
@@ -67,13 +69,19 @@ def export_vps(vps_id: str, session: SessionDep, settings: SettingsDep, principa
     return accepted(session, job, principal)
 
 
-@router.get("/backups", response_model=list[BackupOut])
-def list_vps_backups(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[BackupOut]:
-    """Backups and exports of the VPS, with their size and time."""
+@router.get("/backups", response_model=Page[BackupOut])
+def list_vps_backups(
+    vps_id: str, session: SessionDep, principal: CurrentPrincipal,
+    kind: Annotated[str | None, Query(max_length=32, description="e.g. manual, before_reinstall, export")] = None,
+    status: Literal["creating", "available", "failed"] | None = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[BackupOut]:
+    """Backups and exports of the VPS, with their size and time, newest first, a page at a time."""
     vps = visible_vps(session, principal, vps_id)
-    rows = session.exec(select(Backup).where(Backup.vps_id == vps.id, Backup.status != "deleted")
-                        .order_by(col(Backup.created_at))).all()
-    return [backup_out(vps, b) for b in rows]
+    query = filtered(select(Backup).where(Backup.vps_id == vps.id, Backup.status != "deleted"),
+                     ((Backup.kind, kind), (Backup.status, status)), Backup.created_at, since, until)
+    rows, after = page_of(session, query, (Backup.created_at, Backup.id), cursor, limit, order)
+    return Page[BackupOut](items=[backup_out(vps, b) for b in rows], next=after)
 
 
 @router.get("/backups/{backup_id}/download", response_class=FileResponse,
@@ -117,25 +125,55 @@ def discard_vps_backup(
     return accepted(session, ask(session, settings, principal, vps_id, backup.DiscardBackup, params), principal)
 
 
-@router.get("/events", response_model=list[VpsEventOut])
-def list_vps_events(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> list[VpsEventOut]:
+def _after(at: Any, ident: Any, rank: int, key: dict[str, Any], order: str) -> Any:
+    """The rows of one source (``rank``) past the cursor's (at, source, id) in ``order``."""
+    later = col(at) < key["at"] if order == "desc" else col(at) > key["at"]
+    same = and_(col(at) == key["at"], col(ident) < key["id"] if order == "desc" else col(ident) > key["id"])
+    if rank == key["s"]:
+        return or_(later, same)
+    if (rank < key["s"]) == (order == "desc"):
+        return or_(later, col(at) == key["at"])
+    return later
+
+
+@router.get("/events", response_model=Page[VpsEventOut])
+def list_vps_events(
+    vps_id: str, session: SessionDep, principal: CurrentPrincipal,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[VpsEventOut]:
     """The VPS's action log: who asked what, when, each step and its result (a client reads it in
-    client terms: api/views.py), and who opened its console."""
+    client terms: api/views.py), and who opened its console; newest first, a page at a time
+    (``?order=asc``: as it happened).  Job steps and audited actions are one stream, sorted on
+    (time, source, id)."""
     vps = visible_vps(session, principal, vps_id)
-    rows = session.exec(
-        select(JobEvent, Job).join(Job, col(Job.id) == col(JobEvent.job_id))
-        .where(JobEvent.vps_id == vps.id).order_by(col(JobEvent.id))
-    ).all()
-    events = []
-    for event, job in rows:
+    key = decode(cursor, {"at": datetime, "s": int, "id": int, "o": str})
+    if key is not None and key["o"] != order:
+        raise InvalidRequest(f"cursor: it was read with order={key['o']}; give the same order as for the first page")
+    steps = filtered(select(JobEvent, Job).join(Job, col(Job.id) == col(JobEvent.job_id))
+                     .where(JobEvent.vps_id == vps.id), (), JobEvent.at, since, until)
+    audits = filtered(select(Audit).where(Audit.vps_id == vps.id), (), Audit.at, since, until)
+    if not principal.is_staff:
+        audits = audits.where(col(Audit.action).in_(CLIENT_AUDITS))
+    if key is not None:
+        steps = steps.where(_after(JobEvent.at, JobEvent.id, 0, key, order))
+        audits = audits.where(_after(Audit.at, Audit.id, 1, key, order))
+
+    def sort(column: Any) -> Any:
+        return col(column).desc() if order == "desc" else col(column).asc()
+
+    merged: list[tuple[Any, int, int, VpsEventOut]] = []
+    for event, job in session.exec(steps.order_by(sort(JobEvent.at), sort(JobEvent.id)).limit(limit + 1)).all():
         seen = event_out(principal, job, event)
-        events.append(VpsEventOut(at=seen.at, job_id=job.id, operation=job.kind,
-                                  requested_by=actor_as_seen_by(principal, job.requested_by), step=seen.step,
-                                  status=seen.status, message=seen.message, actor=seen.actor))
-    audits = session.exec(select(Audit).where(Audit.vps_id == vps.id)).all()
-    events += [
-        VpsEventOut(at=a.at, job_id=None, operation=a.action, requested_by=actor_as_seen_by(principal, a.actor),
-                    step=a.action, status="info", message=a.detail, actor=actor_as_seen_by(principal, a.actor))
-        for a in audits if principal.is_staff or a.action in CLIENT_AUDITS
-    ]
-    return sorted(events, key=lambda e: e.at or datetime.min.replace(tzinfo=UTC))
+        merged.append((event.at, 0, event.id or 0, VpsEventOut(
+            at=seen.at, job_id=job.id, operation=job.kind, requested_by=actor_as_seen_by(principal, job.requested_by),
+            step=seen.step, status=seen.status, message=seen.message, actor=seen.actor)))
+    for a in session.exec(audits.order_by(sort(Audit.at), sort(Audit.id)).limit(limit + 1)).all():
+        merged.append((a.at, 1, a.id or 0, VpsEventOut(
+            at=a.at, job_id=None, operation=a.action, requested_by=actor_as_seen_by(principal, a.actor),
+            step=a.action, status="info", message=a.detail, actor=actor_as_seen_by(principal, a.actor))))
+    merged.sort(key=lambda row: row[:3], reverse=order == "desc")
+    after = None
+    if len(merged) > limit:
+        at, rank, ident, _ = merged[limit - 1]
+        after = encode({"at": at, "s": rank, "id": ident, "o": order})
+    return Page[VpsEventOut](items=[row[3] for row in merged[:limit]], next=after)

@@ -4,7 +4,6 @@ R2-locations)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -12,7 +11,8 @@ from sqlmodel import Session, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.openapi import located
-from api.pages import Cursor, Limit, Page, filtered, following, newest_first
+from api.pages import Cursor, Limit, Page, Since, Until, filtered, page_of
+from api.pages import Order as SortOrder
 from api.routers.invoices import invoice_out
 from api.routers.subscriptions import _out as subscription_out
 from api.schemas.plans import OrderBody, OrderOut, OrderPlaced
@@ -61,17 +61,14 @@ def place_order(body: OrderBody, response: Response, session: SessionDep, settin
 @router.get("", response_model=Page[OrderOut], operation_id="list_orders")
 def list_orders(
     session: SessionDep, principal: CurrentPrincipal,
-    customer_id: Annotated[int | None, Query(ge=1, description="staff only")] = None,
-    since: Annotated[datetime | None, Query(description="ordered from this instant on (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="ordered before this instant")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: SortOrder = "desc",
 ) -> Page[OrderOut]:
     """Your orders (staff: everyone's), newest first, a page at a time."""
     query = filtered(select(Order), ((Order.customer_id, listed_customer(principal, customer_id)),),
                      Order.created_at, since, until)
-    rows = session.exec(newest_first(query, Order.created_at, Order.id, cursor, limit)).all()
-    return Page[OrderOut](items=[order_out(session, r) for r in rows[:limit]], next=following(rows, limit))
+    rows, after = page_of(session, query, (Order.created_at, Order.id), cursor, limit, order)
+    return Page[OrderOut](items=[order_out(session, r) for r in rows], next=after)
 
 
 @router.get("/{order_id}", response_model=OrderOut)

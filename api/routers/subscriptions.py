@@ -3,11 +3,14 @@ reversibility (R3-terms, R3-renewal, R3-notice, R8.1-setup-fee, R8.6-billing, R1
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from sqlmodel import col, select
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from sqlmodel import select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.routers.invoices import invoice_out
 from api.schemas.subscriptions import (
     NonRenewalBody,
@@ -19,7 +22,7 @@ from api.schemas.subscriptions import (
     SubscriptionOut,
 )
 from api.scopes import scoped
-from orchestrator.core.access import owned
+from orchestrator.core.access import listed_customer
 from orchestrator.core.models import Subscription
 from orchestrator.workflows import subscriptions
 
@@ -41,15 +44,20 @@ def order_subscription(body: SubscriptionBody, session: SessionDep, settings: Se
     return SubscriptionCreated(subscription=_out(session, settings, record), invoice=invoice_out(invoice))
 
 
-@router.get("", response_model=list[SubscriptionOut])
-def list_subscriptions(session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
-                       vps_id: str | None = None) -> list[SubscriptionOut]:
-    """Your subscriptions (staff: everyone's)."""
-    query = owned(select(Subscription), Subscription.customer_id, principal)
-    if vps_id:
-        query = query.where(Subscription.vps_id == vps_id)
-    rows = session.exec(query.order_by(col(Subscription.created_at))).all()
-    return [_out(session, settings, r) for r in rows]
+@router.get("", response_model=Page[SubscriptionOut])
+def list_subscriptions(
+    session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
+    vps_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: Literal["active", "ending", "terminated"] | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[SubscriptionOut]:
+    """Your subscriptions (staff: everyone's), newest ordered first, a page at a time."""
+    query = filtered(select(Subscription), ((Subscription.customer_id, listed_customer(principal, customer_id)),
+                                            (Subscription.vps_id, vps_id), (Subscription.status, status)),
+                     Subscription.created_at, since, until)
+    rows, after = page_of(session, query, (Subscription.created_at, Subscription.id), cursor, limit, order)
+    return Page[SubscriptionOut](items=[_out(session, settings, r) for r in rows], next=after)
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut)

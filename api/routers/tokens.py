@@ -8,19 +8,22 @@ token or its hash.  A revoked or expired token is refused (401) from the next re
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.openapi import located
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.accounts import NewTokenOut, TokenBody, TokenOut
 from api.scopes import no_automation
 from orchestrator.core import auth
 from orchestrator.core.access import visible_token
 from orchestrator.core.accounts import NAME_MAX, customer_named
-from orchestrator.core.auth import Principal, issue_token, token_status, tokens
+from orchestrator.core.auth import Principal, issue_token, token_status
+from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import Forbidden
 from orchestrator.core.models import ApiToken, Customer, Role
 
@@ -46,20 +49,34 @@ def own_account(session: Session, principal: Principal) -> Customer:
     return customer
 
 
-@router.get("", response_model=list[TokenOut])
-def list_tokens(session: SessionDep, principal: CurrentPrincipal,
-                customer: Annotated[str | None, Query(max_length=NAME_MAX,
-                                                      description="support: one customer's tokens")] = None,
-                ) -> list[TokenOut]:
-    """Tokens, oldest first: support sees every token (or one customer's), a customer their own.
-    Never the token or its hash."""
+@router.get("", response_model=Page[TokenOut])
+def list_tokens(
+    session: SessionDep, principal: CurrentPrincipal,
+    customer: Annotated[str | None, Query(max_length=NAME_MAX, description="support: one customer's tokens")] = None,
+    role: Role | None = None,
+    status: Literal["active", "expired", "revoked"] | None = None,
+    since: Annotated[datetime | None, Query(description="made from this instant on (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="made before this instant")] = None,
+    limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[TokenOut]:
+    """Tokens, the newest first, a page at a time: support sees every token (or one customer's),
+    a customer their own.  Never the token or its hash."""
     if principal.is_staff:
         customer_id = customer_named(session, customer).id if customer else None
     else:
         if customer is not None:
             raise Forbidden("a customer lists only their own tokens; leave 'customer' out")
         customer_id = own_account(session, principal).id
-    return [token_out(session, record) for record in tokens(session, customer_id)]
+    query = filtered(select(ApiToken), ((ApiToken.customer_id, customer_id), (ApiToken.role, role)),
+                     ApiToken.created_at, since, until)
+    now = utcnow()
+    if status == "revoked":
+        query = query.where(col(ApiToken.revoked_at).is_not(None))
+    elif status is not None:
+        query = query.where(col(ApiToken.revoked_at).is_(None),
+                            col(ApiToken.expires_at) <= now if status == "expired" else col(ApiToken.expires_at) > now)
+    rows, after = page_of(session, query, (ApiToken.id,), cursor, limit, order)
+    return Page[TokenOut](items=[token_out(session, record) for record in rows], next=after)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut,

@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from api.operations import accepted, ask
-from api.pages import Cursor, Limit, Page, filtered, following, newest_first
+from api.pages import Cursor, Limit, Order, Page, filtered, page_of
 from api.schemas.jobs import JobAccepted
 from api.schemas.vps import VpsJobOut, VpsOut
 from api.scopes import scoped
@@ -55,6 +55,7 @@ def list_vps(
     until: Annotated[datetime | None, Query(description="ordered before this instant")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
+    order: Order = "desc",
 ) -> Page[VpsOut]:
     """Your VPS (staff: everyone's), newest first, a page at a time."""
     query = select(Vps)
@@ -65,8 +66,8 @@ def list_vps(
     query = filtered(query, ((Vps.customer_id, listed_customer(principal, customer_id)), (Vps.status, status),
                              (Vps.name, name)),
                      Vps.created_at, since, until)
-    rows = session.exec(newest_first(query, Vps.created_at, Vps.id, cursor, limit)).all()
-    return Page[VpsOut](items=vps_list(session, rows[:limit], principal), next=following(rows, limit))
+    rows, after = page_of(session, query, (Vps.created_at, Vps.id), cursor, limit, order)
+    return Page[VpsOut](items=vps_list(session, rows, principal), next=after)
 
 
 @router.get("/{vps_id}", response_model=VpsOut)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
-from api.pages import Cursor, Limit, Page, following, newest_first
+from api.pages import Cursor, Limit, Order, Page, Since, Until, filtered, page_of
 from api.schemas.events import DeliveryOut, NewWebhookOut, WebhookBody, WebhookOut
 from api.scopes import scoped
-from orchestrator.core.access import owned, visible
+from orchestrator.core.access import listed_customer, visible
 from orchestrator.core.auth import Principal
 from orchestrator.core.models import Event, Webhook, WebhookDelivery
 from orchestrator.notify import webhooks
@@ -47,12 +47,18 @@ def create_webhook(body: WebhookBody, session: SessionDep, settings: SettingsDep
     return NewWebhookOut(**webhook_out(hook).model_dump(), secret=secret)
 
 
-@router.get("", response_model=list[WebhookOut], operation_id="list_webhooks")
-def list_webhooks(session: SessionDep, principal: CurrentPrincipal) -> list[WebhookOut]:
-    """Webhooks, oldest first: a customer's own; staff see every webhook."""
-    query = owned(select(Webhook), Webhook.customer_id, principal)
-    rows = session.exec(query.order_by(col(Webhook.created_at), col(Webhook.id))).all()
-    return [webhook_out(hook) for hook in rows]
+@router.get("", response_model=Page[WebhookOut], operation_id="list_webhooks")
+def list_webhooks(
+    session: SessionDep, principal: CurrentPrincipal,
+    enabled: bool | None = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="staff only")] = None,
+    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None, order: Order = "desc",
+) -> Page[WebhookOut]:
+    """Webhooks, newest first, a page at a time: a customer's own; staff see every webhook."""
+    query = filtered(select(Webhook), ((Webhook.customer_id, listed_customer(principal, customer_id)),
+                                       (Webhook.enabled, enabled)), Webhook.created_at, since, until)
+    rows, after = page_of(session, query, (Webhook.created_at, Webhook.id), cursor, limit, order)
+    return Page[WebhookOut](items=[webhook_out(hook) for hook in rows], next=after)
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, operation_id="get_webhook")
@@ -75,17 +81,18 @@ def enable_webhook(webhook_id: WebhookId, session: SessionDep, principal: Curren
 
 @router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryOut], operation_id="list_webhook_deliveries")
 def list_deliveries(webhook_id: WebhookId, session: SessionDep, principal: CurrentPrincipal,
-                    limit: Limit = 50, cursor: Cursor = None) -> Page[DeliveryOut]:
+                    since: Since = None, until: Until = None, limit: Limit = 50, cursor: Cursor = None,
+                    order: Order = "desc") -> Page[DeliveryOut]:
     """The delivery log, newest first: each attempt, with the endpoint's status code or the
     error and how long it took."""
     hook = _visible(session, principal, webhook_id)
-    query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
-    rows = session.exec(newest_first(query, WebhookDelivery.created_at, WebhookDelivery.id, cursor, limit)).all()
-    page = rows[:limit]
+    query = filtered(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id), (),
+                     WebhookDelivery.created_at, since, until)
+    page, after = page_of(session, query, (WebhookDelivery.created_at, WebhookDelivery.id), cursor, limit, order)
     types = dict(session.exec(select(Event.id, Event.type)
                               .where(col(Event.id).in_({row.event_id for row in page}))).all()) if page else {}
     items = [DeliveryOut(id=row.id, event_id=row.event_id, event_type=types.get(row.event_id, ""),
                          attempt=row.attempt, status=row.status, due_at=row.due_at, attempted_at=row.attempted_at,
                          status_code=row.status_code, error=row.error, duration_ms=row.duration_ms,
                          created_at=row.created_at) for row in page]
-    return Page[DeliveryOut](items=items, next=following(rows, limit))
+    return Page[DeliveryOut](items=items, next=after)

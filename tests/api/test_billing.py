@@ -28,7 +28,7 @@ def api(offline_api: Api, clock: Any) -> Api:
 
 
 def rents(api: Api, sub_id: str) -> list[dict[str, Any]]:
-    rows = [i for i in api.call("GET", "/v1/invoices", api.support).json()
+    rows = [i for i in api.call("GET", "/v1/invoices", api.support).json()["items"]
             if i["subscription_id"] == sub_id and i["purpose"] == "rent"]
     return sorted(rows, key=lambda i: i["period_start"])
 
@@ -123,15 +123,15 @@ def test_blacklist_fee_is_200_euros_ht_per_complaint(api: Api, tmp_path: Path) -
     assert api.call("POST", "/v1/customers/nobody/blacklist-complaints", api.support, json={}).status_code == 404
     # another client's VPS cannot be named: refused, nothing invoiced
     assert api.call("POST", path, api.support, json={"suspend_vps_ids": [bobs]}).status_code == 404
-    assert api.call("GET", "/v1/invoices", api.alice).json() == []
+    assert api.call("GET", "/v1/invoices", api.alice).json()["items"] == []
     fee = api.call("POST", path, api.support, json={"complaints": 2, "note": "Spamhaus SBL 2026-05-12",
                                                     "suspend_vps_ids": [spammer]})
     assert fee.status_code == 201, fee.text
     body = fee.json()["invoice"]
     assert body["lines"][0]["rule"] == "R6.4-blacklist-fee" and body["purpose"] == "blacklist"
     assert (body["total_ht"], body["total_vat"], body["total_ttc"]) == ("400.00", "80.00", "480.00")
-    assert [i["id"] for i in api.call("GET", "/v1/invoices", api.alice).json()] == [body["id"]]
-    assert api.call("GET", "/v1/invoices", api.bob).json() == []
+    assert [i["id"] for i in api.call("GET", "/v1/invoices", api.alice).json()["items"]] == [body["id"]]
+    assert api.call("GET", "/v1/invoices", api.bob).json()["items"] == []
     with Session(api.engine) as session:
         suspends = session.exec(select(Job).where(Job.kind == "suspend")).all()
     assert [(j.vps_id, j.params["reason"]) for j in suspends] == [(spammer, "abuse")]
@@ -182,7 +182,7 @@ def test_default_on_an_overdue_invoice_and_payment_calls_it_off(api: Api, clock:
     assert body["erasure_not_before"].startswith("2026-05-25T10:00")  # R8.7-default: five days
     assert body["termination_at"].startswith("2026-06-04T10:00")  # R10-nonpayment: fifteen days
     assert api.call("POST", path, api.support).status_code == 409
-    shown = api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"]
+    shown = api.call("GET", "/v1/subscriptions", api.alice).json()["items"][0]["payment_default"]
     assert shown["invoice_id"] == invoice["id"] and shown["notice_sent_at"] is None  # no outbox sender here
     with Session(api.engine) as session:
         jobs = {j.kind: j for j in session.exec(select(Job).where(Job.vps_id == vps_id)).all()}
@@ -198,7 +198,7 @@ def test_default_on_an_overdue_invoice_and_payment_calls_it_off(api: Api, clock:
     assert statuses["erase"] == statuses["terminate"] == statuses["suspend"] == JobStatus.cancelled
     assert "resume" not in statuses  # the suspension never ran: nothing to resume
     assert default.status == "settled" and default.settled_at is not None
-    assert api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"] is None
+    assert api.call("GET", "/v1/subscriptions", api.alice).json()["items"][0]["payment_default"] is None
 
 
 def test_automatic_default_by_policy(api: Api, clock: Any, tmp_path: Path) -> None:

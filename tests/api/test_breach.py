@@ -80,7 +80,7 @@ def test_a_notice_schedules_the_termination_the_day_after_the_cure_date(api: Api
     assert scheduled.kind == "terminate" and scheduled.status == "queued"
     assert scheduled.params["reason"] == "breach" and scheduled.cause == f"breach_notice:{body['id']}"
     assert scheduled.scheduled_at == paris(2026, 5, 29, 0, 0)
-    listed = api.call("GET", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support).json()
+    listed = api.call("GET", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support).json()["items"]
     assert [n["id"] for n in listed] == [body["id"]]
     # nothing happens before the deadline
     assert run_due_jobs(api) == 0
@@ -104,7 +104,7 @@ def test_bad_input_and_customers_are_refused_and_change_nothing(api: Api, sub: d
     missing = api.call("POST", "/v1/subscriptions/nope/breach-notices", api.support, json={
         "breach": "x", "letter_sent_on": "2026-05-13", "cure_by": "2026-05-28"})
     assert missing.status_code == 404
-    assert api.call("GET", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support).json() == []
+    assert api.call("GET", f"/v1/subscriptions/{sub['id']}/breach-notices", api.support).json()["items"] == []
     with Session(api.engine) as session:
         assert session.exec(select(Job).where(Job.kind == "terminate")).all() == []
         assert session.get(Subscription, sub["id"]).status == "active"  # type: ignore[union-attr]

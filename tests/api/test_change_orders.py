@@ -105,7 +105,7 @@ def test_a_staff_resize_needs_a_reason_recorded_in_the_job_and_events(offline_ap
     assert accepted.json()["plan"]["memory_mib"] == 448
     [job] = jobs_of(offline_api, vps_id)
     assert job.params["reason"] == reason and job.cause is None
-    events = offline_api.call("GET", f"/v1/vps/{vps_id}/events", offline_api.alice).json()
+    events = offline_api.call("GET", f"/v1/vps/{vps_id}/events?order=asc&limit=500", offline_api.alice).json()["items"]
     assert any(reason in e["message"] and e["job_id"] == job.id for e in events), events
     admit(context_for(offline_api, job.id), ResizeVps)  # the worker lets it through too
 
@@ -222,7 +222,7 @@ def test_request_approve_accept_done(offline_api: Api, pubkey: str) -> None:
     with Session(api.engine) as session:
         subscription = session.exec(select(Subscription).where(Subscription.vps_id == vps_id)).one()
         assert subscription.rent_ht == Decimal("42.50")  # R8.2-rent: what the next periods cost
-    listed = api.call("GET", f"/v1/vps/{vps_id}/change-orders", api.alice).json()
+    listed = api.call("GET", f"/v1/vps/{vps_id}/change-orders", api.alice).json()["items"]
     assert [o["status"] for o in listed] == ["done"]
     # closed: a new request may follow
     assert api.call("POST", f"/v1/vps/{vps_id}/change-orders", api.alice, json={"vcpus": 2}).status_code == 201

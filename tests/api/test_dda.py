@@ -124,9 +124,9 @@ def test_who_may_do_what(api: Api) -> None:
     # another customer sees nothing of it
     for method, path in (("GET", ""), ("GET", "/document")):
         assert api.call(method, f"/v1/dda-requests/{request['id']}{path}", api.bob).status_code == 404
-    assert api.call("GET", "/v1/dda-requests", api.bob).json() == []
-    assert [r["id"] for r in api.call("GET", "/v1/dda-requests", api.alice).json()] == [request["id"]]
-    assert [r["id"] for r in api.call("GET", "/v1/dda-requests", api.support).json()] == [request["id"]]
+    assert api.call("GET", "/v1/dda-requests", api.bob).json()["items"] == []
+    assert [r["id"] for r in api.call("GET", "/v1/dda-requests", api.alice).json()["items"]] == [request["id"]]
+    assert [r["id"] for r in api.call("GET", "/v1/dda-requests", api.support).json()["items"]] == [request["id"]]
     # staff do not request it, nor download it in the client's place
     assert ask(api, api.support).status_code == 403
     approve(api, request["id"])

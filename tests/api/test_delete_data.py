@@ -65,8 +65,8 @@ def test_a_delete_leaves_no_backup_no_export_and_no_download(tmp_path: Path, clo
     assert copies(world) == set()
     assert exported_files(world) == set()
     assert statuses(world) == dict.fromkeys(every, "deleted")
-    assert world.api.call("GET", "/v1/backups", world.api.alice).json() == []
-    assert world.api.call("GET", f"/v1/vps/{world.vps_id}/backups", world.api.alice).json() == []
+    assert world.api.call("GET", "/v1/backups", world.api.alice).json()["items"] == []
+    assert world.api.call("GET", f"/v1/vps/{world.vps_id}/backups", world.api.alice).json()["items"] == []
     download = world.api.call("GET", f"/v1/vps/{world.vps_id}/backups/{export_id}/download", world.api.alice)
     assert download.status_code == 404
 
@@ -82,17 +82,17 @@ def test_named_backups_are_kept_listed_owned_and_discarded_by_their_owner(tmp_pa
     assert copies(world) == {copy_of(world, export_id)}
     assert exported_files(world) == {f"{export_id}.qcow2"}
     assert statuses(world) == {world.backup_id: "deleted", export_id: "available", disk_copy: "deleted"}
-    [kept] = world.api.call("GET", "/v1/backups", world.api.alice).json()
+    [kept] = world.api.call("GET", "/v1/backups", world.api.alice).json()["items"]
     assert (kept["id"], kept["vps_id"], kept["vps_deleted"], kept["kind"]) == (export_id, world.vps_id, True, "export")
     download = world.api.call("GET", kept["download"], world.api.alice)
     assert download.status_code == 200 and download.content
     # another customer sees none of it
-    assert world.api.call("GET", "/v1/backups", world.api.bob).json() == []
+    assert world.api.call("GET", "/v1/backups", world.api.bob).json()["items"] == []
     assert world.api.call("GET", kept["download"], world.api.bob).status_code == 404
     assert world.api.call("DELETE", f"/v1/vps/{world.vps_id}/backups/{export_id}?confirm_data_loss=true",
                           world.api.bob).status_code == 404
     # staff see it, under its customer
-    [seen] = world.api.call("GET", "/v1/backups", world.api.support).json()
+    [seen] = world.api.call("GET", "/v1/backups", world.api.support).json()["items"]
     assert seen["id"] == export_id
 
     # the owner discards it: only with the confirmation
@@ -103,7 +103,7 @@ def test_named_backups_are_kept_listed_owned_and_discarded_by_their_owner(tmp_pa
     assert discarded.status_code == 202, discarded.text
     world.run()
     assert copies(world) == set() and exported_files(world) == set()
-    assert world.api.call("GET", "/v1/backups", world.api.alice).json() == []
+    assert world.api.call("GET", "/v1/backups", world.api.alice).json()["items"] == []
 
 
 def test_keeping_a_backup_that_is_not_the_vps_s_is_refused_and_deletes_nothing(tmp_path: Path,

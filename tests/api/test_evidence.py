@@ -86,7 +86,7 @@ def test_staff_fetch_and_keep_what_the_vps_serves(offline_api: Api, web: int) ->
 
     listed = api.call("GET", f"/v1/vps/{vps_id}/evidence", api.support)
     assert listed.status_code == 200
-    [item] = listed.json()
+    [item] = listed.json()["items"]
     assert item["job_id"] == job_id and item["status_code"] == 200 and item["error"] is None
     assert item["body_sha256"] == hashlib.sha256(PAGE).hexdigest() and item["size_bytes"] == len(PAGE)
     assert item["url"] == f"http://127.0.0.1:{web}/index.html" and item["reason"] == "phishing page reported"
@@ -100,7 +100,7 @@ def test_staff_fetch_and_keep_what_the_vps_serves(offline_api: Api, web: int) ->
     assert raw.status_code == 200 and raw.content == path.read_bytes()
     assert raw.content.startswith(b"HTTP/1.0 200") and raw.content.endswith(PAGE)
 
-    events = api.call("GET", f"/v1/vps/{vps_id}/events", api.support).json()
+    events = api.call("GET", f"/v1/vps/{vps_id}/events?order=asc&limit=500", api.support).json()["items"]
     fetched = [e for e in events if e["operation"] == "evidence" and e["step"] == "fetch_content"
                and e["status"] == "done"]
     assert len(fetched) == 1 and item["id"] in fetched[0]["message"]
@@ -113,7 +113,7 @@ def test_customers_get_403_for_their_own_and_404_for_others(offline_api: Api, we
     vps_id = alice_vps(api)
     ask(api, vps_id, api.support, reason="check", port=web)
     run_jobs(api)
-    [item] = api.call("GET", f"/v1/vps/{vps_id}/evidence", api.support).json()
+    [item] = api.call("GET", f"/v1/vps/{vps_id}/evidence", api.support).json()["items"]
     jobs_before = count(api, Job)
     for token, expected in ((api.alice, 403), (api.bob, 404)):
         assert ask(api, vps_id, token, reason="x", port=web).status_code == expected
@@ -153,7 +153,7 @@ def test_a_vps_that_cannot_be_reached_fails_the_job_with_the_reason(offline_api:
     run_jobs(api)
     job = api.call("GET", f"/v1/jobs/{job_id}", api.support).json()
     assert job["status"] == "failed" and "unreachable" in job["error"]
-    [item] = api.call("GET", f"/v1/vps/{vps_id}/evidence", api.support).json()
+    [item] = api.call("GET", f"/v1/vps/{vps_id}/evidence", api.support).json()["items"]
     assert item["status_code"] is None and item["body_sha256"] is None and item["error"].startswith("unreachable")
 
 

@@ -28,7 +28,7 @@ def test_an_export_is_not_offered_before_its_file_is_there(tmp_path: Path) -> No
     job = api.call("GET", f"/v1/jobs/{asked.json()['job']['id']}", api.support).json()
     assert job["status"] == "queued" and any(e["step"] == "fetch_export" and "stream was cut" in e["message"]
                                             for e in job["events"]), job
-    exports = [b for b in api.call("GET", f"/v1/vps/{world.vps_id}/backups", api.alice).json()
+    exports = [b for b in api.call("GET", f"/v1/vps/{world.vps_id}/backups", api.alice).json()["items"]
                if b["kind"] == "export"]
     assert len(exports) == 2  # the root disk and the world's data disk, both copied on the host
     for export in exports:

@@ -133,14 +133,15 @@ def test_only_staff_open_flag_and_resolve_and_customers_see_only_their_own(offli
         assert response.status_code == 422, (bad, response.text)
     unknown = {**body, "vps_id": "00000000-0000-4000-8000-000000000000"}
     assert offline_api.call("POST", "/v1/incidents", offline_api.support, json=unknown).status_code == 404
-    assert offline_api.call("GET", "/v1/incidents", offline_api.support).json() == []
+    assert offline_api.call("GET", "/v1/incidents", offline_api.support).json()["items"] == []
 
     incident = open_incident(offline_api, vps_id, "network")
     path = f"/v1/incidents/{incident['id']}"
-    assert [i["id"] for i in offline_api.call("GET", "/v1/incidents", offline_api.alice).json()] == [incident["id"]]
-    assert offline_api.call("GET", "/v1/incidents", offline_api.bob).json() == []
+    mine = offline_api.call("GET", "/v1/incidents", offline_api.alice).json()["items"]
+    assert [i["id"] for i in mine] == [incident["id"]]
+    assert offline_api.call("GET", "/v1/incidents", offline_api.bob).json()["items"] == []
     assert offline_api.call("GET", path, offline_api.alice).status_code == 200
-    assert len(offline_api.call("GET", "/v1/incidents?open=true", offline_api.alice).json()) == 1
+    assert len(offline_api.call("GET", "/v1/incidents?open=true", offline_api.alice).json()["items"]) == 1
     assert offline_api.call("GET", path, offline_api.bob).status_code == 404
     assert offline_api.call("GET", "/v1/incidents/not-a-uuid", offline_api.support).status_code == 404
     assert offline_api.call("GET", f"/v1/incidents?vps_id={vps_id}", offline_api.bob).status_code == 404
@@ -161,8 +162,8 @@ def test_only_staff_open_flag_and_resolve_and_customers_see_only_their_own(offli
     assert resolved.json()["resolution"] == "uplink fixed" and resolved.json()["deadline_job_id"] is None
     again = offline_api.call("POST", f"{path}/resolve", offline_api.support, json={"resolution": "again"})
     assert again.status_code == 409
-    assert offline_api.call("GET", "/v1/incidents?open=true", offline_api.alice).json() == []
-    assert len(offline_api.call("GET", f"/v1/incidents?vps_id={vps_id}", offline_api.alice).json()) == 1
+    assert offline_api.call("GET", "/v1/incidents?open=true", offline_api.alice).json()["items"] == []
+    assert len(offline_api.call("GET", f"/v1/incidents?vps_id={vps_id}", offline_api.alice).json()["items"]) == 1
 
 
 def test_deadline_job_is_cancelled_when_resolved_in_time(offline_api: Api, clock: Any, vps_id: str) -> None:

@@ -40,8 +40,9 @@ def test_an_interruption_is_announced_beforehand_to_every_client(offline_api: Ap
     maintenance = api.call("POST", "/v1/maintenance", api.support,
                            json=window(START + timedelta(days=1), vps_ids=two_vps))
     assert maintenance.status_code == 201, maintenance.text
-    assert [m["id"] for m in api.call("GET", "/v1/maintenance", api.support).json()] == [maintenance.json()["id"]]
-    assert [i["id"] for i in api.call("GET", "/v1/interruptions", api.support).json()] == [out["id"]]
+    maintenances = api.call("GET", "/v1/maintenance", api.support).json()["items"]
+    assert [m["id"] for m in maintenances] == [maintenance.json()["id"]]
+    assert [i["id"] for i in api.call("GET", "/v1/interruptions", api.support).json()["items"]] == [out["id"]]
 
 
 def test_an_interruption_cannot_be_announced_after_it_started(offline_api: Api, two_vps: list[str]) -> None:

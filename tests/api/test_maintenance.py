@@ -63,7 +63,7 @@ def test_host_maintenance_reaches_every_customer_and_the_next_one_waits_a_week(
     later = offline_api.call("POST", "/v1/maintenance", offline_api.support,
                              json=window(START + timedelta(days=7, minutes=1), vps_ids=[two_vps[0]]))
     assert later.status_code == 201
-    listed = offline_api.call("GET", "/v1/maintenance", offline_api.support).json()
+    listed = offline_api.call("GET", "/v1/maintenance", offline_api.support).json()["items"]
     assert len(listed) == 2
 
 

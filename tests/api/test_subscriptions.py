@@ -31,8 +31,8 @@ def test_a_term_other_than_1_3_6_12_24_months_is_refused_naming_r3_terms(api: Ap
     refused = api.call("POST", "/v1/subscriptions", api.support, json=body)
     assert refused.status_code == 422, refused.text
     assert refused.json()["rule"] == "R3-terms"
-    assert api.call("GET", "/v1/subscriptions", api.support).json() == []
-    assert api.call("GET", "/v1/invoices", api.support).json() == []
+    assert api.call("GET", "/v1/subscriptions", api.support).json()["items"] == []
+    assert api.call("GET", "/v1/invoices", api.support).json()["items"] == []
 
 
 def test_order_refusals(api: Api, tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_order_refusals(api: Api, tmp_path: Path) -> None:
     past = api.call("POST", "/v1/subscriptions", api.support, json={**body, "billing_period": "monthly",
                                                                     "started_on": "2026-05-12"})
     assert past.status_code == 422
-    assert api.call("GET", "/v1/subscriptions", api.support).json() == []
+    assert api.call("GET", "/v1/subscriptions", api.support).json()["items"] == []
     subscribe(api, vps_id)
     again = api.call("POST", "/v1/subscriptions", api.support, json={**body, "billing_period": "monthly"})
     assert again.status_code == 409
@@ -87,7 +87,7 @@ def test_another_customers_subscription_and_invoice_are_404(api: Api, tmp_path: 
     assert api.call("GET", f"/v1/invoices/{invoice_id}", api.bob).status_code == 404
     assert api.call("GET", f"/v1/invoices/{invoice_id}/late-fees", api.bob).status_code == 404
     assert api.call("POST", f"/v1/subscriptions/{sub_id}/non-renewal", api.bob, json={}).status_code == 404
-    assert api.call("GET", "/v1/subscriptions", api.bob).json() == []
+    assert api.call("GET", "/v1/subscriptions", api.bob).json()["items"] == []
     assert api.call("GET", "/v1/subscriptions/nope", api.alice).status_code == 404
 
 

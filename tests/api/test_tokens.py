@@ -31,9 +31,9 @@ def new_token(api: Api, by: str, **body: Any) -> dict[str, Any]:
 
 def listed(api: Api, by: str) -> dict[str, dict[str, Any]]:
     """The tokens ``by`` may list, by label."""
-    response = api.call("GET", "/v1/tokens", by)
+    response = api.call("GET", "/v1/tokens?order=asc", by)
     assert response.status_code == 200, response.text
-    return {t["label"]: t for t in response.json()}
+    return {t["label"]: t for t in response.json()["items"]}
 
 
 def assert_problem(response: Any, status: int, *words: str) -> None:
@@ -111,8 +111,8 @@ def test_a_token_is_shown_once_and_listings_never_show_it_or_its_hash(offline_ap
         assert answer.status_code == 200, answer.text
         for secret in secrets + hashes:
             assert secret not in answer.text
-    assert [t["label"] for t in answers[3].json()] == ["carol's shop"]
-    assert set(answers[0].json()[0]) == {"id", "role", "customer", "label", "scopes", "status", "created_at",
+    assert [t["label"] for t in answers[3].json()["items"]] == ["carol's shop"]
+    assert set(answers[0].json()["items"][0]) == {"id", "role", "customer", "label", "scopes", "status", "created_at",
                                          "expires_at", "last_used_at", "revoked_at"}
 
 
@@ -187,7 +187,7 @@ def test_customers_are_created_explicitly(offline_api: Api) -> None:
     assert count(api, Customer) == before
     assert_problem(api.call("POST", "/v1/customers", api.alice,
                             json={"name": "eve", "email": "eve@example.test", "language": "en"}), 403)
-    names = [c["name"] for c in api.call("GET", "/v1/customers", api.support).json()]
+    names = [c["name"] for c in api.call("GET", "/v1/customers?order=asc", api.support).json()["items"]]
     assert names == ["alice", "bob", "carol", "Dupont & Fils"]
     token = new_token(api, api.support, role="customer", customer="Dupont & Fils")["token"]
     assert api.call("GET", "/v1/vps", token).json() == {"items": [], "next": None}

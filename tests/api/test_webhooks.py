@@ -127,8 +127,8 @@ def test_failures_in_a_row_disable_a_webhook_its_owner_enables_it_and_the_waitin
             answer = api.call(method, f"/v1/webhooks/{hook['id']}{suffix}", api.bob)
             assert answer.status_code == 404, (method, suffix, answer.text)
             assert answer.headers["content-type"] == "application/problem+json"
-        assert [h["id"] for h in api.call("GET", "/v1/webhooks", api.bob).json()] == []
-        assert [h["id"] for h in api.call("GET", "/v1/webhooks", api.support).json()] == [hook["id"]]
+        assert [h["id"] for h in api.call("GET", "/v1/webhooks", api.bob).json()["items"]] == []
+        assert [h["id"] for h in api.call("GET", "/v1/webhooks", api.support).json()["items"]] == [hook["id"]]
 
         end.otherwise = 200
         enabled = api.call("POST", f"/v1/webhooks/{hook['id']}/enable", api.alice)
@@ -296,7 +296,7 @@ def test_automation_tokens_need_the_webhooks_and_events_scopes(tmp_path: Path) -
     assert api.call("GET", "/v1/events", fleet).status_code == 403
     made = api.call("POST", "/v1/webhooks", hooks, json=body)
     assert made.status_code == 201 and made.json()["owner"] == "staff"
-    assert [h["id"] for h in api.call("GET", "/v1/webhooks", hooks).json()] == [made.json()["id"]]
+    assert [h["id"] for h in api.call("GET", "/v1/webhooks", hooks).json()["items"]] == [made.json()["id"]]
     assert api.call("GET", "/v1/events", hooks).status_code == 403  # events:read is its own scope
     with Session(api.engine) as session:
         assert session.exec(select(func.count()).select_from(Webhook)).one() == 1

@@ -37,7 +37,7 @@ def test_a_change_order_from_request_to_the_guest_seeing_its_new_memory(live_api
         assert text in body, (text, body)
     # nothing ran on the VPS before the acceptance
     assert guest.record["memory_mib"] == 256
-    assert not [e for e in api.call("GET", f"/v1/vps/{guest.id}/events", api.alice).json()
+    assert not [e for e in api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.alice).json()["items"]
                 if e["operation"] == "resize"]
 
     accepted = api.call("POST", f"{base}/accept", api.alice)
@@ -53,5 +53,5 @@ def test_a_change_order_from_request_to_the_guest_seeing_its_new_memory(live_api
     assert done["status"] == "done" and done["job_id"] == job["id"]
     fee = api.call("GET", f"/v1/invoices/{done['invoice_id']}", api.alice).json()
     assert fee["purpose_ref"] == done["id"] and Decimal(str(fee["total_ht"])) == Decimal("10.00")
-    events = api.call("GET", f"/v1/vps/{guest.id}/events", api.alice).json()
+    events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.alice).json()["items"]
     assert any(f"order form {number} accepted" in e["message"] for e in events), events

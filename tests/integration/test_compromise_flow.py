@@ -57,11 +57,12 @@ def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tm
         assert ordered.status_code == 201, ordered.text
     state = api.call("GET", path, api.alice).json()
     time.sleep(2)
-    assert not [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()]  # not before payment
+    # not before payment
+    assert not [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()["items"]]
     for invoice in (state["backup_invoice_id"], state["transfer_invoice_id"]):
         paid = api.call("POST", f"/v1/invoices/{invoice}/payments", api.support, json={"method": "transfer"})
         assert paid.status_code == 200, paid.text
-    export = wait_for(lambda: next((b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()
+    export = wait_for(lambda: next((b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()["items"]
                                     if b["kind"] == "export" and b["status"] == "available"), None),
                       within=180, what="the paid backup")
     image = tmp_path / "backup.qcow2"

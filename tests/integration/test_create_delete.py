@@ -132,7 +132,7 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
     assert live_api.call("GET", f"/v1/vps/{vps_id}", live_api.alice).json()["status"] == "deleted"
     assert host_holds(vps_id, mac) == [f"vps-{vps_id}-backup-{kept}.qcow2"]
     assert list(exports.iterdir()) == []
-    assert [b["id"] for b in live_api.call("GET", "/v1/backups", live_api.alice).json()] == [kept]
+    assert [b["id"] for b in live_api.call("GET", "/v1/backups", live_api.alice).json()["items"]] == [kept]
 
     # the client discards it: nothing at all is left
     discarded = live_api.call("DELETE", f"/v1/vps/{vps_id}/backups/{kept}?confirm_data_loss=true", live_api.alice)

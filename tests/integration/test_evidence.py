@@ -33,7 +33,7 @@ def test_staff_keep_evidence_of_the_page_a_vps_serves(live_api: Api, tmp_path: P
                    token=api.support)
     assert job["status"] == "succeeded", job
 
-    [item] = api.call("GET", f"/v1/vps/{guest.id}/evidence", api.support).json()
+    [item] = api.call("GET", f"/v1/vps/{guest.id}/evidence", api.support).json()["items"]
     address = guest.record["addresses"][0]
     assert item["job_id"] == job["id"] and item["url"] == f"http://{address}/index.html"
     assert item["status_code"] == 200 and not item["truncated"] and item["error"] is None
@@ -48,12 +48,12 @@ def test_staff_keep_evidence_of_the_page_a_vps_serves(live_api: Api, tmp_path: P
         assert api.call("GET", f"/v1/evidence/{item['id']}", token).status_code == expected
         assert api.call("POST", f"/v1/vps/{guest.id}/evidence", token, json={"reason": "x"}).status_code == expected
 
-    events = api.call("GET", f"/v1/vps/{guest.id}/events", api.support).json()
+    events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.support).json()["items"]
     done = [e for e in events if e["operation"] == "evidence" and e["step"] == "fetch_content"
             and e["status"] == "done"]
     assert len(done) == 1 and item["id"] in done[0]["message"] and done[0]["requested_by"].startswith("support")
     # the client sees that the check happened (the action is not hidden), not the evidence itself
-    client_events = api.call("GET", f"/v1/vps/{guest.id}/events", api.alice).json()
+    client_events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.alice).json()["items"]
     assert any(e["operation"] == "evidence" for e in client_events)
 
     cut = guest.do("cutoff", {"reason": "hacked"}, token=api.support)
@@ -64,4 +64,4 @@ def test_staff_keep_evidence_of_the_page_a_vps_serves(live_api: Api, tmp_path: P
     behind_the_cut = fetch(address, 80, "/index.html", proxy_command=api.settings.hosts.guest_proxy_command, timeout=3)
     assert behind_the_cut.status_code is None and behind_the_cut.error is not None
     assert time.monotonic() - started < 15
-    assert len(api.call("GET", f"/v1/vps/{guest.id}/evidence", api.support).json()) == 2
+    assert len(api.call("GET", f"/v1/vps/{guest.id}/evidence", api.support).json()["items"]) == 2

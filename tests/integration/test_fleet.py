@@ -80,7 +80,7 @@ def register_over_ssh(api: Api, second_host: dict[str, str]) -> dict[str, Any]:
     other = keygen_fingerprint(f"{second_host['dir']}/client_key.pub")  # a real key, not the host's
     wrong = api.call("POST", "/v1/hosts", api.support, json={**body, "ssh_host_key": other})
     assert wrong.status_code == 422 and other in wrong.json()["detail"], wrong.text
-    assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()] == ["local"]
+    assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()["items"]] == ["local"]
     added = api.call("POST", "/v1/hosts", api.support, json={**body, "ssh_host_key": fingerprint})
     assert added.status_code == 201, added.text
     assert added.json()["ssh_host_key_fingerprint"] == fingerprint
@@ -92,7 +92,7 @@ def test_vps_land_in_their_site_and_move_cold_between_hosts_with_their_data(
     api = live_api
     added = register_over_ssh(api, second_host)
     assert added["state"] == "enabled" and added["capacity"]["vcpus"] >= 1
-    listed = {h["name"]: h["site"] for h in api.call("GET", "/v1/hosts", api.support).json()}
+    listed = {h["name"]: h["site"] for h in api.call("GET", "/v1/hosts", api.support).json()["items"]}
     assert listed == {"local": "Marseille", "h2": "Paris"}
     assert api.call("GET", "/v1/hosts", api.alice).status_code == 403  # a customer sees sites, not hosts
 
@@ -171,7 +171,7 @@ def test_bad_hosts_and_moves_are_refused_with_nothing_changed(live_api: Api, tmp
     silent = api.call("POST", "/v1/hosts", api.support, json={
         "name": "h3", "uri": "qemu+unix:///system?socket=/nonexistent/sock", "site": "Paris"})
     assert silent.status_code == 422 and "does not answer" in silent.json()["detail"]
-    assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()] == ["local"]
+    assert [h["name"] for h in api.call("GET", "/v1/hosts", api.support).json()["items"]] == ["local"]
 
 
 def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_twice(

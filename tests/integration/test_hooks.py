@@ -31,7 +31,7 @@ def requires_ansible() -> None:
 def hook_job(api: Api, guest: Guest, nth: int) -> dict[str, Any]:
     """The VPS's ``nth`` hook job (1 = the first queued), once finished."""
     def listed() -> list[str]:
-        events = api.call("GET", f"/v1/vps/{guest.id}/events", guest.token).json()
+        events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", guest.token).json()["items"]
         return list(dict.fromkeys(e["job_id"] for e in events if e["operation"] == "hook"))
 
     ids = eventually(lambda: (found := listed()) and len(found) >= nth and found, within=60,
@@ -118,14 +118,14 @@ def test_a_failing_hook_leaves_the_operation_succeeded_and_its_output_in_the_eve
     hook = hook_job(live_api, guest, 1)
     assert hook["status"] == "failed", hook
     assert guest.record["status"] == "running"
-    events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.support).json()
+    events = live_api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", live_api.support).json()["items"]
     hook_events = [e for e in events if e["job_id"] == hook["id"]]
     failures = [e for e in hook_events if e["status"] in ("retry", "failed") and e["step"] == "run_playbook"]
     assert [e["status"] for e in failures] == ["retry", "failed"], hook_events
     assert all(f"CMDB refused vps-{guest.id}" in e["message"] for e in failures), failures
     assert "vps_created.yml failed" in failures[-1]["message"]
     # the client sees that the hook ran and failed, not what the playbook printed
-    seen = live_api.call("GET", f"/v1/vps/{guest.id}/events", guest.token).json()
+    seen = live_api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", guest.token).json()["items"]
     assert [e["status"] for e in seen if e["job_id"] == hook["id"] and e["step"] == "run_playbook"
             and e["status"] in ("retry", "failed")] == ["retry", "failed"]
     assert "CMDB" not in str([e for e in seen if e["job_id"] == hook["id"]])

@@ -90,7 +90,8 @@ def test_live_resize_seen_by_the_guest(live_api: Api, tmp_path: Path) -> None:
     wait_until(lambda: guest.ssh("grep -c ^processor /proc/cpuinfo").strip() == "2")
     # The job ended once the guest held the memory (its balloon settled): no waiting for it here.
     assert before + 150 < mem_total_mib(guest) <= 448
-    settled = [e for e in live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.support).json()
+    log = live_api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", live_api.support).json()["items"]
+    settled = [e for e in log
                if e["step"] == "memory_settled" and e["status"] == "done"]
     assert [e["message"] for e in settled] == ["the guest holds 448 MiB"]
     assert int(guest.ssh("cat /sys/block/vda/size")) * 512 == 3 << 30
@@ -189,7 +190,7 @@ def test_refused_from_wrong_status_changes_nothing(live_api: Api, tmp_path: Path
         response = live_api.call("POST", f"/v1/vps/{guest.id}/{operation}", live_api.alice, json=body)
         assert response.status_code == 409, (operation, response.text)
         assert response.json()["current_status"] == "stopped"
-    events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.alice).json()
+    events = live_api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", live_api.alice).json()["items"]
     assert [e["operation"] for e in events if e["step"] == "queued"] == ["create", "stop"]
     assert all(e["requested_by"] for e in events)
     assert guest.domain().state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
@@ -255,7 +256,7 @@ def test_backup_restore_export(live_api: Api, tmp_path: Path) -> None:
     assert [c.get("name") for c in channels] == ["org.qemu.guest_agent.0"]
     copied = next(e["message"] for e in job["events"] if e["step"] == "copy_root_disk" and e["status"] == "done")
     assert "crash-consistent: the guest agent did not freeze the filesystems" in copied, copied
-    backups = live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+    backups = live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()["items"]
     assert len(backups) == 1 and backups[0]["status"] == "available" and backups[0]["size_bytes"] > 0
     assert backups[0]["quiesced"] is False and backups[0]["consistency"] == "crash-consistent"
     assert backups[0]["created_at"] and backups[0]["note"] == "before the upgrade"
@@ -273,7 +274,7 @@ def test_backup_restore_export(live_api: Api, tmp_path: Path) -> None:
 
     job = guest.do("export")
     assert job["status"] == "succeeded", job
-    export = next(b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+    export = next(b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()["items"]
               if b["kind"] == "export")
     assert export["download"]
     assert live_api.call("GET", export["download"], live_api.bob).status_code == 404
@@ -303,7 +304,7 @@ def test_export_takes_every_disk(live_api: Api, tmp_path: Path) -> None:
 
     job = guest.do("export")
     assert job["status"] == "succeeded", job
-    exports = [b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+    exports = [b for b in live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()["items"]
                if b["kind"] == "export"]
     assert len(exports) == 2 and all(b["download"] and b["status"] == "available" for b in exports)
     data = next(b for b in exports if target in b["note"])
@@ -376,7 +377,7 @@ def test_console_websocket_for_owner_and_staff_only(live_api: Api, tmp_path: Pat
             while b"login:" not in seen and time.monotonic() < deadline:
                 seen += ws.receive_bytes()
             assert b"login:" in seen, seen[-500:]
-    events = live_api.call("GET", f"/v1/vps/{guest.id}/events", live_api.alice).json()
+    events = live_api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", live_api.alice).json()["items"]
     opened = [e for e in events if e["operation"] == "console"]
     assert [e["requested_by"].split(":")[0] for e in opened] == ["customer", "staff"]  # alice's view
 

@@ -86,7 +86,7 @@ def declare_default(api: Api, guest: Guest, invoice: dict[str, Any]) -> dict[str
     assert declared.status_code == 201, declared.text
     body = dict(declared.json())
     assert body["suspended_vps"] == [guest.id]
-    suspend = [j for j in api.call("GET", f"/v1/vps/{guest.id}/events", api.support).json()]
+    suspend = list(api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.support).json()["items"])
     assert suspend
     wait_for("the suspension", lambda: guest.record["status"] == "suspended")
     assert domain_state(guest) == libvirt.VIR_DOMAIN_PAUSED
@@ -131,7 +131,7 @@ def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_pa
     shown = erasure_date_in(mail.message.get_content())
     assert shown <= erase_at < shown + timedelta(minutes=1)  # the email tells the deadline enforced
     assert erase_at - datetime.fromisoformat(declared["erasure_not_before"]) >= timedelta(hours=2)
-    shown_on_subscription = api.call("GET", "/v1/subscriptions", api.alice).json()[0]["payment_default"]
+    shown_on_subscription = api.call("GET", "/v1/subscriptions", api.alice).json()["items"][0]["payment_default"]
     assert datetime.fromisoformat(shown_on_subscription["erasure_not_before"]) == erase_at
 
     # Past the date the job was queued for, before the one counted from the sending: it waits again.
@@ -153,7 +153,7 @@ def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_pa
     assert erasure.reason.startswith("nonpayment")
 
     # R10-nonpayment: fifteen days after the notice, the contract ends.
-    subscription = api.call("GET", "/v1/subscriptions", api.alice).json()[0]
+    subscription = api.call("GET", "/v1/subscriptions", api.alice).json()["items"][0]
     assert subscription["status"] == "active"
     clock.travel_to(termination_for_nonpayment_at(sent_at) + timedelta(minutes=1))
     ended = wait_for("the termination", lambda: _terminated(api, subscription["id"]), timeout=120)
@@ -198,7 +198,7 @@ def test_payment_before_the_deadline_cancels_the_erasure_and_resumes(live_api: A
     with Session(api.engine) as session:
         assert session.exec(select(Erasure)).first() is None
         assert {j.status for j in session.exec(select(Job).where(Job.kind == "erase")).all()} == {"cancelled"}
-    assert api.call("GET", "/v1/subscriptions", api.alice).json()[0]["status"] == "active"
+    assert api.call("GET", "/v1/subscriptions", api.alice).json()["items"][0]["status"] == "active"
 
 
 def test_reversibility_exports_the_disk_then_ends_the_service(live_api: Api, clock: Any, tmp_path: Path) -> None:
@@ -213,7 +213,7 @@ def test_reversibility_exports_the_disk_then_ends_the_service(live_api: Api, clo
     assert answer.status_code == 200, answer.text
     [export_job] = answer.json()["export_job_ids"]
     assert api.wait_job(export_job, api.alice)["status"] == "succeeded"
-    [export] = [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json() if b["kind"] == "export"]
+    [export] = [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups?kind=export", api.alice).json()["items"]]
     image = api.call("GET", export["download"], api.alice)
     assert image.status_code == 200 and image.content[:4] == b"QFI\xfb"  # a qcow2 image
     assert "Aucun remboursement" in api.wait_mail("changement d'hébergeur").message.get_content()

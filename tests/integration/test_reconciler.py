@@ -29,7 +29,7 @@ def eventually(what: str, probe: Callable[[], Any], within: float = 180) -> Any:
 def incidents(api: Api, vps_id: str) -> list[dict[str, Any]]:
     response = api.call("GET", f"/v1/incidents?vps_id={vps_id}", api.support)
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["items"])
 
 
 def libvirt_counters(guest: Guest) -> tuple[int, int]:
@@ -77,7 +77,7 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
 
     time.sleep(4)  # several more passes: still one incident, one restart
     assert len(incidents(api, guest.id)) == 1
-    events = api.call("GET", f"/v1/vps/{guest.id}/events", api.support).json()
+    events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.support).json()["items"]
     assert [e["operation"] for e in events].count("recover") >= 1
     assert len({e["job_id"] for e in events if e["operation"] == "recover"}) == 1
     with Session(api.engine) as session:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DDL, Column, event
+from sqlalchemy import DDL, Column, Index, event
 from sqlmodel import Field, SQLModel
 
 from orchestrator.core.models.types import UTCDateTime, json_field, time_field
@@ -32,6 +32,9 @@ class ApiToken(SQLModel, table=True):
     a revoked one stays listed with ``revoked_at``.  An automation token may call only the routes
     its ``scopes`` name (orchestrator/core/auth.py ``SCOPES``); the other roles carry none."""
 
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_apitoken_owner", "customer_id", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     token_hash: str = Field(index=True, unique=True, max_length=64)
     role: Role
@@ -50,6 +53,9 @@ class Audit(SQLModel, table=True):
     on which object, from which address, with which answer: api/audit.py), staff access that
     changes nothing but must be traceable (R7-confidential), e.g. opening a VPS's console, and what
     the orchestrator decides by itself (reconciler, host states)."""
+
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_audit_vps_newest", "vps_id", "at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime | None = time_field(now=True)

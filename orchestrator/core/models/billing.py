@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Column, Date, UniqueConstraint
+from sqlalchemy import Column, Date, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from orchestrator.core.models.types import date_field, json_field, money_field, new_id, time_field
@@ -14,6 +14,10 @@ from orchestrator.core.models.types import date_field, json_field, money_field, 
 
 class Subscription(SQLModel, table=True):
     """The contract for one VPS (R3-terms): its term, billing period, prices and how it ends."""
+
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_subscription_newest", "created_at", "id"),
+                      Index("ix_subscription_owner_newest", "customer_id", "created_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     customer_id: int = Field(foreign_key="customer.id", index=True)
@@ -40,7 +44,10 @@ class Invoice(SQLModel, table=True):
     """An invoice (R8): lines before tax, VAT at the rate in force on the issue date."""
 
     # R8.2-rent: one invoice per subscription, purpose and period, even with several workers.
-    __table_args__ = (UniqueConstraint("subscription_id", "purpose", "period_start"),)
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (UniqueConstraint("subscription_id", "purpose", "period_start"),
+                      Index("ix_invoice_newest", "issued_at", "id"),
+                      Index("ix_invoice_owner_newest", "customer_id", "issued_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str = Field(index=True, unique=True, max_length=32)

@@ -17,6 +17,9 @@ class Maintenance(SQLModel, table=True):
     """A planned maintenance interruption (R5.4) of a host or of some VPS, or (``kind``
     "interruption") another planned interruption, announced beforehand (R5.4-notice)."""
 
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_maintenance_kind_starts", "kind", "starts_at", "id"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     kind: str = Field(default="maintenance", max_length=16)  # maintenance | interruption
     host_id: int | None = Field(default=None, foreign_key="host.id")
@@ -60,6 +63,9 @@ class Evidence(SQLModel, table=True):
     """R6.3-evidence: what a VPS served publicly when staff checked it, fetched like any visitor
     would (R2-no-guest-management: no login).  The raw response is in state_dir/evidence/<job>.http."""
 
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_evidence_vps_newest", "vps_id", "fetched_at", "id"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
     job_id: str = Field(index=True, max_length=36)
@@ -92,6 +98,9 @@ class ChangeOrder(SQLModel, table=True):
     """R5.1-change-order: a hardware change asked by the client, approved or refused by staff,
     issued as a bon de commande (new configuration and price), run only once the client accepts."""
 
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_changeorder_vps_newest", "vps_id", "requested_at", "id"),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     number: str | None = Field(default=None, index=True, unique=True, max_length=32)  # the bon de commande
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
@@ -119,9 +128,13 @@ class Incident(SQLModel, table=True):
 
     # R5.2-keep-running: the reconciler opens at most one open incident per VPS and malfunction,
     # even when several worker processes look at the same drift at once.
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
     __table_args__ = (Index("ux_incident_open_auto", "vps_id", "malfunction", unique=True,
                             sqlite_where=text("resolved_at IS NULL AND opened_by = 'reconciler'"),
-                            postgresql_where=text("resolved_at IS NULL AND opened_by = 'reconciler'")),)
+                            postgresql_where=text("resolved_at IS NULL AND opened_by = 'reconciler'")),
+                      Index("ix_incident_newest", "opened_at", "id"),
+                      Index("ix_incident_owner_newest", "customer_id", "opened_at", "id"),
+                      Index("ix_incident_vps_newest", "vps_id", "opened_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
@@ -140,6 +153,9 @@ class Incident(SQLModel, table=True):
 class BreachNotice(SQLModel, table=True):
     """R10-breach: a formal notice by registered letter for a breach of the terms; the contract
     ends by right at ``cure_by`` unless the breach is recorded remedied before."""
+
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_breachnotice_subscription_newest", "subscription_id", "recorded_at", "id"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     subscription_id: str = Field(foreign_key="subscription.id", index=True, max_length=36)
@@ -160,6 +176,10 @@ class BreachNotice(SQLModel, table=True):
 class DdaRequest(SQLModel, table=True):
     """R2-dda: a client's request for the Statement of Applicability, disclosed only once the
     security officer approved it and an NDA is signed (its steps are Audit rows ``dda.*``)."""
+
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_ddarequest_newest", "requested_at", "id"),
+                      Index("ix_ddarequest_owner_newest", "customer_id", "requested_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     customer_id: int = Field(foreign_key="customer.id", index=True)

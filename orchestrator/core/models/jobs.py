@@ -24,8 +24,11 @@ class JobStatus(enum.StrEnum):
 class Job(SQLModel, table=True):
     # ix_job_ready: the claim reads only ready jobs (status, not_before <= now), never the deadline
     # jobs waiting for a later instant (bench/queue_bench.py).
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
     __table_args__ = (UniqueConstraint("requested_by", "idempotency_key"),
-                      Index("ix_job_ready", "status", "not_before"))
+                      Index("ix_job_ready", "status", "not_before"),
+                      Index("ix_job_newest", "created_at", "id"),
+                      Index("ix_job_vps_newest", "vps_id", "created_at", "id"))
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str | None = Field(default=None, foreign_key="vps.id", index=True)
@@ -59,6 +62,9 @@ class Job(SQLModel, table=True):
 
 
 class JobEvent(SQLModel, table=True):
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_jobevent_vps_newest", "vps_id", "at", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", index=True, max_length=36)
     vps_id: str | None = Field(default=None, index=True, max_length=36)

@@ -108,6 +108,10 @@ class Backup(SQLModel, table=True):
     """A copy of a VPS's disk(s) kept in a storage pool of its host, and (``replica_host_id``)
     in the same pool of another host (operations/steps/replicas.py)."""
 
+    # list pages (api/pages.py, migration 0017): the sort key after what the list is narrowed to
+    __table_args__ = (Index("ix_backup_newest", "created_at", "id"),
+                      Index("ix_backup_vps_newest", "vps_id", "created_at", "id"))
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     vps_id: str = Field(foreign_key="vps.id", index=True, max_length=36)
     kind: str = Field(max_length=32)  # manual | before_reinstall
