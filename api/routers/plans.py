@@ -3,12 +3,13 @@ and retire plans (R2-locations, R3-terms, R8.1-setup-fee, R8.2-rent, R8.3-ht).""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from sqlmodel import col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from api.pages import Cursor, Limit, Page, page_of
 from api.schemas.plans import PlanBody, PlanOut, PlanPatch
 from api.scopes import scoped
 from orchestrator.core.models import Plan
@@ -21,16 +22,20 @@ def plan_out(plan: Plan) -> PlanOut:
     return PlanOut.model_validate(plan, from_attributes=True)
 
 
-@router.get("", response_model=list[PlanOut])
-def list_plans(session: SessionDep, principal: CurrentPrincipal,
-               include_retired: Annotated[bool, Query(description="staff only: also retired plans")] = False,
-               ) -> list[PlanOut]:
-    """The plans on offer, by code (staff may ask for retired plans too; customers see only those
-    they may order)."""
+@router.get("", response_model=Page[PlanOut])
+def list_plans(
+    session: SessionDep, principal: CurrentPrincipal,
+    include_retired: Annotated[bool, Query(description="staff only: also retired plans")] = False,
+    limit: Limit = 50, cursor: Cursor = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="by code: asc (the default) or desc")] = "asc",
+) -> Page[PlanOut]:
+    """The plans on offer, by code, a page at a time (staff may ask for retired plans too;
+    customers see only those they may order)."""
     query = select(Plan)
     if not (principal.is_staff and include_retired):
         query = query.where(col(Plan.active).is_(True))
-    return [plan_out(p) for p in session.exec(query.order_by(col(Plan.code))).all()]
+    rows, after = page_of(session, query, (Plan.code,), cursor, limit, order)
+    return Page[PlanOut](items=[plan_out(p) for p in rows], next=after)
 
 
 @router.get("/{plan_id}", response_model=PlanOut)

@@ -177,7 +177,7 @@ class Client:
 
     def list_plans(self, *, include_retired: bool = False) -> list[JSON]:
         """``GET /v1/plans``: the plans on offer (staff: retired ones too with ``include_retired``)."""
-        params = {"include_retired": "true"} if include_retired else None
+        params = {"include_retired": "true", "limit": "500"} if include_retired else {"limit": "500"}
         return list(self.request("GET", "/v1/plans", params=params).get("items", []))
 
     # --- jobs ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from tests.api.fakeworld import World, make_world
 
 
 def listed(world: World, backup_id: str) -> dict[str, Any]:
-    backups = world.api.call("GET", f"/v1/vps/{world.vps_id}/backups", world.api.alice).json()
+    backups = world.api.call("GET", f"/v1/vps/{world.vps_id}/backups", world.api.alice).json()["items"]
     return dict(next(b for b in backups if b["id"] == backup_id))
 
 

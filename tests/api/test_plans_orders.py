@@ -76,9 +76,9 @@ def test_staff_publish_plans_customers_see_only_those_on_offer(api: Api) -> None
     assert api.call("POST", "/v1/plans", api.alice, json={**PLAN, "code": "mine"}).status_code == 403
     retired = api.call("PATCH", "/v1/plans/old", api.support, json={"active": False})
     assert retired.status_code == 200 and retired.json()["retired_at"] is not None
-    assert [p["code"] for p in api.call("GET", "/v1/plans", api.alice).json()] == ["s1"]
+    assert [p["code"] for p in api.call("GET", "/v1/plans", api.alice).json()["items"]] == ["s1"]
     assert api.call("GET", "/v1/plans/old", api.alice).status_code == 404
-    staff = api.call("GET", "/v1/plans?include_retired=true", api.support).json()
+    staff = api.call("GET", "/v1/plans?include_retired=true", api.support).json()["items"]
     assert [(p["code"], p["active"]) for p in staff] == [("old", False), ("s1", True)]
     # bad plans are refused, nothing published
     assert_problem(api.call("POST", "/v1/plans", api.support, json={**PLAN, "code": "x", "terms": [2]}),
@@ -196,7 +196,7 @@ def test_staff_make_an_unbilled_vps_only_with_a_reason_recorded_in_its_events(ap
     with Session(api.engine) as session:
         messages = [e.message for e in session.exec(select(JobEvent).where(JobEvent.vps_id == vps_id)).all()]
     assert any("unbilled VPS made by staff without an order: ticket 4711: free trial" in m for m in messages)
-    events = api.call("GET", f"/v1/vps/{vps_id}/events", api.support).json()
+    events = api.call("GET", f"/v1/vps/{vps_id}/events", api.support).json()["items"]
     assert any("ticket 4711: free trial" in e["message"] for e in events), events
     # the audit line of the staff request names the VPS and its job, whose events say why
     audit = api.call("GET", "/v1/audit", api.support).json()["items"]

@@ -107,7 +107,7 @@ def test_debian_disk_grown_live_is_usable_at_once_and_its_backup_is_quiesced(liv
     copied = next(e["message"] for e in job["events"] if e["step"] == "copy_root_disk" and e["status"] == "done")
     assert "quiesced: the guest agent froze" in copied, copied
     print(f"backup step: {copied}")
-    [backup] = live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()
+    [backup] = live_api.call("GET", f"/v1/vps/{guest.id}/backups", live_api.alice).json()["items"]
     assert backup["status"] == "available" and backup["quiesced"] is True and backup["consistency"] == "quiesced"
     # the guest's agent logged the freeze (its journal, read inside the guest); the filesystems
     # are thawed again and writable
