@@ -28,18 +28,26 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEPT = 1 << 16  # of an answer's body, read for the object it made
 
 
+def _kind(segment: str) -> str:
+    """The kind of record a path segment names: ``change-orders`` → change-order, ``vps`` → vps."""
+    return segment if segment in ("vps", "evidence") else segment.removesuffix("s")
+
+
 def _object(scope: Scope, answer: Any) -> tuple[str | None, str | None]:
-    """The object acted on: the path's first parameter (``vps_id`` → vps), else what the answer
-    made (``{"vps": {"id"}}``, ``{"id"}``)."""
+    """The object acted on: the path's first parameter, named by the segment before it
+    (``/v1/change-orders/{order_id}`` → change-order), else what the answer made (``{"vps":
+    {"id"}}``; ``{"id"}`` of the kind the route's path ends with: ``POST /v1/plans`` → plan)."""
+    route = scope.get("route")
+    segments = [part for part in str(getattr(route, "path", "")).split("/") if part]
     for name, value in (scope.get("path_params") or {}).items():
-        return name.removesuffix("_id"), str(value)[:64]
+        marker = "{" + name
+        before = [segments[i - 1] for i, part in enumerate(segments) if part.startswith(marker) and i > 0]
+        return (_kind(before[0]) if before else name.removesuffix("_id")), str(value)[:64]
     if isinstance(answer, dict):
         if isinstance(answer.get("vps"), dict) and "id" in answer["vps"]:
             return "vps", str(answer["vps"]["id"])
-        route = scope.get("route")
-        tags = getattr(route, "tags", None) or [None]
         if "id" in answer and not isinstance(answer["id"], dict | list):
-            return (str(tags[0]) if tags[0] else None), str(answer["id"])[:64]
+            return (_kind(segments[-1]) if segments else None), str(answer["id"])[:64]
     return None, None
 
 

@@ -84,6 +84,23 @@ def test_order_resize_suspend_delete_each_recorded_with_who_for_whom_what_where_
     assert [r["action"] for r in staff_for_alice["items"]] == ["delete_vps", "suspend_vps", "resize_vps", "attach_disk"]
 
 
+def test_each_row_names_the_kind_of_record_acted_on(tmp_path: Path) -> None:
+    """A change order is not an order, a plan is not "plans": the object's kind is the path's."""
+    world = make_world(tmp_path, "kinds")  # staff publish a plan, alice orders from it
+    api, vps_id = world.api, world.vps_id
+    asked = api.call("POST", f"/v1/vps/{vps_id}/change-orders", api.alice, json={"memory_mib": 512})
+    assert asked.status_code == 201, asked.text
+    change = asked.json()["id"]
+    assert api.call("POST", f"/v1/change-orders/{change}/approve", api.support,
+                    json={"rent_ht": "14.00"}).status_code == 200
+    rows = {r["action"]: (r["object_type"], r["object_id"]) for r in walk(api, "/v1/audit", 100)}
+    plan = api.call("GET", "/v1/plans", api.alice).json()["items"][0]["id"]
+    assert rows["publish_plan"] == ("plan", plan)
+    assert rows["place_order"] == ("vps", vps_id)
+    assert rows["ask_change_order"] == ("vps", vps_id)
+    assert rows["approve_change_order"] == ("change-order", change)
+
+
 def test_reads_and_requests_stopped_before_any_route_are_not_recorded(offline_api: Api) -> None:
     api = offline_api
     before = audit_rows(api)
