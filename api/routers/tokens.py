@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlmodel import Session, col, select
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep
@@ -81,7 +81,7 @@ def list_tokens(
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NewTokenOut,
              responses={201: located("/v1/tokens/{id}")})
-def create_token(body: TokenBody, session: SessionDep, settings: SettingsDep,
+def create_token(body: TokenBody, response: Response, session: SessionDep, settings: SettingsDep,
                  principal: CurrentPrincipal) -> NewTokenOut:
     """A new token, shown this once.  Support makes any: a customer token for an existing
     ``customer``, a support token, or an automation token with its ``scopes``.  A customer makes
@@ -97,6 +97,7 @@ def create_token(body: TokenBody, session: SessionDep, settings: SettingsDep,
         owner = own_account(session, principal)
     issued = issue_token(session, body.role, owner, label=body.label, days=body.days or settings.api.token_days,
                          scopes=body.scopes, actor=str(principal))
+    response.headers["Cache-Control"] = "no-store"  # the token, shown once: never kept for an Idempotency-Key replay
     return NewTokenOut(**token_out(session, issued.record).model_dump(), token=issued.token)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.core.models import ApiToken, Audit, Customer, Job, Maintenance
+from orchestrator.core.models import ApiToken, Audit, Customer, IdempotentRequest, Job, Maintenance
 from tests.conftest import Api
 
 
@@ -114,6 +114,21 @@ def test_a_token_is_shown_once_and_listings_never_show_it_or_its_hash(offline_ap
     assert [t["label"] for t in answers[3].json()["items"]] == ["carol's shop"]
     assert set(answers[0].json()["items"][0]) == {"id", "role", "customer", "label", "scopes", "status", "created_at",
                                          "expires_at", "last_used_at", "revoked_at"}
+
+
+def test_a_new_token_is_never_kept_for_an_idempotency_key_replay(offline_api: Api) -> None:
+    """The answer holding the token says ``no-store``; the guard keeps no copy of it (the token
+    would lie in clear in the idempotent-requests table), and a replay is a 409 without it."""
+    api = offline_api
+    first = api.call("POST", "/v1/tokens", api.alice, json={"label": "ci"}, headers={"Idempotency-Key": "t1"})
+    assert first.status_code == 201 and first.headers["cache-control"] == "no-store"
+    token = first.json()["token"]
+    again = api.call("POST", "/v1/tokens", api.alice, json={"label": "ci"}, headers={"Idempotency-Key": "t1"})
+    assert again.status_code == 409 and token not in again.text
+    with Session(api.engine) as session:
+        kept = session.exec(select(IdempotentRequest)).all()
+        assert kept and all(token not in (row.body or "") for row in kept)
+        assert session.exec(select(func.count()).select_from(ApiToken).where(ApiToken.label == "ci")).one() == 1
 
 
 def test_last_use_is_recorded(offline_api: Api) -> None:
