@@ -1,6 +1,6 @@
 """The hosting contract's rules as pure functions over dates, money and records (no I/O).
 
-Each function names the rule it enforces (see docs/contract.md and the contract's RULES.md).
+Each function names the rule it enforces (see docs/contract.md and docs/rules.md, the contract's RULES.md).
 May import ``orchestrator.core.errors`` only: no database, settings, clock or I/O library.
 
 Modules (no clock reads: "now" is always a parameter; instants are aware, read in Europe/Paris;
