@@ -5,12 +5,16 @@ never answers; refused connections recorded as errors; the same through a proxy 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -119,8 +123,12 @@ def test_connection_refused_is_an_error() -> None:
     assert got.sha256 is None
 
 
-@pytest.mark.skipif(shutil.which("nc") is None, reason="needs nc as the proxy command")
 def test_through_a_proxy_command(server: int) -> None:
+    if shutil.which("nc") is None:
+        message = "needs nc as the proxy command (netcat-openbsd, scripts/install.sh --test installs it)"
+        if os.environ.get("VPSCTL_TEST_REQUIRE_LIBVIRT") == "1":  # the test command: it must run
+            pytest.fail(message)
+        pytest.skip(message)
     got = fetch("127.0.0.1", server, "/", proxy_command="nc %h %p", timeout=10)
     assert got.status_code == 200 and got.body == PAGE
     probe = socket.create_server(("127.0.0.1", 0))
@@ -128,3 +136,15 @@ def test_through_a_proxy_command(server: int) -> None:
     probe.close()
     refused = fetch("127.0.0.1", port, "/", proxy_command="nc %h %p", timeout=5)
     assert refused.status_code is None and refused.error is not None and refused.error.startswith("unreachable")
+
+
+def test_the_test_command_fails_without_nc(tmp_path: Path) -> None:
+    """In the test command (VPSCTL_TEST_REQUIRE_LIBVIRT=1) a missing nc fails the proxy test, loudly."""
+    root = Path(__file__).resolve().parents[2]
+    environ = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    environ.update(PATH=str(tmp_path), PYTHONPATH=str(root), VPSCTL_TEST_REQUIRE_LIBVIRT="1")  # no nc on PATH
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          f"{__file__}::test_through_a_proxy_command"],
+                         cwd=root, env=environ, capture_output=True, text=True, timeout=120)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1 and "1 failed" in out and "needs nc as the proxy command" in out, out
