@@ -32,6 +32,14 @@ export VPSCTL_TEST_POSTGRES_URL VPSCTL_TEST_REQUIRE_POSTGRES=1
 if ! timeout 5 virsh -c qemu:///system version >/dev/null 2>&1; then
     scripts/libvirt-host.sh start "$VPSCTL_TEST_NETNS"
     started=1
+elif ! ip netns list | grep -qw "$VPSCTL_TEST_NETNS"; then
+    # A libvirtd started otherwise (e.g. by systemd) runs outside the test namespace: its guests
+    # would reach the host's networks, and the tests that host listeners in the namespace (the
+    # mail block's) could not run.  They are required, so refuse rather than run without them.
+    echo "a libvirtd already answers at qemu:///system but network namespace $VPSCTL_TEST_NETNS does not exist:" \
+         "stop that libvirtd (scripts/libvirt-host.sh stop, or systemctl stop libvirtd) so that this run" \
+         "starts one inside the namespace" >&2
+    exit 1
 fi
 
 images="tiny"

@@ -3,6 +3,7 @@ inside the tiny guest where there is something to see."""
 
 from __future__ import annotations
 
+import os
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -326,7 +327,10 @@ def test_mail_block_drops_smtp_but_not_the_rest(live_api: Api, tmp_path: Path) -
     from tests.conftest import NETNS, TEST_GATEWAY, netns_exists
 
     if not netns_exists():
-        pytest.skip("needs the test network namespace to host the listeners")
+        message = f"needs the test network namespace {NETNS} (libvirtd inside it) to host the listeners"
+        if os.environ.get("VPSCTL_TEST_REQUIRE_LIBVIRT") == "1":
+            pytest.fail(f"{message}: scripts/test.sh starts libvirtd there (scripts/libvirt-host.sh start {NETNS})")
+        pytest.skip(message)
     gateway = TEST_GATEWAY
     listeners = [subprocess.Popen(["ip", "netns", "exec", NETNS, "nc", "-lk", gateway, str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in (25, 587, 8025)]
