@@ -49,6 +49,7 @@ from orchestrator.core.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.core.models import Event, Webhook, WebhookDelivery
 from orchestrator.core.sealing import seal, unseal
 from orchestrator.core.settings import Settings
+from orchestrator.notify.outbox import backoff_seconds  # the same doubling delay as mail retries
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +146,6 @@ def body_of(event: Event) -> bytes:
     return json.dumps({"id": event.id, "type": event.type, "created_at": event.created_at.isoformat()
                        if event.created_at else None, "customer_id": event.customer_id, "vps_id": event.vps_id,
                        "data": event.data}, separators=(",", ":"), sort_keys=True).encode()
-
-
-def backoff_seconds(attempt: int, base: float, ceiling: float) -> float:
-    """The delay after the ``attempt``-th failed try: base, 2 x base, 4 x base, ..., at most ceiling."""
-    return float(min(ceiling, base * 2.0 ** min(max(attempt - 1, 0), 60)))
 
 
 def lease_seconds(settings: Settings) -> float:
