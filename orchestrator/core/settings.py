@@ -116,6 +116,9 @@ class LifecycleSettings(Group):
     # A VPS is defined with room to grow live: max vCPUs and max memory = ordered x headroom.
     live_resize_headroom: float = env("LIVE_RESIZE_HEADROOM", 2.0, ge=1.0, le=16)
     stop_timeout_seconds: float = env("STOP_TIMEOUT_SECONDS", 60.0, gt=0, le=HOUR)  # ACPI, then forced
+    # The power button pressed again while waiting: a guest still booting when it was pressed did
+    # not hear it (its ACPI handler was not running yet).
+    shutdown_retry_seconds: float = env("SHUTDOWN_RETRY_SECONDS", 10.0, gt=0, le=HOUR)
     address_timeout_seconds: float = env("ADDRESS_TIMEOUT_SECONDS", 180.0, gt=0, le=HOUR)
     # A live migration's bandwidth, disks and memory (MiB/s; 0: as fast as the hosts go), so that
     # moving a VPS does not take the network from the guests
@@ -149,6 +152,10 @@ class JobSettings(Group):
     heartbeat_seconds: float = env("JOB_HEARTBEAT_SECONDS", 5.0, gt=0, le=HOUR)
     poll_seconds: float = env("JOB_POLL_SECONDS", 0.2, gt=0, le=60)
     max_attempts: int = env("JOB_MAX_ATTEMPTS", 3, ge=1, le=100)
+    # Fault points (orchestrator/core/faults): where the worker kills itself, and the file where it
+    # writes each point it reaches.  For crash tests and incident drills only, never for production.
+    fault_kill_at: str = env("FAULT_KILL_AT", "")
+    fault_log: Path | None = env("FAULT_LOG", None)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> JobSettings:

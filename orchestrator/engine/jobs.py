@@ -11,8 +11,11 @@ Rules the queries below keep:
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, event, exists, or_
@@ -222,6 +225,51 @@ def _claim(session: Session, engine: Engine, worker_id: str, lease_seconds: floa
     session.flush()
     session.expunge(job)
     return job
+
+
+def this_machine() -> str:
+    """Who runs workers here, as their lease owners begin: the host name and this boot of it
+    (a machine rebooted, or another machine of the same name, is not the same one)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+    except OSError:
+        boot = "noboot"
+    return f"{socket.gethostname()}@{boot}"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def end_leases_of_dead_workers(engine: Engine, worker_id: str) -> list[str]:
+    """End now the leases of running jobs whose worker ran on this machine and whose process is gone
+    (killed, crashed): they are claimed at once instead of when their lease runs out.  A process
+    that may still run (or whose number another process took since) keeps its lease until it
+    expires, as does any worker of another machine: its fate cannot be known from here.  Returns
+    the ids of the jobs released."""
+    machine = this_machine()
+    released: list[str] = []
+    with session_scope(engine) as session:
+        query = select(Job).where(Job.status == JobStatus.running,
+                                  col(Job.lease_owner).startswith(machine + ":"))
+        for job in session.exec(query).all():
+            owner = job.lease_owner or ""
+            pid = owner[len(machine) + 1:].split(":", 1)[0]
+            if owner.startswith(worker_id) or not pid.isdigit() or not _process_gone(int(pid)):
+                continue
+            job.lease_expires_at = utcnow() - timedelta(seconds=1)
+            session.add(job)
+            session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=job.step or "", status="info",
+                                 actor=worker_id, message=f"worker process {pid} holding the job is gone from "
+                                 "this machine: its lease ends now"))
+            released.append(job.id)
+    return released
 
 
 def heartbeat(engine: Engine, job_id: str, worker_id: str, lease_seconds: float) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import sys
 import threading
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from orchestrator.compute.hosts import Drivers
+from orchestrator.core import faults
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import (
@@ -100,6 +100,7 @@ def abandon(ctx: Context, operation: type[Operation[Any]], error: Exception, *, 
     job = ctx.job
     if undo:
         try:
+            faults.point("during", "rollback")
             operation.rollback(ctx, error)
             jobs.record_event(ctx.engine, job, "rollback", "done", "undone", ctx.worker_id)
         except Exception as exc:
@@ -128,12 +129,19 @@ class Worker:
         self.settings = settings
         self.drivers = drivers or Drivers()
         self.slots = slots or settings.jobs.worker_slots
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = f"{jobs.this_machine()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        faults.configure(settings.jobs.fault_kill_at, settings.jobs.fault_log)
 
     # --- loop ------------------------------------------------------------------------------
     def run_forever(self) -> None:
         log.info("worker %s started with %d slots", self.worker_id, self.slots)
+        try:
+            # A worker restarted after a crash takes its predecessor's jobs back now, not once
+            # their leases run out.
+            jobs.end_leases_of_dead_workers(self.engine, self.worker_id)
+        except Exception:
+            log.exception("could not look for jobs of dead workers")
         free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(self.slots):
             free.put(slot)
@@ -210,17 +218,22 @@ class Worker:
         heart.start()
         ctx = Context(self.engine, self.settings, self.drivers, job, self._owner(job), check_lease)
         try:
-            if operation is None:
-                self._fail(ctx, None, VpsctlError(f"unknown job kind {job.kind!r}"))
-            elif job.attempts > job.max_attempts:
-                self._fail(ctx, operation, VpsctlError(f"gave up after {job.max_attempts} attempts"))
-            else:
-                self._run(ctx, operation)
+            with faults.running(job.kind, job.id, job.attempts):
+                self._execute(ctx, operation)
         except LeaseLost:
             log.warning("job %s was taken over by another worker", job.id)
         finally:
             beating.set()
             heart.join()
+
+    def _execute(self, ctx: Context, operation: type[Operation[Any]] | None) -> None:
+        job = ctx.job
+        if operation is None:
+            self._fail(ctx, None, VpsctlError(f"unknown job kind {job.kind!r}"))
+        elif job.attempts > job.max_attempts:
+            self._fail(ctx, operation, VpsctlError(f"gave up after {job.max_attempts} attempts"))
+        else:
+            self._run(ctx, operation)
 
     def _owner(self, job: Job) -> str:
         """Who holds ``job``'s lease in this process (the slot that claimed it)."""
@@ -248,7 +261,9 @@ class Worker:
             if todo and not waiting:
                 self._mark(job, [(todo[0].name, "started", "")])
             for index, step in enumerate(todo):
+                faults.point("before", step.name)
                 message = step.run(ctx) or ""
+                faults.point("after", step.name)
                 ctx.check_lease()
                 # One transaction records this step done and the next one started.
                 marks = [(step.name, "done", message)]
@@ -256,6 +271,7 @@ class Worker:
                     marks.append((todo[index + 1].name, "started", ""))
                 self._mark(job, marks)
             ctx.check_lease()
+            faults.point("before", "succeed")
             conclude(ctx, operation)
             self._finish(job, JobStatus.succeeded)
         except LeaseLost:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import libvirt
 
+from orchestrator.core import faults
 from orchestrator.core.errors import HypervisorError, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, LiveBackup, PoolInfo
 from orchestrator.hypervisor.config import (
@@ -217,8 +218,18 @@ class LibvirtDriver:
         # A stream goes through the libvirt connection, so this works on a remote host too.
         stream = conn.newStream(0)
         vol.upload(stream, 0, size, 0)
+        sent = 0
+
+        def chunk(_stream: libvirt.virStream, nbytes: int, _opaque: object) -> bytes:
+            nonlocal sent
+            if sent:
+                faults.during()  # a crash test's point: the upload has begun, not ended
+            data = read(min(nbytes, _CHUNK))
+            sent += len(data)
+            return data
+
         try:
-            stream.sendAll(lambda _stream, nbytes, _opaque: read(min(nbytes, _CHUNK)), None)
+            stream.sendAll(chunk, None)
             stream.finish()
         except BaseException:
             _abort_quietly(stream)
@@ -563,9 +574,12 @@ class LibvirtDriver:
                 raise HypervisorError(f"domain {uuid} is not running")
             pool = self._pool(conn, dst_pool)
             path = _pool_path(pool) + "/" + dst
-            _delete_if_present(pool, dst)
             if dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
-                dom.abortJob()  # a backup left running by a crashed worker
+                dom.abortJob()  # a backup left running by a crashed worker: it still writes its file
+                ends = time.monotonic() + 30
+                while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE and time.monotonic() < ends:
+                    time.sleep(0.1)
+            _delete_if_present(pool, dst)  # the file a crashed or failed copy left
             # The copy's point in time is when the backup job begins (QEMU copies each block
             # before the guest overwrites it): the filesystems stay frozen only that long.
             frozen, detail = _freeze(dom) if quiesce else (0, "crash-consistent: not asked to quiesce")
@@ -574,6 +588,7 @@ class LibvirtDriver:
             finally:
                 if quiesce:
                     _thaw(dom, frozen)
+            faults.during()  # a crash test's point: QEMU's backup job runs
             deadline = time.monotonic() + timeout
             while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                 if time.monotonic() > deadline:
@@ -633,11 +648,13 @@ class LibvirtDriver:
         mover.start()
         deadline = time.monotonic() + timeout
         while mover.is_alive():
-            mover.join(1.0)
+            mover.join(0.2)
             if not mover.is_alive():
                 break
             with contextlib.suppress(libvirt.libvirtError):
                 stats = dom.jobStats(0)
+                if stats and stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+                    faults.during()  # a crash test's point: the migration is under way
                 if progress is not None and stats:
                     progress(int(stats.get("data_processed", 0)), int(stats.get("data_total", 0)))
             if time.monotonic() > deadline:
@@ -687,6 +704,7 @@ class LibvirtDriver:
                         written += len(chunk)
                         if progress is not None:
                             progress(written)
+                        faults.during()
                     stream.finish()
                 except BaseException:
                     _abort_quietly(stream)
@@ -785,13 +803,20 @@ def _thaw(dom: libvirt.virDomain, frozen: int) -> None:
 
 
 def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = False) -> bool:
-    """Delete a volume (zeroed first when ``wipe``); False when there was none."""
+    """Delete a volume (zeroed first when ``wipe``); False when there was none.  A file the pool
+    does not list yet (written by QEMU, e.g. a backup job's target) is found after a refresh."""
     try:
         vol = pool.storageVolLookupByName(name)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return False
-        raise
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+        pool.refresh(0)
+        try:
+            vol = pool.storageVolLookupByName(name)
+        except libvirt.libvirtError as again:
+            if again.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return False
+            raise
     if wipe:
         vol.wipe(0)
     vol.delete(0)
@@ -830,6 +855,7 @@ def _stream_chunks(stream: libvirt.virStream, size: int) -> Iterator[bytes]:
             if not chunk:
                 break
             yield chunk
+            faults.during()  # a crash test's point: one chunk is through, the rest is not
         stream.finish()
     except BaseException:
         _abort_quietly(stream)

@@ -15,6 +15,7 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from orchestrator.compute.designer import mac_of
+from orchestrator.core import faults
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import session_scope
 from orchestrator.core.errors import ContractRefusal, InvalidRequest, InvalidState
@@ -65,10 +66,14 @@ def discard_vps_volumes(ctx: Context, pool: str, keep: frozenset[str] = frozense
     named in ``keep``; the names of those that were there."""
     vps = ctx.vps()
     wipe = ctx.settings.lifecycle.wipe_volumes_on_delete
-    # A replica of a backup (held here after the VPS moved to its host) goes with its backup.
-    return [volume for volume in ctx.driver.list_volumes(pool)
-            if volume.startswith(vps.volume_prefix) and volume not in keep and not replicas.is_replica(volume)
-            and ctx.driver.delete_volume(pool, volume, wipe=wipe)]
+    discarded = []
+    for volume in ctx.driver.list_volumes(pool):
+        # A replica of a backup (held here after the VPS moved to its host) goes with its backup.
+        if volume.startswith(vps.volume_prefix) and volume not in keep and not replicas.is_replica(volume):
+            if ctx.driver.delete_volume(pool, volume, wipe=wipe):
+                discarded.append(volume)
+            faults.during()  # a crash test's point: some volumes gone, maybe not all
+    return discarded
 
 
 def forget_backups(ctx: Context, keep: frozenset[str] = frozenset()) -> list[str]:

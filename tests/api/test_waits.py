@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -26,6 +27,17 @@ class SlowGuest(FakeDriver):
         return super().domain(uuid)
 
 
+def run_to_its_end(world: Any, job_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        world.worker.run_once()
+        with Session(world.api.engine) as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status in ("succeeded", "failed"):
+                return
+        time.sleep(0.05)
+
+
 def test_a_stop_that_waits_gives_its_slot_back_and_says_the_guest_shut_down(tmp_path: Path) -> None:
     SlowGuest.pressed = []
 
@@ -36,14 +48,7 @@ def test_a_stop_that_waits_gives_its_slot_back_and_says_the_guest_shut_down(tmp_
     asked = world.api.call("POST", f"/v1/vps/{world.vps_id}/stop", world.api.alice)
     assert asked.status_code == 202, asked.text
     job_id = asked.json()["job"]["id"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        world.worker.run_once()
-        with Session(world.api.engine) as session:
-            job = session.get(Job, job_id)
-            if job is not None and job.status in ("succeeded", "failed"):
-                break
-        time.sleep(0.05)
+    run_to_its_end(world, job_id)
     with Session(world.api.engine) as session:
         job = session.get(Job, job_id)
         events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
@@ -52,4 +57,40 @@ def test_a_stop_that_waits_gives_its_slot_back_and_says_the_guest_shut_down(tmp_
     done = [e.message for e in events if e.status == "done"]
     assert "shut down by the guest" in done, done
     assert len(SlowGuest.pressed) == 1  # the button, once
+    assert world.vps().status == "stopped"
+
+
+class DeafWhileBooting(FakeDriver):
+    """A guest that misses the first press of the power button (still booting: its ACPI handler
+    is not running yet), then powers off a moment after the next."""
+
+    pressed: list[float] = []
+
+    def shutdown_domain(self, uuid: str) -> None:
+        DeafWhileBooting.pressed.append(time.monotonic())
+
+    def domain(self, uuid: str):  # type: ignore[no-untyped-def]
+        if len(DeafWhileBooting.pressed) >= 2 and time.monotonic() - DeafWhileBooting.pressed[1] > 0.2:
+            super().destroy_domain(uuid)
+        return super().domain(uuid)
+
+
+def test_a_guest_that_missed_the_power_button_hears_it_again_before_being_forced_off(tmp_path: Path) -> None:
+    DeafWhileBooting.pressed = []
+
+    def deaf(uri: str, host: FakeHost) -> FakeDriver:
+        return DeafWhileBooting(uri, host)
+
+    world = make_world(tmp_path, "deaf", deaf, job_wait_hold_seconds=0.2, job_wait_poll_seconds=0.1,
+                       stop_timeout_seconds=8.0, shutdown_retry_seconds=0.5)
+    asked = world.api.call("POST", f"/v1/vps/{world.vps_id}/stop", world.api.alice)
+    assert asked.status_code == 202, asked.text
+    job_id = asked.json()["job"]["id"]
+    run_to_its_end(world, job_id)
+    with Session(world.api.engine) as session:
+        events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+    done = [e.message for e in events if e.status == "done"]
+    assert "shut down by the guest" in done, done  # not "forced off after 8 s"
+    first, second = DeafWhileBooting.pressed[:2]
+    assert second - first >= 0.5
     assert world.vps().status == "stopped"

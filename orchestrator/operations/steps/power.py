@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime, timedelta
 
+from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import OperationFailed
 from orchestrator.core.models import VpsStatus
 from orchestrator.engine.context import Context
@@ -11,6 +13,7 @@ from orchestrator.engine.operation import wait_until
 from orchestrator.hypervisor import DomainState
 
 SHUTDOWN = "a clean shutdown"
+PRESSED = "power_button_pressed_at"  # job parameter: when the power button was last pressed
 
 
 def running_status(ctx: Context) -> VpsStatus:
@@ -29,19 +32,34 @@ def power_off(ctx: Context, force: bool) -> str:
             return "shut down by the guest"
         return "already off"
     if not force:
-        # Pressed once per attempt: the step runs again each time the job comes back to look.
+        # Pressed when the wait begins, not each time the job comes back to look (the step runs
+        # again then); and again every shutdown_retry_seconds: a guest still booting when it was
+        # pressed did not hear it.
         if not ctx.waiting_since_before(step):
-            ctx.driver.resume_domain(vps.id)  # a paused guest cannot hear the power button
-            ctx.driver.shutdown_domain(vps.id)
+            press(ctx)
 
         def off() -> str | None:
             current = ctx.driver.domain(vps.id)
-            return "shut down by the guest" if current is None or current.state == DomainState.shutoff else None
+            if current is None or current.state == DomainState.shutoff:
+                return "shut down by the guest"
+            last = ctx.params.get(PRESSED)
+            if last is None or utcnow() - datetime.fromisoformat(last) >= timedelta(
+                    seconds=ctx.settings.lifecycle.shutdown_retry_seconds):
+                press(ctx)
+            return None
 
         with contextlib.suppress(OperationFailed):  # timed out: fall through to a forced stop
             return wait_until(ctx, ctx.settings.lifecycle.stop_timeout_seconds, SHUTDOWN, off)
     ctx.driver.destroy_domain(vps.id)
     return "forced off" if force else f"forced off after {ctx.settings.lifecycle.stop_timeout_seconds:.0f} s"
+
+
+def press(ctx: Context) -> None:
+    """The power button; the instant is kept in the job (a step that gave its slot back reads it)."""
+    vps_id = ctx.vps().id
+    ctx.driver.resume_domain(vps_id)  # a paused guest cannot hear the power button
+    ctx.driver.shutdown_domain(vps_id)
+    ctx.remember(**{PRESSED: utcnow().isoformat()})
 
 
 def power_on(ctx: Context) -> str:

@@ -37,13 +37,16 @@ def replica_host(session: Session, own: Host) -> Host | None:
 def replicate(ctx: Context, backup_id: str) -> str:
     """Copy backup ``backup_id`` (complete on the VPS's host) to another host; recorded once the
     copy is whole.  Run again (a worker killed midway), a half-made copy is made again."""
+    # Read before the transaction: ctx.host() opens one of its own (taken up after a crash, the
+    # step finds it not read yet), and on SQLite a second writer waits for the first.
+    host = ctx.host()
     with session_scope(ctx.engine) as session:
         record = session.get(Backup, backup_id)
         if record is None or record.status != "available":
             return f"backup {backup_id}: nothing to copy"
         if record.replica_host_id is not None:
             return f"backup {backup_id}: copied already"
-        target = replica_host(session, ctx.host())
+        target = replica_host(session, host)
         if target is not None:
             session.expunge(target)
         pool, volume = record.pool, record.volume
