@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core.clock import utcnow
-from orchestrator.core.db import session_scope
+from orchestrator.core.db import database_unavailable, session_scope, unavailable_detail
 from orchestrator.core.errors import (
     Conflict,
     ContractRefusal,
@@ -145,8 +145,12 @@ class Worker:
                     continue
                 try:
                     job = jobs.claim(self.engine, self.owner(slot), self.settings.jobs.lease_seconds)
-                except Exception:
-                    log.exception("worker loop error")
+                except Exception as exc:
+                    if database_unavailable(exc):  # a database restarting: claim again once it answers
+                        log.warning("worker %s: claiming a job: the database does not answer (%s)", self.worker_id,
+                                    unavailable_detail(exc))
+                    else:
+                        log.exception("worker loop error")
                     job = None
                 if job is None:
                     free.put(slot)
@@ -199,8 +203,12 @@ class Worker:
                     if not jobs.heartbeat(self.engine, job.id, self._owner(job), self.settings.jobs.lease_seconds):
                         lost.set()
                         return
-                except Exception:
-                    log.exception("heartbeat failed for job %s", job.id)
+                except Exception as exc:
+                    if database_unavailable(exc):  # the lease may run out meanwhile: see _database_lost
+                        log.warning("heartbeat of job %s: the database does not answer (%s)", job.id,
+                                    unavailable_detail(exc))
+                    else:
+                        log.exception("heartbeat failed for job %s", job.id)
 
         def check_lease() -> None:
             if lost.is_set():
@@ -270,6 +278,9 @@ class Worker:
             else:
                 self._fail(ctx, operation, exc)
         except Exception as exc:  # any failure ends in a rollback: never a half-made VPS
+            if database_unavailable(exc):
+                self._database_lost(job, exc)
+                return
             if not isinstance(exc, VpsctlError):
                 log.exception("job %s step %s failed", job.id, job.step)
             self._fail(ctx, operation, exc)
@@ -338,6 +349,24 @@ class Worker:
                 session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status="waiting",
                                      message=f"{waiting}; the worker slot goes to other jobs meanwhile",
                                      actor=self._owner(job)))
+
+    def _database_lost(self, job: Job, error: Exception) -> None:
+        """The database stopped answering while the job ran (a step's record, its own writes): not a
+        failure of the operation, never a rollback.  The job is queued again as after a lost
+        connection to its host; when even that cannot be written, it keeps its lease, which
+        expires, and a worker takes it up again at its first step not recorded done (each step
+        looks at the actual state before acting: one that had ended runs again harmlessly)."""
+        detail = unavailable_detail(error)
+        try:
+            self._retry(job, TransientError(f"the database did not answer ({detail})"))
+        except Exception as again:
+            if not database_unavailable(again):
+                raise
+            log.warning("job %s (%s, step %s): the database does not answer (%s); taken up again once it "
+                        "answers and the job's lease has expired", job.id, job.kind, job.step, detail)
+            return
+        log.warning("job %s (%s, step %s): the database did not answer (%s); queued again", job.id, job.kind,
+                    job.step, detail)
 
     def _retry(self, job: Job, error: Exception) -> None:
         delay = min(2 ** job.attempts, 60)
