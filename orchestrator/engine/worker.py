@@ -44,6 +44,7 @@ WORKFLOWS = "orchestrator.workflows"
 
 
 CLIENT_FACING = (InvalidRequest, NotFound, Forbidden, Conflict, InsufficientCapacity, ContractRefusal)
+NOT_COMPLETED = "the operation did not complete; the provider's staff have the details"
 
 
 def in_client_terms(error: Exception) -> str:
@@ -51,7 +52,7 @@ def in_client_terms(error: Exception) -> str:
     whoever asked), anything else as a plain fact (the error may name hosts, paths, workers)."""
     if isinstance(error, CLIENT_FACING):
         return error.detail
-    return "the operation did not complete; the provider's staff have the details"
+    return NOT_COMPLETED
 
 
 def recheck(ctx: Context, operation: type[Operation[Any]]) -> None:

@@ -233,6 +233,8 @@ def test_a_create_on_a_full_pool_fails_clearly_and_leaves_nothing(world: World, 
     assert volumes(world.root_pool, vps_id) == [] and volumes(world.backup_pool, vps_id) == []
     record = api.call("GET", f"/v1/vps/{vps_id}", api.alice).json()
     assert record["status"] == "error" and record["task"] is None
+    assert record["error"] == PUBLIC_ERROR  # the pool's name and paths are staff's
+    assert world.root_pool in api.call("GET", f"/v1/vps/{vps_id}", api.support).json()["error"]
     capacity, usage = world.held()
     assert capacity == before[0]  # the host's capacity: not held by the failed VPS
     assert usage.vps == before[1].vps + 1  # the client still sees it, in error, until they delete it
