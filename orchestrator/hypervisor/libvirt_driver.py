@@ -81,7 +81,8 @@ def _translate(exc: libvirt.libvirtError, pool: str | None = None, uri: str = ""
     if NO_SPACE in message:
         return _out_of_space(message, pool, uri)
     if code in _TRANSIENT:
-        return TransientError(message)
+        # Which host's daemon broke off ("Cannot write data: Broken pipe" says nothing of it).
+        return TransientError(f"libvirt at {uri}: {message}" if uri else message)
     return HypervisorError(message)
 
 
