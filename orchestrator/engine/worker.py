@@ -45,6 +45,7 @@ WORKFLOWS = "orchestrator.workflows"
 
 CLIENT_FACING = (InvalidRequest, NotFound, Forbidden, Conflict, InsufficientCapacity, ContractRefusal)
 NOT_COMPLETED = "the operation did not complete; the provider's staff have the details"
+DATABASE_RETRY_SECONDS = 2  # a job whose step met the database down is taken up again after this
 
 
 def in_client_terms(error: Exception) -> str:
@@ -302,9 +303,11 @@ class Worker:
             job.steps_done = list(row.steps_done)
             job.step = row.step
 
-    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool) -> None:
-        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt) or
-        a deadline job that looked at its deadline and waits again (not counted, not started)."""
+    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool,
+                 counted: bool = True) -> None:
+        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt,
+        unless ``counted`` is false) or a deadline job that looked at its deadline and waits again
+        (not counted, not started)."""
         with session_scope(self.engine) as session:
             row = session.get(Job, job.id)
             if row is None:
@@ -313,7 +316,7 @@ class Worker:
             row.lease_owner = None
             row.lease_expires_at = None
             row.not_before = not_before
-            if deferred:
+            if deferred or not counted:
                 row.attempts = max(0, row.attempts - 1)
                 row.started_at = None
                 row.scheduled_at = not_before
@@ -353,13 +356,15 @@ class Worker:
 
     def _database_lost(self, job: Job, error: Exception) -> None:
         """The database stopped answering while the job ran (a step's record, its own writes): not a
-        failure of the operation, never a rollback.  The job is queued again as after a lost
-        connection to its host; when even that cannot be written, it keeps its lease, which
+        failure of the operation, never a rollback.  The job is queued again at its step, the
+        attempt not counted; when even that cannot be written, it keeps its lease, which
         expires, and a worker takes it up again at its first step not recorded done (each step
         looks at the actual state before acting: one that had ended runs again harmlessly)."""
         detail = unavailable_detail(error)
-        try:
-            self._retry(job, TransientError(f"the database did not answer ({detail})"))
+        try:  # not an attempt of the operation's: the database's outage must not use them up
+            again_at = utcnow() + timedelta(seconds=DATABASE_RETRY_SECONDS)
+            self._requeue(job, "retry", f"the database did not answer ({detail}); trying again in "
+                          f"{DATABASE_RETRY_SECONDS} s", not_before=again_at, deferred=False, counted=False)
         except Exception as again:
             if not database_unavailable(again):
                 raise

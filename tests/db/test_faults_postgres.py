@@ -17,11 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from orchestrator.core.clock import utcnow
@@ -158,3 +161,40 @@ def test_postgresql_restarted_under_the_api_and_a_worker(tmp_path: Path, postgre
     assert order == asked[:4]
     assert world.vps().status == "running" and world.host.domains[vps_id].state.value == "running"
     assert world.vps().name == "renamed"
+
+
+def test_a_step_that_meets_the_database_down_is_taken_up_again_without_using_an_attempt(
+        tmp_path: Path, clock: Any) -> None:
+    """The database answers again by the time the worker records the step's failure (a blip): the
+    job is queued again at its step, the attempt not counted, nothing rolled back; it then ends.
+    (The database's error is raised by the step here, as psycopg raises it through SQLAlchemy;
+    the outage itself is the test above's.)"""
+    blips: list[str] = []
+
+    def driver(uri: str, host: FakeHost) -> FakeDriver:
+        class Blip(FakeDriver):
+            def reboot_domain(self, uuid: str, hard: bool) -> None:
+                if not blips:
+                    blips.append(uuid)
+                    raise OperationalError("SELECT 1", {}, psycopg.OperationalError(
+                        "server closed the connection unexpectedly"))
+                super().reboot_domain(uuid, hard)
+
+        return Blip(uri, host)
+
+    world = make_world(tmp_path, "blip", driver=driver)
+    api = world.api
+    asked = api.call("POST", f"/v1/vps/{world.vps_id}/reboot", api.alice, json={"hard": True})
+    assert asked.status_code == 202, asked.text
+    job_id = asked.json()["job"]["id"]
+    world.run()
+    with Session(api.engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "queued" and job.attempts == 0
+        retry = session.exec(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.status == "retry")).one()
+    assert "the database did not answer (server closed the connection unexpectedly)" in retry.message
+    clock.advance(timedelta(seconds=3))
+    world.run()
+    done = api.call("GET", f"/v1/jobs/{job_id}", api.support).json()
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+    assert not [e for e in done["events"] if e["step"] == "rollback"] and blips == [world.vps_id]
