@@ -45,6 +45,7 @@ from api.routers import (
 )
 from api.scopes import check_declared
 from api.serving import closing_event
+from api.unavailable import DatabaseUnavailable
 from orchestrator import __version__
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core import clock
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.add_middleware(AuditTrail, engine=engine)  # inside the Guard: it reads the principal
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
                        rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
+    app.add_middleware(DatabaseUnavailable)  # outermost: a 503 whichever part met the database down
     for router in ROUTERS:
         check_declared(router.routes, PUBLIC)  # every route says which automation tokens may call it
         app.include_router(router)

@@ -129,7 +129,7 @@ DESCRIPTIONS = {
     429: "Too many requests from this token in the last minute; `Retry-After` says when to try again",
     500: "An unexpected error; it has been logged",
     502: "A hypervisor host answered with an error",
-    503: "A hypervisor host cannot be reached now; try again",
+    503: "A hypervisor host, or the database, cannot be reached now; try again (see Retry-After)",
 }
 HEADERS = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},

@@ -19,6 +19,7 @@ from orchestrator.core.auth import Principal
 from orchestrator.core.models import Backup, Customer, Host, Job, JobEvent, Role, Vps, VpsStatus
 from orchestrator.engine import jobs
 from orchestrator.engine.operation import OPERATIONS
+from orchestrator.engine.worker import NOT_COMPLETED
 
 # What a client does not read of a job's events: errors as they came (the end shows the public
 # error instead), undoing, the hooks' runs.
@@ -100,7 +101,8 @@ def vps_out(session: Session, vps: Vps, principal: Principal | None = None) -> V
         cut_off_reason=vps.cut_off_reason,
         mail_blocked=vps.mail_blocked,
         suspend_reason=vps.suspend_reason,
-        error=vps.error,
+        # The failure as it came names hosts, pools and paths: staff's (the job says it in client terms).
+        error=vps.error if principal is None or principal.is_staff else (NOT_COMPLETED if vps.error else None),
         created_at=vps.created_at,
         updated_at=vps.updated_at,
     )

@@ -11,6 +11,10 @@
 #   scripts/extra-host.sh rekey NAME DIR SSH_PORT     a new SSH host key, sshd restarted with it
 #   scripts/extra-host.sh down  NAME DIR              the host fails (every process of it killed)
 #   scripts/extra-host.sh up    NAME DIR [SSH_PORT]   it comes back (libvirtd, sshd started again)
+#   scripts/extra-host.sh kill-libvirtd  NAME DIR     libvirtd alone crashes (SIGKILL): its guests,
+#                                                     virtlogd, dnsmasq and sshd keep running
+#   scripts/extra-host.sh start-libvirtd NAME DIR     libvirtd started again (it finds its running
+#                                                     guests in the /run it left)
 #
 # NAME is the network namespace (created here, loopback only, deleted by stop); DIR a folder
 # for the host's files.  With SSH_PORT, an sshd listens inside NAME on that port, reached from
@@ -58,7 +62,8 @@ start_libvirtd() {
     ip netns exec "$name" unshare -m --propagation private sh -c "
         mount --bind $dir/etc /etc/libvirt && mount --bind $dir/run /run/libvirt &&
         mount --bind $dir/lib /var/lib/libvirt && $hide_kvm
-        virtlogd -d -p $dir/virtlogd.pid; exec libvirtd -d -p $dir/libvirtd.pid"
+        { [ -f $dir/virtlogd.pid ] && kill -0 \$(cat $dir/virtlogd.pid) 2>/dev/null || virtlogd -d -p $dir/virtlogd.pid; }
+        exec libvirtd -d -p $dir/libvirtd.pid"
     for _ in $(seq 1 60); do answering && break; sleep 0.5; done
     answering || { echo "libvirtd of $name did not answer" >&2; exit 1; }
 }
@@ -138,6 +143,19 @@ up)
     [ -n "$ssh_port" ] && start_sshd
     echo "host $name is up"
     ;;
+kill-libvirtd)
+    pid=$(cat "$dir/libvirtd.pid" 2>/dev/null || true)
+    [ -n "$pid" ] || { echo "no libvirtd of $name running" >&2; exit 1; }
+    kill -9 "$pid"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$pid" 2>/dev/null || { echo "libvirtd of $name did not die" >&2; exit 1; }
+    rm -f "$dir/libvirtd.pid"
+    echo "libvirtd of $name killed (pid $pid)"
+    ;;
+start-libvirtd)
+    start_libvirtd
+    echo "libvirtd of $name started"
+    ;;
 rekey)
     # The host's SSH key changes (a reinstalled host, or another machine answering at its address).
     [ -n "$ssh_port" ] || { echo "rekey: SSH_PORT" >&2; exit 2; }
@@ -153,5 +171,5 @@ stop)
     echo "host $name stopped"
     ;;
 *)
-    echo "usage: $0 start|bare|stop|down|up|rekey NAME DIR [SSH_PORT]" >&2; exit 2 ;;
+    echo "usage: $0 start|bare|stop|down|up|kill-libvirtd|start-libvirtd|rekey NAME DIR [SSH_PORT]" >&2; exit 2 ;;
 esac

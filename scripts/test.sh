@@ -19,9 +19,19 @@ scripts/install.sh --test
 started=0
 cleanup() {
     # The fleet tests' extra hosts stop with them; this is for a run cut short.
-    for host in /var/tmp/vpsctl-fleet/vpsctl-h[0-9]*; do
+    for host in /var/tmp/vpsctl-fleet/vpsctl-h[0-9f]*; do
         [ -d "$host" ] && scripts/extra-host.sh stop "$(basename "$host")" "$host" >/dev/null 2>&1 || true
     done
+    # The fault tests' small pools (libvirt mounts them) and private PostgreSQL servers.
+    for pool in $(virsh -c qemu:///system pool-list --all --name 2>/dev/null | grep '^vpsctl-full-' || true); do
+        virsh -c qemu:///system pool-destroy "$pool" >/dev/null 2>&1 || true
+        virsh -c qemu:///system pool-undefine "$pool" >/dev/null 2>&1 || true
+    done
+    for pg in /var/tmp/vpsctl-pg-*; do
+        [ -d "$pg/data" ] && runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pg_ctl" \
+            -D "$pg/data" -m immediate stop >/dev/null 2>&1 || true
+    done
+    rm -rf /var/tmp/vpsctl-full-* /var/tmp/vpsctl-pg-*
     [ "$started" = 1 ] && scripts/libvirt-host.sh stop "$VPSCTL_TEST_NETNS" >/dev/null 2>&1 || true
     scripts/postgres.sh stop
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -53,6 +54,35 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# What SQLite says when its file cannot be used now (every other sqlite3.OperationalError, such as
+# "no such table" or a syntax error, is a fault of the code, not of the database's availability).
+_SQLITE_BUSY = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached or used just now (a server stopped or
+    restarting, a connection cut, no connection free in the pool, SQLite's file locked beyond its
+    wait): worth trying again shortly, and no fault of what was asked."""
+    if isinstance(error, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return False
+    if type(error.orig).__module__.startswith("sqlite3"):
+        return any(text in str(error.orig).lower() for text in _SQLITE_BUSY)
+    return True  # a server's OperationalError: connection refused, closed, shut down, starting up
+
+
+def unavailable_detail(error: BaseException) -> str:
+    """The first line of the database driver's message (no SQL, no parameters)."""
+    orig = getattr(error, "orig", None) or error
+    lines = str(orig).strip().splitlines()
+    return (lines[0] if lines else type(orig).__name__)[:300]
 
 
 @contextmanager

@@ -15,7 +15,8 @@ a failed step is worth retrying (TransientError) or must roll back (everything e
     ├── ContractRefusal         a contract rule says no: 422, names the rule
     ├── OperationFailed         a step failed for good; the job rolls back
     ├── HypervisorError         libvirt said no
-    │   └── TransientError      worth retrying (connection lost, host busy)
+    │   ├── TransientError      worth retrying (connection lost, host busy)
+    │   └── StorageFull         a storage pool has no room left: not retried, rolled back
     ├── ImageError              building or finding an image failed
     └── SchemaError             the database cannot be migrated to this version's schema
 """
@@ -95,6 +96,14 @@ class HypervisorError(VpsctlError):
 
 class TransientError(HypervisorError):
     title = "Temporary hypervisor error"
+
+
+class StorageFull(HypervisorError):
+    """A host's storage pool has no room left for what a step writes (the disk of a new VPS, a
+    backup's copy, a grown disk).  Not retried: the job fails and rolls back, saying which pool;
+    staff make room (or add some) and the client asks again."""
+
+    title = "Storage full"
 
 
 class ImageError(VpsctlError):

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from orchestrator.compute.hosts import Drivers
 from orchestrator.core import faults
 from orchestrator.core.clock import utcnow
-from orchestrator.core.db import session_scope
+from orchestrator.core.db import database_unavailable, session_scope, unavailable_detail
 from orchestrator.core.errors import (
     Conflict,
     ContractRefusal,
@@ -44,6 +44,8 @@ WORKFLOWS = "orchestrator.workflows"
 
 
 CLIENT_FACING = (InvalidRequest, NotFound, Forbidden, Conflict, InsufficientCapacity, ContractRefusal)
+NOT_COMPLETED = "the operation did not complete; the provider's staff have the details"
+DATABASE_RETRY_SECONDS = 2  # a job whose step met the database down is taken up again after this
 
 
 def in_client_terms(error: Exception) -> str:
@@ -51,7 +53,7 @@ def in_client_terms(error: Exception) -> str:
     whoever asked), anything else as a plain fact (the error may name hosts, paths, workers)."""
     if isinstance(error, CLIENT_FACING):
         return error.detail
-    return "the operation did not complete; the provider's staff have the details"
+    return NOT_COMPLETED
 
 
 def recheck(ctx: Context, operation: type[Operation[Any]]) -> None:
@@ -153,8 +155,12 @@ class Worker:
                     continue
                 try:
                     job = jobs.claim(self.engine, self.owner(slot), self.settings.jobs.lease_seconds)
-                except Exception:
-                    log.exception("worker loop error")
+                except Exception as exc:
+                    if database_unavailable(exc):  # a database restarting: claim again once it answers
+                        log.warning("worker %s: claiming a job: the database does not answer (%s)", self.worker_id,
+                                    unavailable_detail(exc))
+                    else:
+                        log.exception("worker loop error")
                     job = None
                 if job is None:
                     free.put(slot)
@@ -207,8 +213,12 @@ class Worker:
                     if not jobs.heartbeat(self.engine, job.id, self._owner(job), self.settings.jobs.lease_seconds):
                         lost.set()
                         return
-                except Exception:
-                    log.exception("heartbeat failed for job %s", job.id)
+                except Exception as exc:
+                    if database_unavailable(exc):  # the lease may run out meanwhile: see _database_lost
+                        log.warning("heartbeat of job %s: the database does not answer (%s)", job.id,
+                                    unavailable_detail(exc))
+                    else:
+                        log.exception("heartbeat failed for job %s", job.id)
 
         def check_lease() -> None:
             if lost.is_set():
@@ -286,6 +296,9 @@ class Worker:
             else:
                 self._fail(ctx, operation, exc)
         except Exception as exc:  # any failure ends in a rollback: never a half-made VPS
+            if database_unavailable(exc):
+                self._database_lost(job, exc)
+                return
             if not isinstance(exc, VpsctlError):
                 log.exception("job %s step %s failed", job.id, job.step)
             self._fail(ctx, operation, exc)
@@ -306,9 +319,11 @@ class Worker:
             job.steps_done = list(row.steps_done)
             job.step = row.step
 
-    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool) -> None:
-        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt) or
-        a deadline job that looked at its deadline and waits again (not counted, not started)."""
+    def _requeue(self, job: Job, status: str, message: str, *, not_before: datetime, deferred: bool,
+                 counted: bool = True) -> None:
+        """Give the job back to the queue until ``not_before``: a retry (counted as an attempt,
+        unless ``counted`` is false) or a deadline job that looked at its deadline and waits again
+        (not counted, not started)."""
         with session_scope(self.engine) as session:
             row = session.get(Job, job.id)
             if row is None:
@@ -317,8 +332,9 @@ class Worker:
             row.lease_owner = None
             row.lease_expires_at = None
             row.not_before = not_before
-            if deferred:
+            if deferred or not counted:
                 row.attempts = max(0, row.attempts - 1)
+            if deferred:  # not started: a deadline job again, holding up nothing until it is due
                 row.started_at = None
                 row.scheduled_at = not_before
                 if job.vps_id:
@@ -354,6 +370,26 @@ class Worker:
                 session.add(JobEvent(job_id=job.id, vps_id=job.vps_id, step=step, status="waiting",
                                      message=f"{waiting}; the worker slot goes to other jobs meanwhile",
                                      actor=self._owner(job)))
+
+    def _database_lost(self, job: Job, error: Exception) -> None:
+        """The database stopped answering while the job ran (a step's record, its own writes): not a
+        failure of the operation, never a rollback.  The job is queued again at its step, the
+        attempt not counted; when even that cannot be written, it keeps its lease, which
+        expires, and a worker takes it up again at its first step not recorded done (each step
+        looks at the actual state before acting: one that had ended runs again harmlessly)."""
+        detail = unavailable_detail(error)
+        try:  # not an attempt of the operation's: the database's outage must not use them up
+            again_at = utcnow() + timedelta(seconds=DATABASE_RETRY_SECONDS)
+            self._requeue(job, "retry", f"the database did not answer ({detail}); trying again in "
+                          f"{DATABASE_RETRY_SECONDS} s", not_before=again_at, deferred=False, counted=False)
+        except Exception as again:
+            if not database_unavailable(again):
+                raise
+            log.warning("job %s (%s, step %s): the database does not answer (%s); taken up again once it "
+                        "answers and the job's lease has expired", job.id, job.kind, job.step, detail)
+            return
+        log.warning("job %s (%s, step %s): the database did not answer (%s); queued again", job.id, job.kind,
+                    job.step, detail)
 
     def _retry(self, job: Job, error: Exception) -> None:
         delay = min(2 ** job.attempts, 60)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import libvirt
 
 from orchestrator.core import faults
-from orchestrator.core.errors import HypervisorError, TransientError
+from orchestrator.core.errors import HypervisorError, StorageFull, TransientError
 from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, LiveBackup, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,
@@ -65,11 +65,25 @@ _CHUNK = 1 << 20
 T = TypeVar("T")
 
 
-def _translate(exc: libvirt.libvirtError) -> HypervisorError:
+# strerror(ENOSPC): what libvirt, qemu-img and QEMU say, whichever of them met the full filesystem.
+NO_SPACE = "No space left on device"
+
+
+def _out_of_space(message: str, pool: str | None, uri: str) -> StorageFull:
+    where = f"storage pool '{pool}' on {uri}" if pool else f"host {uri}"
+    return StorageFull(f"{where} is out of space: {message.strip()}")
+
+
+def _translate(exc: libvirt.libvirtError, pool: str | None = None, uri: str = "") -> HypervisorError:
+    """A libvirt error as ours: worth retrying, out of space (``pool``: the pool written to), or
+    a plain refusal."""
     code = exc.get_error_code()
     message = exc.get_error_message() or str(exc)
+    if NO_SPACE in message:
+        return _out_of_space(message, pool, uri)
     if code in _TRANSIENT:
-        return TransientError(message)
+        # Which host's daemon broke off ("Cannot write data: Broken pipe" says nothing of it).
+        return TransientError(f"libvirt at {uri}: {message}" if uri else message)
     return HypervisorError(message)
 
 
@@ -99,11 +113,13 @@ class LibvirtDriver:
                 raise TransientError(f"cannot connect to {self.uri}: {exc}") from exc
             return self._conn
 
-    def _call(self, fn: Callable[[libvirt.virConnect], T]) -> T:
+    def _call(self, fn: Callable[[libvirt.virConnect], T], pool: str | None = None) -> T:
+        """``fn`` on the connection, libvirt's errors translated (``pool``: the one it writes to,
+        named when it is out of space)."""
         try:
             return fn(self._connection())
         except libvirt.libvirtError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, pool, self.uri) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -184,7 +200,7 @@ class LibvirtDriver:
                     raise
             return str(vol.path())
 
-        return self._call(create)
+        return self._call(create, pool=pool)
 
     def upload_volume(self, pool: str, config: VolumeConfig, source: Path, sha256: str | None = None) -> str:
         size = source.stat().st_size
@@ -209,7 +225,7 @@ class LibvirtDriver:
                 raise
             return str(vol.path())
 
-        return self._call(upload)
+        return self._call(upload, pool=pool)
 
     @staticmethod
     def _send(
@@ -483,7 +499,7 @@ class LibvirtDriver:
             if size_bytes > current:
                 vol.resize(size_bytes, 0)
 
-        self._call(resize)
+        self._call(resize, pool=pool)
 
     def _has_target(self, dom: libvirt.virDomain, target: str) -> bool:
         root = ET.fromstring(dom.XMLDesc(0))  # noqa: S314  (libvirt's own XML)
@@ -564,7 +580,7 @@ class LibvirtDriver:
             made = target_pool.createXMLFrom(config.to_xml(), source, 0)
             return int(made.info()[2])
 
-        return self._call(copy)
+        return self._call(copy, pool=dst_pool)
 
     def backup_disk_live(self, uuid: str, target: str, dst_pool: str, dst: str, timeout: float,
                          quiesce: bool = True) -> LiveBackup:
@@ -597,12 +613,13 @@ class LibvirtDriver:
                 time.sleep(0.1)
             stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
             if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
-                raise HypervisorError(f"backup of {target} failed: {stats.get('errmsg', 'unknown error')}")
+                failure = f"backup of {target} failed: {stats.get('errmsg', 'unknown error')}"
+                raise _out_of_space(failure, dst_pool, self.uri) if NO_SPACE in failure else HypervisorError(failure)
             pool.refresh(0)
             size = int(pool.storageVolLookupByName(dst).info()[2])
             return LiveBackup(size_bytes=size, quiesced=frozen > 0, frozen=frozen, detail=detail)
 
-        return self._call(backup)
+        return self._call(backup, pool=dst_pool)
 
     def download_volume(self, pool: str, name: str) -> Iterator[bytes]:
         conn = self._connection()
@@ -715,7 +732,7 @@ class LibvirtDriver:
                 raise
             return written
 
-        return self._call(receive)
+        return self._call(receive, pool=pool)
 
 
     # --- console ---------------------------------------------------------------------------

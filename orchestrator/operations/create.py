@@ -37,7 +37,7 @@ from orchestrator.compute.keys import normalise_authorized_key
 from orchestrator.compute.placement import Resources
 from orchestrator.contract.sites import check_site
 from orchestrator.core.access import owner_for_create
-from orchestrator.core.errors import Forbidden, InvalidRequest, NotFound
+from orchestrator.core.errors import Forbidden, InvalidRequest, NotFound, OperationFailed, TransientError
 from orchestrator.core.models import Customer, Image, JobEvent, Vps, VpsStatus
 from orchestrator.core.settings import Settings
 from orchestrator.engine import events
@@ -227,13 +227,23 @@ class CreateVps(Operation[VpsCreate]):
 
     @classmethod
     def rollback(cls, ctx: Context, error: Exception) -> None:
+        """Remove what the steps made on the host; the VPS ends ``error``, holding no capacity,
+        even when its host does not answer (it vanished during the create): what the host still
+        holds of it then goes when the VPS is deleted (each step of a delete looks first)."""
         vps, host = ctx.vps(), ctx.host()
-        driver = ctx.driver
-        driver.destroy_domain(vps.id)
-        driver.undefine_domain(vps.id)
-        driver.delete_volume(host.pool_name, vps.root_volume)
-        driver.delete_volume(host.pool_name, vps.seed_volume)
-        driver.unpin_address(host.network_name, mac_of(vps))
+        try:
+            driver = ctx.driver
+            driver.destroy_domain(vps.id)
+            driver.undefine_domain(vps.id)
+            driver.delete_volume(host.pool_name, vps.root_volume)
+            driver.delete_volume(host.pool_name, vps.seed_volume)
+            driver.unpin_address(host.network_name, mac_of(vps))
+        except Exception as exc:
+            why = (f"host {host.name} does not answer" if isinstance(exc, TransientError)
+                   else f"undoing it on host {host.name} failed")
+            left = f"{why} ({exc}): what it holds of the VPS is removed when the VPS is deleted"
+            ctx.update_vps(status=VpsStatus.error, addresses=[], error=f"{error}; {left}"[:2000])
+            raise OperationFailed(left) from exc
         ctx.update_vps(status=VpsStatus.error, addresses=[], error=str(error)[:2000])
 
 

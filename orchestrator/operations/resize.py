@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field
 from orchestrator.compute.designer import live_ceilings
 from orchestrator.compute.hosts import candidates, policy
 from orchestrator.compute.placement import Resources, fits
-from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest, OperationFailed
+from orchestrator.core.errors import ContractRefusal, InsufficientCapacity, InvalidRequest, OperationFailed, StorageFull
 from orchestrator.core.models import Image, JobEvent, Vps, VpsStatus
 from orchestrator.engine import events
 from orchestrator.engine.context import Context, Request
@@ -106,7 +106,10 @@ def grow_disk(ctx: Context) -> str:
         return f"disk already {current // GIB} GiB"
     info = ctx.driver.domain(vps.id)
     if info is not None and info.state.value in ("running", "paused"):
-        ctx.driver.block_resize_live(vps.id, "vda", size)  # the guest is told the new size
+        try:
+            ctx.driver.block_resize_live(vps.id, "vda", size)  # the guest is told the new size
+        except StorageFull as exc:  # QEMU grows the image in place: say which pool has no room
+            raise StorageFull(f"growing {vps.root_volume} in storage pool '{host.pool_name}': {exc}") from exc
         return f"disk grown live to {p.disk_gib} GiB"
     ctx.driver.resize_volume(host.pool_name, vps.root_volume, size)
     return f"disk grown to {p.disk_gib} GiB"

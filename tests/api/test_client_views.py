@@ -21,7 +21,7 @@ class Broken(FakeDriver):
     """Fails to start a domain the way libvirt says it: with the host's paths in the message."""
 
     def start_domain(self, uuid: str) -> None:
-        if self.state.domains[uuid].state.value == "shutoff" and uuid in Broken.refuse:
+        if self.state.domains[uuid].state.value == "shutoff" and (uuid in Broken.refuse or "*" in Broken.refuse):
             raise HypervisorError("Cannot access storage file '/var/lib/libvirt/vpsctl/secret-host-7/root.qcow2' "
                                   "on kvm-par-07.internal")
         super().start_domain(uuid)
@@ -63,6 +63,29 @@ def test_a_client_reads_their_jobs_in_client_terms(tmp_path: Path) -> None:
     assert any(e["message"] == "shut down by the guest" or e["message"] == "forced off" for e in log)
     record = api.call("GET", f"/v1/vps/{world.vps_id}", api.alice).json()
     assert record["host"] is None and api.call("GET", f"/v1/vps/{world.vps_id}", api.support).json()["host"] == "h1"
+
+
+def test_a_client_reads_a_failed_create_in_client_terms(tmp_path: Path) -> None:
+    """The VPS's record keeps the failure as it came (hosts, paths) for staff; its client reads
+    that the operation did not complete, in the record as in the job."""
+    world = make_world(tmp_path, "w", driver=lambda uri, host: Broken(uri, host))
+    api = world.api
+    Broken.refuse.add("*")  # every domain's start fails
+    try:
+        ordered = api.order(api.alice, json={"name": "second", "image": "tiny", "vcpus": 1, "memory_mib": 256,
+                                             "disk_gib": 2, "ssh_keys": [world.key]})
+        assert ordered.status_code == 202, ordered.text
+        world.run()
+    finally:
+        Broken.refuse.discard("*")
+    vps_id = ordered.json()["vps"]["id"]
+    staff = api.call("GET", f"/v1/vps/{vps_id}", api.support).json()
+    assert staff["status"] == "error" and "kvm-par-07" in staff["error"]
+    client = api.call("GET", f"/v1/vps/{vps_id}", api.alice).json()
+    assert client["status"] == "error"
+    assert client["error"] == "the operation did not complete; the provider's staff have the details"
+    listed = api.call("GET", "/v1/vps", api.alice).json()["items"]
+    assert "kvm-par-07" not in text_of(listed) and "/var/lib/libvirt" not in text_of(listed)
 
 
 def test_the_client_sees_that_staff_checked_not_what_was_found(tmp_path: Path) -> None:

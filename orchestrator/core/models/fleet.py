@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from orchestrator.core.models.types import time_field
+from orchestrator.core.models.types import bytes_field, time_field
 
 
 class Host(SQLModel, table=True):
@@ -39,8 +39,8 @@ class Image(SQLModel, table=True):
     os: str = Field(max_length=100)
     os_family: str = Field(default="linux", max_length=32)
     format: str = Field(default="qcow2", max_length=16)
-    size_bytes: int = 0  # file size of the built image
-    virtual_size_bytes: int = 0  # disk size the image describes
+    size_bytes: int = bytes_field()  # file size of the built image
+    virtual_size_bytes: int = bytes_field()  # disk size the image describes
     sha256: str = Field(max_length=64)
     path: str = Field(max_length=1000)
     min_disk_gib: int = 1

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, DateTime, String, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Column, Date, DateTime, String, TypeDecorator
 from sqlmodel import Field
 
 from orchestrator.core.clock import utcnow
@@ -50,6 +50,12 @@ class Money(TypeDecorator[Decimal]):
 def money_field(nullable: bool = False) -> Any:
     column: Column[Decimal] = Column(Money(), nullable=nullable)
     return Field(default=None if nullable else Decimal("0"), sa_column=column)
+
+
+def bytes_field() -> Any:
+    """A count of bytes: 64 bits (a disk's copy or an hour's traffic passes 2 GiB, PostgreSQL's
+    INTEGER)."""
+    return Field(default=0, sa_column=Column(BigInteger(), nullable=False))
 
 
 def date_field(index: bool = False) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Column, Index, event
 from sqlmodel import Field, SQLModel
 
-from orchestrator.core.models.types import UTCDateTime, json_field, new_id, time_field
+from orchestrator.core.models.types import UTCDateTime, bytes_field, json_field, new_id, time_field
 
 
 class VpsStatus(enum.StrEnum):
@@ -117,7 +117,7 @@ class Backup(SQLModel, table=True):
     kind: str = Field(max_length=32)  # manual | before_reinstall
     pool: str = Field(max_length=64)
     volume: str = Field(max_length=200)
-    size_bytes: int = 0
+    size_bytes: int = bytes_field()
     status: str = Field(default="available", max_length=16)  # creating | available | failed | deleted
     note: str = Field(default="", max_length=500)
     created_at: datetime | None = time_field(now=True)
@@ -134,14 +134,14 @@ class TrafficSample(SQLModel, table=True):
 
     vps_id: str = Field(foreign_key="vps.id", primary_key=True, max_length=36)
     hour: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), primary_key=True))
-    rx_bytes: int = 0
-    tx_bytes: int = 0
+    rx_bytes: int = bytes_field()
+    tx_bytes: int = bytes_field()
 
 
 class TrafficCounter(SQLModel, table=True):
     """The last interface counters read for a VPS, to turn the next reading into a delta."""
 
     vps_id: str = Field(foreign_key="vps.id", primary_key=True, max_length=36)
-    rx_bytes: int = 0
-    tx_bytes: int = 0
+    rx_bytes: int = bytes_field()
+    tx_bytes: int = bytes_field()
     read_at: datetime | None = time_field()

@@ -17,7 +17,7 @@ from orchestrator.compute.keys import generate_host_key
 from orchestrator.compute.seed import Seed
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import locked, session_scope
-from orchestrator.core.errors import HypervisorError, OperationFailed, TransientError
+from orchestrator.core.errors import HypervisorError, OperationFailed, StorageFull, TransientError
 from orchestrator.core.models import Host, HostImage, Image, Job, Outbox
 from orchestrator.engine import jobs
 from orchestrator.engine.context import Context
@@ -122,6 +122,8 @@ def ensure_image(ctx: Context, image_name: str, host: Host | None = None) -> str
                 Path(image.path),
                 sha256=image.sha256,  # read back from the host and compared: a damaged copy is sent again
             )
+        except StorageFull:
+            raise  # no room for the image: a clear failure, not worth trying again at once
         except HypervisorError as exc:
             # Another installation sharing the host may be writing the same volume right now
             # ("still being allocated"): the next attempt finds it complete, or uploads again.
