@@ -212,6 +212,12 @@ def copy_volumes(ctx: Context) -> str:
         copied.append(key)
         ctx.remember(**{COPIED: copied})
         done.append(f"{name} ({written} bytes)")
+    root = ctx.vps().root_volume
+    if dst.describe_volume(target.pool_name, root) is None:
+        # Neither copied now nor by an earlier attempt: the source lost it (removed behind the
+        # orchestrator's back).  Recording the VPS on the target would leave it without a disk.
+        raise OperationFailed(f"the root disk {root} is neither on {source.name} nor on {target.name}: "
+                              "nothing to move; the VPS stays recorded where it was")
     return f"copied to {target.name}: " + (", ".join(done) or "nothing left to copy")
 
 

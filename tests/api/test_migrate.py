@@ -142,3 +142,19 @@ def test_a_drain_moves_every_vps_off_the_host_at_its_window_after_notices(tmp_pa
     again = api.call("POST", "/v1/hosts/h2/drain", api.support,
                      json={"starts_at": (starts + timedelta(days=1)).isoformat()})
     assert again.status_code == 422 and again.json()["rule"] == "R5.4-frequency"
+
+
+def test_a_move_whose_source_lost_the_disk_fails_and_records_the_vps_where_it_was(tmp_path: Path) -> None:
+    """The source's volumes removed behind the orchestrator's back: the copy finds nothing to
+    move; the move fails rather than record the VPS on a host that has no disk of it."""
+    world = two_hosts(tmp_path)
+    for pool in world.host.pools.values():
+        for name in [n for n in pool if world.vps_id in n]:
+            del pool[name]
+    asked = ask(world, world.api.support, {"to_host": "h2"})
+    assert asked.status_code == 202  # type: ignore[attr-defined]
+    world.run()
+    job = world.api.call("GET", f"/v1/jobs/{asked.json()['job']['id']}", world.api.support).json()  # type: ignore[attr-defined]
+    assert job["status"] == "failed"
+    assert world.vps().host_id == 1  # still recorded on the source
+    assert world.vps_id not in OTHER.domains and vps_volumes(OTHER, world.vps_id) == []

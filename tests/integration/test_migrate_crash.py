@@ -5,7 +5,9 @@ volumes there and nothing left on the source."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import libvirt
 import pytest
@@ -15,6 +17,7 @@ from orchestrator.compute.hosts import Drivers, register_host
 from orchestrator.core.models import Host
 from orchestrator.operations import migrate
 from tests.conftest import URI
+from tests.integration.conftest import STARTED, wipe
 from tests.integration.killpoints import Drill
 from tests.integration.killpoints import drill as drill
 from tests.integration.test_fleet import on
@@ -25,6 +28,21 @@ pytestmark = pytest.mark.libvirt
 COLD = ["migrate:before:copy_volumes", "migrate:during:copy_volumes", "migrate:after:switch_host",
         "migrate:after:start_target", "migrate:before:remove_source"]
 shared: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _extra_hosts_wiped() -> Iterator[None]:
+    """The cold cases share one VPS moving back and forth: the extra hosts are not wiped after
+    each case (tests/integration/conftest.py) but once the module is done (``wiped_at_the_end``)."""
+    yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wiped_at_the_end() -> Iterator[None]:
+    yield
+    for uri in STARTED.values():
+        with contextlib.suppress(libvirt.libvirtError):
+            wipe(uri)
 
 
 def host_named(drill: Drill, name: str) -> int:
