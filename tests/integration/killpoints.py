@@ -222,3 +222,10 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
 
 def kill_points(kind: str, steps: list[str], whens: tuple[str, ...] = ("before", "after")) -> list[str]:
     return [f"{kind}:{when}:{step}" for step in steps for when in whens]
+
+
+def thinned(points: list[str], slow: set[str]) -> list[Any]:
+    """The points as test parameters, those in ``slow`` marked slow: the test command runs the
+    others; the full run (``VPSCTL_TEST_DEBIAN=1 scripts/test.sh``) runs them all."""
+    assert slow <= set(points), slow - set(points)
+    return [pytest.param(p, marks=pytest.mark.slow) if p in slow else p for p in points]
