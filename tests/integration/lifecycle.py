@@ -102,29 +102,33 @@ def worker_looked(api: Api, since: datetime, what: str = "the worker's look at t
     return eventually(probe, 60, what)  # type: ignore[no-any-return]
 
 
-def periodic(api: Api, task: str) -> tuple[int, dict[str, int]]:
-    """A periodic duty's runs so far and the facts of its last one, as ``GET /metrics`` shows them."""
+def periodic(api: Api, task: str) -> tuple[int, int, dict[str, int]]:
+    """A periodic duty's runs and failures so far and the facts of its last run that ended well,
+    as ``GET /metrics`` shows them."""
     response = api.call("GET", "/metrics", api.support)
     assert response.status_code == 200, response.text
-    runs, facts = 0, {}
+    runs, failures, facts = 0, 0, {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
             if sample.labels.get("task") != task:
                 continue
             if sample.name == "vpsctl_periodic_runs_total":
                 runs = int(sample.value)
+            elif sample.name == "vpsctl_periodic_failures_total":
+                failures = int(sample.value)
             elif sample.name == "vpsctl_periodic_last_run_facts":
                 facts[sample.labels["fact"]] = int(sample.value)
-    return runs, facts
+    return runs, failures, facts
 
 
 def runs_after(api: Api, task: str, count: int, within: float = 60) -> dict[str, int]:
-    """Once ``count`` more runs of ``task`` ended (the first may have begun before this call), the
-    facts of the last one."""
-    before, _facts = periodic(api, task)
+    """Once ``count`` more runs of ``task`` ended, none failing (the first may have begun before
+    this call), the facts of the last one."""
+    before, failed, _facts = periodic(api, task)
 
     def probe() -> dict[str, int] | None:
-        runs, facts = periodic(api, task)
+        runs, failures, facts = periodic(api, task)
+        assert failures == failed, f"{failures - failed} runs of {task} failed"
         return facts if runs >= before + count else None
 
     return eventually(probe, within, f"{count} more runs of {task}")  # type: ignore[no-any-return]
