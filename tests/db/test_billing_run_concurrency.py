@@ -82,7 +82,8 @@ def test_billing_run_in_several_processes_issues_each_period_once(settings: Sett
     context = contention.processes()
     names = contention.names(WORKERS)
     barrier, asking, out = context.Barrier(WORKERS + 1), context.Queue(), context.Queue()
-    procs = [context.Process(target=run, args=(url, str(tmp_path), name, barrier, asking, out)) for name in names]
+    procs = [context.Process(target=run, args=(url, str(tmp_path), name, barrier, asking, out), daemon=True)
+             for name in names]
     for proc in procs:
         proc.start()
     barrier.wait(timeout=120)  # every process is ready (its schema checked, which needs the lock)

@@ -34,7 +34,8 @@ def work(url: str, state_dir: str, name: str, barrier: Any, out: Any) -> None:
     engine = make_engine(Settings(state_dir=Path(state_dir), database_url=url))
     barrier.wait(timeout=120)  # every process ready: they claim together
     first = True
-    while True:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # a queue that never empties fails the test, not the run
         job = claim(engine, name, lease_seconds=60)
         if job is None:
             with Session(engine) as session:
@@ -81,8 +82,8 @@ def test_workers_share_the_queue_safely(settings: Settings, tmp_path: Path) -> N
 
     context = contention.processes()
     out, barrier = context.Queue(), context.Barrier(WORKERS)
-    procs = [context.Process(target=work, args=(settings.database, str(tmp_path), f"w{i}", barrier, out))
-             for i in range(WORKERS)]
+    procs = [context.Process(target=work, args=(settings.database, str(tmp_path), f"w{i}", barrier, out),
+                             daemon=True) for i in range(WORKERS)]
     for proc in procs:
         proc.start()
     results = [out.get(timeout=120) for _ in range(VPS_COUNT * JOBS_PER_VPS)]
