@@ -158,11 +158,13 @@ def test_shipped_inventory_hooks_lose_no_line_when_run_together(tmp_path: Path) 
     assert not (settings.hooks_data / "inventory.ini.lock").exists()
 
 
-def eventually_retrying(settings: Settings, task: str, count: int, within: float = 60) -> list[str]:
-    """The ``FAILED - RETRYING`` lines of ``task`` in a running hook's output (ansible-runner's
-    artifacts under ``<state_dir>/hook-runs``), once there are ``count`` of them."""
+def eventually_retrying(settings: Settings, task: str, count: int, running: threading.Thread,
+                        within: float = 60) -> list[str]:
+    """The ``FAILED - RETRYING`` lines of ``task`` in the output of the hook ``running`` runs
+    (ansible-runner's artifacts under ``<state_dir>/hook-runs``), once there are ``count``."""
     deadline = time.monotonic() + within
     while True:
+        assert running.is_alive(), "the hook ended instead of waiting"
         lines = [line for path in (settings.state_dir / "hook-runs").glob("run-*/artifacts/*/stdout")
                  for line in path.read_text(errors="replace").splitlines()
                  if "FAILED - RETRYING" in line and task in line]
@@ -182,7 +184,7 @@ def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_pat
     thread.start()
     # It waits for the lock: the run's own output (written as it goes) shows it tried to take it,
     # found it taken and will try again, twice.
-    retries = eventually_retrying(settings, "Take the lock of", 2)
+    retries = eventually_retrying(settings, "Take the lock of", 2, thread)
     assert all("retries left" in line for line in retries), retries
     inventory = settings.hooks_data / "inventory.ini"
     assert thread.is_alive() and not inventory.exists()
