@@ -21,6 +21,10 @@ every host's domains with the records.
   clean-traffic, or changed on the host by hand) gets a ``network-sync`` job that applies the
   record's, live and persistent; the drift is recorded (Audit).
 
+Each pass counts what it compared and decided (``PASS_FACTS``: VPS running as recorded, found
+down, left alone, incidents opened and resolved); the ticker records them with the pass
+(orchestrator/engine/status.py), and ``GET /metrics`` shows the last pass's.
+
 Each drift opens one incident, not one per pass: the open incident is looked for first, and a
 partial unique index (one open reconciler incident per VPS and malfunction) makes a second worker
 process that looked at the same moment fail its insert and give up.  The restart job carries an
@@ -91,7 +95,7 @@ PASS_FACTS = (
     "as_recorded",  # running as recorded: nothing to do
     "drifts",  # found down (a domain shut off, crashed or missing)
     "incidents_opened",  # drifts (or a host down) that opened an incident now; the others had theirs
-    "busy",  # left alone: a job of the VPS is at work or due
+    "busy",  # found down but left alone: a job of the VPS is at work or due (or its record changed meanwhile)
     "resolved",  # VPS whose reconciler incidents were resolved (running again)
 )
 
