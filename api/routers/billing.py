@@ -49,7 +49,7 @@ def run_billing(settings: SettingsDep, engine: Annotated[Engine, Depends(get_eng
     """Run the billing run now (it also runs periodically in every worker): every rent period
     begun is invoiced once, in full (R8.2-rent)."""
     result = billing_run.run(engine, settings)
-    return RunOut(issued=result.issued, revised=result.revised, defaults=result.defaults)
+    return RunOut(issued=result.issued, revised=result.revised, defaults=result.defaults, raced=result.raced)
 
 
 @router.post("/v1/billing/syntec", status_code=status.HTTP_201_CREATED, response_model=SyntecOut)

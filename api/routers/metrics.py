@@ -23,7 +23,17 @@ from api.deps import EngineDep, StaffPrincipal
 from api.scopes import scoped
 from orchestrator.compute.hosts import allocations
 from orchestrator.core.clock import utcnow
-from orchestrator.core.models import Audit, Host, Job, JobStatus, Outbox, Webhook, WebhookDelivery
+from orchestrator.core.models import (
+    Audit,
+    Host,
+    Job,
+    JobStatus,
+    Outbox,
+    PeriodicRun,
+    Webhook,
+    WebhookDelivery,
+    WorkerStatus,
+)
 
 router = APIRouter(tags=["metrics"], dependencies=[scoped("metrics")])
 
@@ -52,6 +62,8 @@ class StateCollector:
             yield from self._hosts(session)
             yield from self._audit(session)
             yield from self._webhooks(session)
+            yield from self._duties(session)
+            yield from self._workers(session)
 
     def _jobs(self, session: Session) -> Iterator[Metric]:
         count = GaugeMetricFamily("vpsctl_jobs", "Jobs by kind and status", labels=["kind", "status"])
@@ -137,12 +149,59 @@ class StateCollector:
         yield GaugeMetricFamily("vpsctl_webhooks_disabled", "Webhooks disabled by failures in a row", value=disabled)
 
 
+    def _duties(self, session: Session) -> Iterator[Metric]:
+        """Each periodic duty (orchestrator/engine/ticker.py), whichever process ran it."""
+        runs = CounterMetricFamily("vpsctl_periodic_runs", "Runs of a periodic duty that ended (well or not)",
+                                   labels=["task"])
+        failures = CounterMetricFamily("vpsctl_periodic_failures", "Runs of a periodic duty that failed",
+                                       labels=["task"])
+        last = GaugeMetricFamily("vpsctl_periodic_last_run_timestamp_seconds",
+                                 "When the last run of a periodic duty ended (Unix time)", labels=["task"])
+        took = GaugeMetricFamily("vpsctl_periodic_last_run_duration_seconds",
+                                 "How long the last run of a periodic duty took", labels=["task"])
+        facts = GaugeMetricFamily("vpsctl_periodic_last_run_facts", "What the last run of a periodic duty that "
+                                  "ended well looked at and decided, counted (the reconciler: hosts, vps, "
+                                  "as_recorded, drifts, ...; the billing run: issued, raced, ...)",
+                                  labels=["task", "fact"])
+        for row in session.exec(select(PeriodicRun).order_by(col(PeriodicRun.task))).all():
+            runs.add_metric([row.task], row.runs)
+            failures.add_metric([row.task], row.failures)
+            if row.last_finished_at is not None:
+                last.add_metric([row.task], row.last_finished_at.timestamp())
+            duration = seconds(row.last_started_at, row.last_finished_at)
+            if duration is not None:
+                took.add_metric([row.task], duration)
+            for fact, value in sorted(row.last_facts.items()):
+                facts.add_metric([row.task, fact], value)
+        yield from (runs, failures, last, took, facts)
+
+    def _workers(self, session: Session) -> Iterator[Metric]:
+        """Each worker process not stopped: its looks at the queue (orchestrator/engine/status.py)."""
+        looks = CounterMetricFamily("vpsctl_worker_looks", "Claims a worker process tried", labels=["worker"])
+        claimed = CounterMetricFamily("vpsctl_worker_claimed", "Jobs a worker process claimed", labels=["worker"])
+        idle = GaugeMetricFamily("vpsctl_worker_idle_timestamp_seconds", "When, by its clock, a worker last looked "
+                                 "at the queue and found no job ready (recorded once per heartbeat at most)",
+                                 labels=["worker"])
+        due = GaugeMetricFamily("vpsctl_worker_next_due_timestamp_seconds", "Then, when the queued job it waits "
+                                "for may run (a deadline job, a retry)", labels=["worker", "job"])
+        for row in session.exec(select(WorkerStatus).where(col(WorkerStatus.stopped_at).is_(None))
+                                .order_by(col(WorkerStatus.worker))).all():
+            looks.add_metric([row.worker], row.looks)
+            claimed.add_metric([row.worker], row.claimed)
+            if row.idle_at is not None:
+                idle.add_metric([row.worker], row.idle_at.timestamp())
+            if row.next_due_at is not None:
+                due.add_metric([row.worker, row.next_due_job_id or ""], row.next_due_at.timestamp())
+        yield from (looks, claimed, idle, due)
+
+
 @router.get("/metrics", response_class=Response, operation_id="get_metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(engine: EngineDep, _staff: StaffPrincipal) -> Response:
     """Jobs by kind and status, job durations, queue depth and age of the oldest ready job, the
     email backlog, hosts' capacity and allocation, hook failures, reconciliation findings, webhook
-    deliveries and failures."""
+    deliveries and failures; each periodic duty's runs, failures, last run and its facts; each
+    worker process's looks at the queue and the job it waits for."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(engine))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,9 @@ class RunOut(BaseModel):
     issued: list[str] = Field(description="numbers of the rent invoices issued by this run")
     revised: list[str] = Field(description="subscriptions whose rent was revised (R8.4-syntec)")
     defaults: list[str] = Field(description="invoices put in default by policy (R8.7-default)")
+    raced: list[str] = Field(description="rent periods (`<subscription id> <period start>`) another run issued "
+                             "while this one was issuing them (a worker's periodic run at the same moment): "
+                             "left to it, each invoiced once")
 
 
 class SyntecBody(BaseModel):

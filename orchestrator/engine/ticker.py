@@ -1,4 +1,5 @@
 """Periodic duties of a worker process: the billing run, the reconciler, traffic counters.
+Each run is recorded (orchestrator/engine/status.py: counted, with its facts, for GET /metrics).
 
 Deadlines are not here: a deadline is a job with ``scheduled_at`` (orchestrator/jobs), durable and
 claimed like any job.  These tasks look at the world and record what they find (or enqueue jobs);
@@ -9,6 +10,8 @@ each must be safe to run in several worker processes at once and to run again af
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +20,14 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from orchestrator.compute.hosts import Drivers
+from orchestrator.core.clock import utcnow
 from orchestrator.core.settings import Settings
+from orchestrator.engine import status
 
 log = logging.getLogger(__name__)
+
+# Who ran a duty, in its record (orchestrator/engine/status.py).
+PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 TaskFn = Callable[[Engine, Settings, Drivers], object]
 
@@ -52,10 +60,16 @@ def run_due(engine: Engine, settings: Settings, drivers: Drivers, last: dict[str
         if every <= 0 or now - last.get(task.name, -1e18) < every:
             continue
         last[task.name] = now
+        started, result, error = utcnow(), None, None
         try:
-            task.run(engine, settings, drivers)
-        except Exception:
+            result = task.run(engine, settings, drivers)
+        except Exception as exc:
             log.exception("periodic task %s failed", task.name)
+            error = exc
+        try:  # counted, with what it found (status.facts_of): GET /metrics
+            status.record_run(engine, task.name, PROCESS, started, result, error)
+        except Exception:
+            log.exception("periodic task %s: its run was not recorded", task.name)
 
 
 def run_forever(engine: Engine, settings: Settings, stop: threading.Event, drivers: Drivers | None = None) -> None:

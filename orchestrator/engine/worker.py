@@ -32,7 +32,7 @@ from orchestrator.core.errors import (
 )
 from orchestrator.core.models import Job, JobEvent, JobStatus, Vps
 from orchestrator.core.settings import Settings
-from orchestrator.engine import events, jobs
+from orchestrator.engine import events, jobs, status
 from orchestrator.engine.context import PLAN, Context, Request
 from orchestrator.engine.operation import OPERATIONS, Deferred, LeaseLost, Operation, Waiting, requester
 
@@ -144,6 +144,10 @@ class Worker:
             jobs.end_leases_of_dead_workers(self.engine, self.worker_id)
         except Exception:
             log.exception("could not look for jobs of dead workers")
+        # What it sees of the queue, for operators (GET /metrics): when it last found nothing
+        # ready, and the job it then waits for.
+        lookout = status.Lookout(self.engine, self.worker_id, self.settings.jobs.heartbeat_seconds)
+        self._record(lookout.start)
         free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in range(self.slots):
             free.put(slot)
@@ -162,13 +166,24 @@ class Worker:
                     else:
                         log.exception("worker loop error")
                     job = None
+                else:
+                    self._record(lookout.looked, job is not None)
                 if job is None:
                     free.put(slot)
                     if not self.stopping.is_set():
                         jobs.wait_for_work(self.settings.jobs.poll_seconds)
                     continue
                 pool.submit(self._in_slot, job, slot, free)
+        self._record(lookout.stop)
         log.info("worker %s stopped", self.worker_id)
+
+    @staticmethod
+    def _record(write: Any, *args: Any) -> None:
+        """A record for operators never stops the worker (the database may be away a moment)."""
+        try:
+            write(*args)
+        except Exception:
+            log.exception("worker status not recorded")
 
     def _in_slot(self, job: Job, slot: int, free: queue.SimpleQueue[int]) -> None:
         try:

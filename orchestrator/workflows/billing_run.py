@@ -3,7 +3,8 @@ boundary, and (when the setting asks for it) payment defaults opened on invoices
 
 R8.2-rent: every period begun is invoiced in full, never pro rata, exactly once, even when several
 workers run this at the same time (an invoice is unique per subscription, purpose and period; a
-worker that loses the race rolls back and moves on). R8.6-billing: on the first day of the period.
+worker that loses the race rolls back, counts it in ``raced`` and moves on). R8.6-billing: on the
+first day of the period.
 R8.4-syntec: at each term boundary the rent becomes current x latest published index / contract
 index, in the same transaction as the invoice of the new term's first period (so exactly once).
 R8.7-default: ``auto_default_after_days`` opens a default that many days after the due date.
@@ -12,6 +13,7 @@ R8.7-default: ``auto_default_after_days`` opens a default that many days after t
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -30,6 +32,8 @@ from orchestrator.engine.ticker import periodic
 from orchestrator.workflows import invoicing, nonpayment
 from orchestrator.workflows.subscriptions import today
 
+log = logging.getLogger(__name__)
+
 BILLING_RUN = Principal(Role.automation, None, "billing-run")
 
 
@@ -38,6 +42,23 @@ class RunResult:
     issued: list[str] = field(default_factory=list)  # invoice numbers
     revised: list[str] = field(default_factory=list)  # subscription ids whose rent was revised
     defaults: list[str] = field(default_factory=list)  # invoice numbers put in default
+    # Rent periods ("<subscription id> <period start>") another run issued while this one was
+    # issuing them: its insert failed on the unique key, it rolled back and moved on.
+    raced: list[str] = field(default_factory=list)
+    subscriptions: int = 0  # subscriptions looked at
+
+    def facts(self) -> dict[str, int]:
+        """The run's record (orchestrator/engine/status.py, GET /metrics)."""
+        return {"subscriptions": self.subscriptions, "issued": len(self.issued), "revised": len(self.revised),
+                "defaults": len(self.defaults), "raced": len(self.raced)}
+
+
+class Raced(Exception):
+    """Another run issued this rent period first (the unique key on subscription, purpose and
+    period refused this one's invoice)."""
+
+    def __init__(self, subscription_id: str, period_start: date) -> None:
+        super().__init__(f"{subscription_id} {period_start.isoformat()}")
 
 
 def latest_index(session: Session, on: date) -> SyntecIndex | None:
@@ -89,19 +110,24 @@ def _missing_period(session: Session, subscription: Subscription, on: date) -> b
 
 def issue_next_rent(session: Session, subscription_id: str, on: date, result: RunResult) -> bool:
     """Issue one missing rent invoice of a subscription in the caller's transaction; False when
-    none is due."""
+    none is due.  Raises ``Raced`` when another transaction issued that period first (the caller
+    rolls back)."""
     subscription = session.get(Subscription, subscription_id)
     if subscription is None or subscription.status not in ("active", "ending"):
         return False
     due = _missing_period(session, subscription, on)
     if due is None or due.period is None:
         return False
-    note = _revise(session, subscription, due.period[0])
+    period = due.period
+    note = _revise(session, subscription, period[0])
     line = due.lines[-1]
     line = dataclasses.replace(line, amount=subscription.rent_ht,
                                label=f"{line.label}, {note}" if note else line.label)
-    invoice = invoicing.issue(session, customer_id=subscription.customer_id, purpose="rent", lines=[line],
-                              subscription_id=subscription.id, vps_id=subscription.vps_id, period=due.period)
+    try:
+        invoice = invoicing.issue(session, customer_id=subscription.customer_id, purpose="rent", lines=[line],
+                                  subscription_id=subscription.id, vps_id=subscription.vps_id, period=period)
+    except IntegrityError as exc:  # the session's records are unreadable until it rolls back
+        raise Raced(subscription_id, period[0]) from exc
     result.issued.append(invoice.number)
     if note:
         result.revised.append(subscription.id)
@@ -114,15 +140,21 @@ def run(engine: Engine, settings: Settings) -> RunResult:
     on = today()
     with Session(engine) as session:
         ids = list(session.exec(select(Subscription.id).where(
-            col(Subscription.status).in_(("active", "ending")))).all())
+            col(Subscription.status).in_(("active", "ending"))).order_by(col(Subscription.id))).all())
+    result.subscriptions = len(ids)
     for subscription_id in ids:
         for _ in range(1000):  # at most one invoice per period; bounded anyway
             with Session(engine, expire_on_commit=False) as session:
                 try:
                     issued = issue_next_rent(session, subscription_id, on, result)
                     session.commit()
-                except IntegrityError:  # another worker issued it (or took the number) first
+                except Raced as raced:  # another worker issued it first: look again
                     session.rollback()
+                    result.raced.append(str(raced))
+                    continue
+                except IntegrityError:  # at the commit (another worker's, the same period)
+                    session.rollback()
+                    result.raced.append(subscription_id)
                     continue
             if not issued:
                 break
@@ -153,4 +185,9 @@ def _auto_defaults(engine: Engine, settings: Settings, due_before: date, result:
 
 @periodic("billing_run", lambda settings: settings.periodic.billing_run_seconds)
 def billing_run_task(engine: Engine, settings: Settings, _drivers: Drivers) -> object:
-    return run(engine, settings)
+    result = run(engine, settings)
+    if result.issued or result.defaults or result.raced:
+        log.info("billing run: %d invoices issued, %d rents revised, %d defaults opened, %d periods issued "
+                 "by another run at the same moment", len(result.issued), len(result.revised),
+                 len(result.defaults), len(result.raced))
+    return result

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from orchestrator.adapters.ansible import playbook_for
+from orchestrator.adapters.ansible import hooks_dir, playbook_for
 from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Customer, Host, Job, Vps
 from orchestrator.engine import events, jobs
@@ -80,7 +80,13 @@ def queue_after(ctx: Context) -> Job | None:
     the order they happened, before any job asked while the operation ran (a delete asked during a
     create runs after the ``vps_created`` hook)."""
     event = EVENTS.get(ctx.job.kind)
-    if event is None or ctx.job.vps_id is None or playbook_for(ctx.settings, event) is None:
+    if event is None or ctx.job.vps_id is None:
+        return None
+    if playbook_for(ctx.settings, event) is None:  # said, for whoever wonders why no hook ran
+        directory = hooks_dir(ctx.settings)
+        log.info("job %s (%s) succeeded: event %s, no hook: %s", ctx.job.id, ctx.job.kind, event,
+                 f"no playbook {directory / f'{event}.yml'}" if directory else "hooks are off (VPSCTL_HOOKS_DIR "
+                 "is empty)")
         return None
     key = f"{HOOK_KIND}:{ctx.job.id}"
     with ctx.transaction() as session:

@@ -21,6 +21,10 @@ every host's domains with the records.
   clean-traffic, or changed on the host by hand) gets a ``network-sync`` job that applies the
   record's, live and persistent; the drift is recorded (Audit).
 
+Each pass counts what it compared and decided (``PASS_FACTS``: VPS running as recorded, found
+down, left alone, incidents opened and resolved); the ticker records them with the pass
+(orchestrator/engine/status.py), and ``GET /metrics`` shows the last pass's.
+
 Each drift opens one incident, not one per pass: the open incident is looked for first, and a
 partial unique index (one open reconciler incident per VPS and malfunction) makes a second worker
 process that looked at the same moment fail its insert and give up.  The restart job carries an
@@ -31,6 +35,7 @@ of processes.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlalchemy import or_
@@ -82,14 +87,31 @@ def busy(session: Session, vps_id: str) -> bool:
         or_(col(Job.scheduled_at).is_(None), col(Job.scheduled_at) <= now))).first() is not None
 
 
+# What a pass looked at and decided, counted (the pass's record, orchestrator/engine/status.py).
+PASS_FACTS = (
+    "hosts",  # hosts looked at
+    "hosts_down",  # of which did not answer
+    "vps",  # powered-on VPS compared with their domain
+    "as_recorded",  # running as recorded: nothing to do
+    "drifts",  # found down (a domain shut off, crashed or missing)
+    "incidents_opened",  # drifts (or a host down) that opened an incident now; the others had theirs
+    "busy",  # found down but left alone: a job of the VPS is at work or due (or its record changed meanwhile)
+    "resolved",  # VPS whose reconciler incidents were resolved (running again)
+)
+
+
 @periodic("reconcile", lambda settings: settings.periodic.reconcile_seconds)
-def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> None:
-    """R5.2-keep-running: one pass over every host (a disabled one's VPS keep running too)."""
+def reconcile(engine: Engine, settings: Settings, drivers: Drivers) -> dict[str, int]:
+    """R5.2-keep-running: one pass over every host (a disabled one's VPS keep running too); what
+    it looked at and decided, counted (``PASS_FACTS``)."""
+    facts = Counter(dict.fromkeys(PASS_FACTS, 0))
     for host in _hosts(engine):
+        facts["hosts"] += 1
         try:
-            reconcile_host(engine, settings, drivers, host)
+            reconcile_host(engine, settings, drivers, host, facts)
         except Exception:
             log.exception("reconciling host %s failed", host.name)
+    return dict(facts)
 
 
 @periodic("capacity", lambda settings: settings.periodic.capacity_seconds)
@@ -131,34 +153,50 @@ def _powered_on(engine: Engine, host_id: int) -> tuple[list[str], set[str]]:
         return ids, flagged
 
 
-def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: HostRef) -> None:
-    """One bulk call to the host (every domain and its state), then the records."""
+def reconcile_host(engine: Engine, settings: Settings, drivers: Drivers, host: HostRef,
+                   facts: Counter[str] | None = None) -> None:
+    """One bulk call to the host (every domain and its state), then the records; what it looked
+    at and decided is added to ``facts``."""
+    facts = Counter() if facts is None else facts
     try:
         domains = {d.uuid.lower(): d for d in drivers.for_host(host).list_domains()}
     except VpsctlError as exc:
+        facts["hosts_down"] += 1
         _host_state(engine, host, answering=False, detail=str(exc))
         ids, flagged = _powered_on(engine, host.id)
         for vps_id in ids:
+            facts["vps"] += 1
             if vps_id not in flagged:
-                _open_once(engine, settings, vps_id, HOST_DOWN, f"host {host.name} does not answer: {exc}",
-                           restart=False)
+                _count(facts, _open_once(engine, settings, vps_id, HOST_DOWN,
+                                         f"host {host.name} does not answer: {exc}", restart=False), drift=False)
         return
     stale = _strays(engine, drivers, host, domains)
     _host_state(engine, host, answering=True, detail="holds a copy of a VPS rebuilt elsewhere" if stale else "")
     ids, flagged = _powered_on(engine, host.id)
     for vps_id in ids:
+        facts["vps"] += 1
         info = domains.get(vps_id.lower())
         if info is not None and info.state == DomainState.running:
+            facts["as_recorded"] += 1
             if vps_id in flagged:
-                _resolve_if_running(engine, settings, vps_id, info)
+                facts["resolved"] += _resolve_if_running(engine, settings, vps_id, info)
         elif info is None or info.state in DOWN:
             found = "missing" if info is None else info.state.value
-            _open_once(engine, settings, vps_id, VPS_DOWN, f"the domain is {found} on host {host.name}",
-                       restart=settings.periodic.reconcile_restart)
+            _count(facts, _open_once(engine, settings, vps_id, VPS_DOWN, f"the domain is {found} on host {host.name}",
+                                     restart=settings.periodic.reconcile_restart), drift=True)
         elif vps_id in flagged:
             # Paused, or another state a job may be passing through: the host still answers; only
             # the host being back is worth recording.
-            _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))
+            facts["resolved"] += _resolve_if_running(engine, settings, vps_id, info, malfunctions=(HOST_DOWN,))
+
+
+def _count(facts: Counter[str], outcome: str, drift: bool) -> None:
+    """A VPS found down (``drift``) or on a host down, and what ``_open_once`` did about it."""
+    if outcome == "busy":
+        facts["busy"] += 1
+        return
+    facts["drifts"] += drift
+    facts["incidents_opened"] += outcome == "incidents_opened"
 
 
 @periodic("filters", lambda settings: settings.periodic.filter_check_seconds)
@@ -271,17 +309,20 @@ def _show(ref: FilterRef | None) -> str:
 
 
 def _open_once(engine: Engine, settings: Settings, vps_id: str, malfunction: str, found: str,
-               restart: bool) -> None:
+               restart: bool) -> str:
     """Record the drift and open the reconciler's incident unless it is open already; ask for the
     restart once per incident.  A concurrent pass that won the race makes this one's insert fail:
-    nothing is recorded twice."""
+    nothing is recorded twice.  What it did: ``incidents_opened``, ``open_already`` (this pass or
+    another process found it before), ``busy`` (a job of the VPS at work: left alone)."""
+    opened = "open_already"
     try:
         with session_scope(engine) as session:
             vps = session.get(Vps, vps_id)
             if vps is None or vps.status not in POWERED_ON or busy(session, vps_id):
-                return
+                return "busy"
             incident = incidents.open_automatic(session, vps_id, malfunction)
             if incident is None:
+                opened = "incidents_opened"
                 session.add(Audit(vps_id=vps_id, actor=incidents.RECONCILER, action="drift",
                                   detail=f"recorded {vps.status.value}, but {found}"[:500]))
                 incident = incidents.open_incident(
@@ -293,21 +334,24 @@ def _open_once(engine: Engine, settings: Settings, vps_id: str, malfunction: str
                         NoParams(), idempotency_key=f"recover:{incident.id}")
     except IntegrityError:
         log.info("VPS %s: another process recorded the same drift", vps_id)
+        return "open_already"
+    return opened
 
 
 def _resolve_if_running(engine: Engine, settings: Settings, vps_id: str, info: DomainInfo,
-                        malfunctions: tuple[str, ...] = (VPS_DOWN, HOST_DOWN)) -> None:
+                        malfunctions: tuple[str, ...] = (VPS_DOWN, HOST_DOWN)) -> int:
     """R5.4-fix-delay: the domain runs again (restarted, or by someone else): the reconciler's
-    incidents of that VPS are resolved."""
+    incidents of that VPS are resolved.  1 when it resolved any, else 0."""
     with session_scope(engine) as session:
         open_ones = session.exec(select(Incident).where(
             Incident.vps_id == vps_id, Incident.opened_by == incidents.RECONCILER,
             col(Incident.resolved_at).is_(None), col(Incident.malfunction).in_(malfunctions))).all()
         if not open_ones or busy(session, vps_id):
-            return
+            return 0
         for incident in open_ones:
             incidents.resolve(session, settings, incident, f"the domain is {info.state.value} again",
                               incidents.RECONCILER)
+        return 1
 
 
 @events.on_succeeded(RecoverVps.kind)

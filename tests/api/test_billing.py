@@ -8,6 +8,7 @@ R10-nonpayment); an automatic default by policy."""
 
 from __future__ import annotations
 
+import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlmodel import Session, select
 
 from orchestrator.core.models import Job, JobStatus, Outbox, PaymentDefault, Vps, VpsStatus
 from orchestrator.workflows import billing_run
+from tests import contention
 from tests.api.money import paris, running_vps, subscribe
 from tests.conftest import Api
 
@@ -42,17 +44,26 @@ def test_rent_is_invoiced_once_per_period_even_from_two_workers(api: Api, clock:
     again = api.call("POST", "/v1/billing/run", api.support).json()
     assert len(first["issued"]) == 1 and again["issued"] == []
     clock.travel_to(paris(2026, 8, 20, 9, 0))  # two more periods begun (13 July, 13 August)
-    results: list[billing_run.RunResult] = []
-
-    def worker() -> None:
-        results.append(billing_run.run(api.engine, api.settings))
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
+    # Two runs at the same moment, seen so (tests/contention.py): the database's write lock is held
+    # until each run is seen asking for its first transaction, which can begin only once it is let go.
+    results: dict[str, billing_run.RunResult] = {}
+    asking: queue.SimpleQueue[str] = queue.SimpleQueue()
+    watch = contention.BeginWatch(api.engine, on_asking=asking.put)
+    with contention.sqlite_write_lock(api.settings.database) as release:
+        threads = [threading.Thread(target=lambda: results.update({threading.current_thread().name: billing_run.run(
+            api.engine, api.settings)}), name=f"billing-{n}") for n in range(2)]
+        for t in threads:
+            t.start()
+        assert {asking.get(timeout=30) for _ in threads} == {"billing-0", "billing-1"}
+        released = release()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(len(r.issued) for r in results) in ([0, 2], [1, 1])
+    watch.close()
+    assert all(watch.asked[t.name] < released < watch.began[t.name] for t in threads)  # each waited for it
+    # Either may issue both periods while the other waits for the write lock (the lock serialises
+    # whole transactions: neither reads a period the other is issuing, neither races).
+    assert sorted(len(r.issued) for r in results.values()) in ([0, 2], [1, 1])
+    assert [r.raced for r in results.values()] == [[], []]
     invoices = rents(api, sub["id"])
     assert [(i["period_start"], i["period_end"]) for i in invoices] == [
         ("2026-05-13", "2026-06-13"), ("2026-06-13", "2026-07-13"), ("2026-07-13", "2026-08-13"),

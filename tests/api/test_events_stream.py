@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,18 @@ def frames(response: httpx.Response) -> Iterator[dict[str, Any]]:
 
 
 def read_events(port: int, token: str, count: int, headers: dict[str, str] | None = None,
-                query: str = "", timeout: float = 20) -> list[tuple[int, str]]:
-    """The first ``count`` events of a stream (id, type); then the client leaves."""
+                query: str = "", timeout: float = 20,
+                on_comment: Callable[[str], None] = lambda _comment: None) -> list[tuple[int, str]]:
+    """The first ``count`` events of a stream (id, type); then the client leaves.  Each comment
+    line (the opening one, heartbeats) is given to ``on_comment`` as it comes."""
     got: list[tuple[int, str]] = []
     with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/events{query}", timeout=timeout,
                       headers={"Authorization": f"Bearer {token}", **(headers or {})}) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for frame in frames(response):
+            for comment in frame.get("comment", []):
+                on_comment(comment)
             if "id" in frame:
                 assert str(frame["data"]).startswith("{")
                 got.append((int(frame["id"]), str(frame["event"])))
@@ -100,7 +104,7 @@ def test_a_stream_resumed_with_last_event_id_loses_and_repeats_nothing(tmp_path:
 
 
 def test_a_customer_stream_shows_only_their_own_events_and_staff_see_all(tmp_path: Path) -> None:
-    world = make_world(tmp_path, "mine", events_poll_seconds=0.1)
+    world = make_world(tmp_path, "mine", events_poll_seconds=0.1, events_heartbeat_seconds=0.3)
     api = world.api
     with serving(api.client.app) as port:
         ordered = api.order(api.bob, json={
@@ -112,12 +116,16 @@ def test_a_customer_stream_shows_only_their_own_events_and_staff_see_all(tmp_pat
         assert read_events(port, api.bob, len(bob), query="?after=0") == bob
         assert read_events(port, api.alice, len(alice), query="?after=0") == alice
         assert read_events(port, api.support, len(everyone), query="?after=0") == everyone
-        # After bob's events, alice's stream has nothing of his: it waits (heartbeats) for her next one.
+        # After bob's events, alice's stream has nothing of his: the server read the log past them
+        # and, finding nothing of hers, sent heartbeats only (a keep-alive follows a read that found
+        # nothing); it waits for her next one.
         seen: list[tuple[int, str]] = []
+        beats = threading.Semaphore(0)
         reader = threading.Thread(target=lambda: seen.extend(read_events(
-            port, api.alice, 1, headers={"Last-Event-ID": str(alice[-1][0])})))
+            port, api.alice, 1, headers={"Last-Event-ID": str(alice[-1][0])}, on_comment=lambda _c: beats.release())))
         reader.start()
-        time.sleep(1.0)
+        for _ in range(3):  # the stream's opening comment, then two heartbeats
+            assert beats.acquire(timeout=20)
         assert seen == []
         assert api.call("POST", f"/v1/vps/{world.vps_id}/stop", api.alice, json={"force": True}).status_code == 202
         reader.join(timeout=20)
@@ -129,6 +137,7 @@ def test_an_idle_stream_sends_heartbeats_and_ends_when_the_server_shuts_down(tmp
     world = make_world(tmp_path, "idle", events_heartbeat_seconds=0.3, events_poll_seconds=0.1)
     api = world.api
     comments: list[str] = []
+    beats = threading.Semaphore(0)
     ended = threading.Event()
 
     def listen(port: int) -> None:
@@ -136,13 +145,16 @@ def test_an_idle_stream_sends_heartbeats_and_ends_when_the_server_shuts_down(tmp
                           headers={"Authorization": f"Bearer {api.alice}"}) as response:
             for frame in frames(response):
                 comments.extend(frame.get("comment", []))
+                if "keep-alive" in frame.get("comment", []):
+                    beats.release()
         ended.set()
 
     with serving(api.client.app) as port:
         reader = threading.Thread(target=listen, args=(port,), daemon=True)
         reader.start()
-        time.sleep(1.5)
-        assert comments.count("keep-alive") >= 2
+        assert beats.acquire(timeout=20) and beats.acquire(timeout=20)
+        assert comments.count("keep-alive") >= 2 and not [c for c in comments if c not in ("stream open",
+                                                                                           "keep-alive")]
         assert not ended.is_set()
         shutting = time.monotonic()
     assert ended.wait(5), "the stream did not end with the server"
@@ -156,19 +168,22 @@ def test_a_stream_ends_when_its_token_is_revoked(tmp_path: Path) -> None:
         token = create_token(session, Role.customer, "alice")
         record = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).one()
     ended = threading.Event()
+    beats = threading.Semaphore(0)
 
     def listen(port: int) -> None:
         with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/events", timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as response:
             assert response.status_code == 200
-            for _frame in frames(response):
-                pass
+            for frame in frames(response):
+                if "keep-alive" in frame.get("comment", []):
+                    beats.release()
         ended.set()
 
     with serving(api.client.app) as port:
         reader = threading.Thread(target=listen, args=(port,), daemon=True)
         reader.start()
-        time.sleep(0.8)
+        # A heartbeat is sent after the server checked the token again and found it valid.
+        assert beats.acquire(timeout=20)
         assert not ended.is_set()
         with Session(api.engine) as session:
             revoke_token(session, record, "tests")

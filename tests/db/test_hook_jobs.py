@@ -5,6 +5,7 @@ with the output tail, and never failing the operation."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -173,14 +174,27 @@ def test_a_failing_hook_is_retried_then_recorded_failed_and_the_operation_stands
         assert vps is not None and vps.status == VpsStatus.running and vps.task is None
 
 
-def test_no_playbook_for_the_event_no_hook_job(world: Any) -> None:
+def test_no_playbook_for_the_event_no_hook_job(world: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The workflow heard each success, looked for its event's playbook and said why it queued
+    no hook (a log line for whoever wonders): no playbook for that event, or hooks off."""
     engine, settings, vps_id = world
+    caplog.set_level(logging.INFO, logger=hooks.__name__)
     worker = Worker(engine, settings)
     operation = add(engine, vps_id, Plain.kind)
     assert worker.run_once()
     assert status(engine, operation) == JobStatus.succeeded
+    missing = Path(settings.hooks.directory) / "vps_without_playbook.yml"
+    assert decisions(caplog) == [f"job {operation} (plain) succeeded: event vps_without_playbook, no hook: "
+                                 f"no playbook {missing}"]
     assert hook_jobs(engine, vps_id) == []
+    caplog.clear()
     settings.hooks.directory = ""  # hooks off: not even an event with a playbook queues one
-    add(engine, vps_id, Evented.kind)
+    evented = add(engine, vps_id, Evented.kind)
     assert worker.run_once()
+    assert decisions(caplog) == [f"job {evented} (evented) succeeded: event vps_evented, no hook: hooks are off "
+                                 "(VPSCTL_HOOKS_DIR is empty)"]
     assert hook_jobs(engine, vps_id) == []
+
+
+def decisions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == hooks.__name__ and "no hook" in r.getMessage()]

@@ -133,6 +133,10 @@ def _world(settings: Settings) -> Iterator[Any]:
     engine.dispose()
 
 
+# A pass's facts (reconciler.PASS_FACTS) when it found nothing: each test names what it expects more.
+NOTHING = dict.fromkeys(reconciler.PASS_FACTS, 0)
+
+
 def incidents_of(engine: Any, vps_id: str | None = None) -> list[Incident]:
     with Session(engine) as session:
         query = select(Incident)
@@ -149,8 +153,10 @@ def jobs_of(engine: Any, kind: str) -> list[Job]:
 def test_a_drift_opens_one_incident_and_one_restart_however_many_passes(world: Any) -> None:
     """R5.2-keep-running: recorded running, domain shut off behind the orchestrator's back."""
     engine, settings, host, drivers, (a, b, off) = world
-    reconciler.reconcile(engine, settings, drivers)
-    assert incidents_of(engine) == []  # everything as recorded; the stopped VPS is off as it should be
+    looked = reconciler.reconcile(engine, settings, drivers)
+    # a and b compared and running as recorded (the stopped VPS is not compared): nothing to do
+    assert looked == {**NOTHING, "hosts": 1, "vps": 2, "as_recorded": 2}
+    assert incidents_of(engine) == []
 
     host.states[a] = DomainState.shutoff
     host.states.pop(b)  # undefined
@@ -159,7 +165,8 @@ def test_a_drift_opens_one_incident_and_one_restart_however_many_passes(world: A
         thread.start()
     for thread in passes:
         thread.join(timeout=60)
-    reconciler.reconcile(engine, settings, drivers)
+    # a later pass sees both down, each with its restart queued: left alone
+    assert reconciler.reconcile(engine, settings, drivers) == {**NOTHING, "hosts": 1, "vps": 2, "busy": 2}
     for vps_id, found in ((a, "shutoff"), (b, "missing")):
         opened = incidents_of(engine, vps_id)
         assert len(opened) == 1, opened
@@ -203,8 +210,9 @@ def test_without_restart_the_incident_waits_and_is_resolved_when_the_domain_runs
     engine, settings, host, drivers, (a, _b, _off) = world
     settings.periodic.reconcile_restart = False
     host.states[a] = DomainState.shutoff
-    reconciler.reconcile(engine, settings, drivers)
-    reconciler.reconcile(engine, settings, drivers)
+    first, second = (reconciler.reconcile(engine, settings, drivers) for _ in range(2))
+    assert first == {**NOTHING, "hosts": 1, "vps": 2, "as_recorded": 1, "drifts": 1, "incidents_opened": 1}
+    assert second == {**NOTHING, "hosts": 1, "vps": 2, "as_recorded": 1, "drifts": 1}  # seen again, not reopened
     assert len(incidents_of(engine, a)) == 1 and jobs_of(engine, "recover") == []
     host.states[a] = DomainState.running  # started by hand
     reconciler.reconcile(engine, settings, drivers)
@@ -218,15 +226,17 @@ def test_a_vps_with_a_job_at_work_is_left_alone(world: Any) -> None:
         jobs.enqueue(session, "stop", session.get(Vps, a), {}, "test", 1, 3)
         session.commit()
     host.states[a] = DomainState.shutoff  # the stop job is on its way
-    reconciler.reconcile(engine, settings, drivers)
+    looked = reconciler.reconcile(engine, settings, drivers)
+    assert looked == {**NOTHING, "hosts": 1, "vps": 2, "as_recorded": 1, "busy": 1}  # seen down, left alone
     assert incidents_of(engine) == []
 
 
 def test_a_host_that_does_not_answer_opens_host_down_once_per_vps(world: Any) -> None:
     engine, settings, host, drivers, (a, b, _off) = world
     host.down = True
-    for _ in range(3):
-        reconciler.reconcile(engine, settings, drivers)
+    passes = [reconciler.reconcile(engine, settings, drivers) for _ in range(3)]
+    assert passes[0] == {**NOTHING, "hosts": 1, "hosts_down": 1, "vps": 2, "incidents_opened": 2}
+    assert passes[1:] == [{**NOTHING, "hosts": 1, "hosts_down": 1, "vps": 2}] * 2  # opened once
     opened = incidents_of(engine)
     assert sorted(i.vps_id for i in opened) == sorted([a, b])  # not the stopped one
     assert {i.malfunction for i in opened} == {"host_down"}

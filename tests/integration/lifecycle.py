@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import paramiko
+from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import Session, col, select
 
+from orchestrator.core.models import WorkerStatus
 from tests.conftest import URI, Api, client_key, ssh_run
 
 
@@ -81,3 +85,50 @@ def eventually(probe: Any, within: float = 60, what: str = "condition") -> Any:
 
 def mem_total_mib(guest: Guest) -> int:
     return int(guest.ssh("grep MemTotal /proc/meminfo").split()[1]) // 1024
+
+
+def worker_looked(api: Api, since: datetime, what: str = "the worker's look at the queue") -> WorkerStatus:
+    """Positive evidence that the in-process worker looked at the queue and found no job ready, by
+    its clock at or after ``since`` (its record, orchestrator/engine/status.py): what a test
+    asserts has not run was, at that moment, judged not to be due."""
+    def probe() -> WorkerStatus | None:
+        with Session(api.engine) as session:
+            row = session.exec(select(WorkerStatus).where(col(WorkerStatus.stopped_at).is_(None),
+                                                          col(WorkerStatus.idle_at) >= since)).first()
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    return eventually(probe, 60, what)  # type: ignore[no-any-return]
+
+
+def periodic(api: Api, task: str) -> tuple[int, int, dict[str, int]]:
+    """A periodic duty's runs and failures so far and the facts of its last run that ended well,
+    as ``GET /metrics`` shows them."""
+    response = api.call("GET", "/metrics", api.support)
+    assert response.status_code == 200, response.text
+    runs, failures, facts = 0, 0, {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.labels.get("task") != task:
+                continue
+            if sample.name == "vpsctl_periodic_runs_total":
+                runs = int(sample.value)
+            elif sample.name == "vpsctl_periodic_failures_total":
+                failures = int(sample.value)
+            elif sample.name == "vpsctl_periodic_last_run_facts":
+                facts[sample.labels["fact"]] = int(sample.value)
+    return runs, failures, facts
+
+
+def runs_after(api: Api, task: str, count: int, within: float = 60) -> dict[str, int]:
+    """Once ``count`` more runs of ``task`` ended, none failing (the first may have begun before
+    this call), the facts of the last one."""
+    before, failed, _facts = periodic(api, task)
+
+    def probe() -> dict[str, int] | None:
+        runs, failures, facts = periodic(api, task)
+        assert failures == failed, f"{failures - failed} runs of {task} failed"
+        return facts if runs >= before + count else None
+
+    return eventually(probe, within, f"{count} more runs of {task}")  # type: ignore[no-any-return]

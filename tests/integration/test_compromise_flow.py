@@ -9,7 +9,6 @@ record the corrective measures.  Emails are read from a real SMTP server, in the
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import paramiko
 import pytest
 
+from orchestrator.core.clock import utcnow as clock_now
 from tests.conftest import Api, client_key
 from tests.integration.lifecycle import eventually as wait_for
-from tests.integration.lifecycle import order
+from tests.integration.lifecycle import order, worker_looked
 
 PARIS_WEDNESDAY = datetime.fromisoformat("2026-05-13T10:00:00+02:00")  # Ascension is Thursday 14
 
@@ -27,6 +27,12 @@ PARIS_WEDNESDAY = datetime.fromisoformat("2026-05-13T10:00:00+02:00")  # Ascensi
 def subjects(api: Api) -> list[str]:
     assert api.smtp is not None
     return [str(r.message["Subject"]) for r in api.smtp.collector.received]
+
+
+def jobs_of(api: Api, vps_id: str) -> list[dict[str, Any]]:
+    response = api.call("GET", f"/v1/jobs?vps_id={vps_id}&limit=200", api.support)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
 
 
 def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tmp_path: Path) -> None:
@@ -44,7 +50,12 @@ def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tm
     reported = api.call("POST", path, api.support, json={"details": "a crypto miner runs as root"})
     assert reported.status_code == 201, reported.text
     report = reported.json()
-    assert report["reinstall_not_before"].startswith("2026-05-19T10:00"), report
+    # Three jours ouvrés after the report, at its Paris wall-clock time: Tuesday 19 May, 10:xx (the
+    # clock, started at 10:00, ran on while the VPS was made: minutes on a loaded machine).
+    reported_paris = datetime.fromisoformat(report["reported_at"]).astimezone(PARIS_WEDNESDAY.tzinfo)
+    not_before = datetime.fromisoformat(report["reinstall_not_before"])
+    assert not_before.isoformat().startswith("2026-05-19T10:"), report
+    assert reported_paris.date() == PARIS_WEDNESDAY.date() and reported_paris.hour == 10, report
     notice = api.wait_mail("a été piraté")
     body = notice.message.get_payload(decode=True).decode()
     assert "19 mai 2026" in body  # the deadline told to the client, counted from the sending
@@ -56,8 +67,13 @@ def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tm
                            json={"kind": kind, "price_ht": price, "request_note": "client's email, acknowledged"})
         assert ordered.status_code == 201, ordered.text
     state = api.call("GET", path, api.alice).json()
-    time.sleep(2)
-    # not before payment
+    # Not before payment: both invoiced and open, and no backup asked of the queue (a job never
+    # recorded cannot run); the worker, looking since, found nothing to do.
+    ordered_at = clock_now()
+    for invoice in (state["backup_invoice_id"], state["transfer_invoice_id"]):
+        assert api.call("GET", f"/v1/invoices/{invoice}", api.alice).json()["status"] == "open"
+    worker_looked(api, ordered_at, "the worker's look at the queue after the orders")
+    assert [j["kind"] for j in jobs_of(api, guest.id) if j["kind"] in ("backup", "export")] == []
     assert not [b for b in api.call("GET", f"/v1/vps/{guest.id}/backups", api.alice).json()["items"]]
     for invoice in (state["backup_invoice_id"], state["transfer_invoice_id"]):
         paid = api.call("POST", f"/v1/invoices/{invoice}/payments", api.support, json={"method": "transfer"})
@@ -76,11 +92,18 @@ def test_compromise_from_report_to_reinstalled_vps(live_api: Api, clock: Any, tm
     new_key, new_public = client_key(tmp_path)
     assert api.call("PUT", f"{path}/ssh-keys", api.alice, json={"ssh_keys": [new_public]}).status_code == 200
 
-    # Just before the deadline nothing has run; just after it, the reinstall runs.
+    # Just before the deadline nothing has run: the worker looked at the queue by its clock a
+    # minute before the deadline and found no job ready; just after it, the reinstall runs.
     job_path = f"/v1/jobs/{report['reinstall_job_id']}"
-    clock.travel_to(datetime.fromisoformat(report["reinstall_not_before"]) - timedelta(minutes=1))
-    time.sleep(3)
+    due = datetime.fromisoformat(report["reinstall_not_before"])
+    clock.travel_to(due - timedelta(minutes=1))
+    seen = worker_looked(api, due - timedelta(minutes=1), "the worker's look a minute before the deadline")
     job = api.call("GET", job_path, api.alice).json()
+    # It waits for the reinstall (its deadline counted from the notice's sending), or an earlier job.
+    scheduled = datetime.fromisoformat(job["scheduled_at"])
+    assert seen.next_due_at is not None and seen.next_due_at <= scheduled, (seen, job)
+    if seen.next_due_job_id == job["id"]:
+        assert seen.next_due_at == scheduled
     assert job["status"] == "queued" and job["progress"]["done"] == 0 and job["started_at"] is None, job
     assert job["scheduled_at"] is not None
     assert guest.record["ssh_host_keys"][0]["fingerprint"] == old_fingerprint

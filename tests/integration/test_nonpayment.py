@@ -12,7 +12,6 @@ runs again (seen from inside the guest)."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ import pytest
 from sqlmodel import Session, select
 
 from orchestrator.contract.deadlines import erasure_not_before, termination_for_nonpayment_at
+from orchestrator.core.clock import utcnow as clock_now
 from orchestrator.core.models import Customer, Erasure, Job, JobEvent, Outbox
 from orchestrator.operations.backup import export_path
 from tests.api.money import paris, subscribe
 from tests.conftest import URI, Api
-from tests.integration.lifecycle import Guest, eventually, order
+from tests.integration.lifecycle import Guest, eventually, order, worker_looked
 
 pytestmark = pytest.mark.usefixtures("requires_libvirt")
 
@@ -136,7 +136,10 @@ def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_pa
 
     # Past the date the job was queued for, before the one counted from the sending: it waits again.
     clock.travel_to(erase_at - timedelta(minutes=30))
-    wait_for("the erasure job to defer itself", lambda: _deferred(api, erase_job))
+    deferred = wait_for("the erasure job to defer itself", lambda: _deferred(api, erase_job))
+    # It looked at its deadline then, and says what it waits for: the date counted from the sending.
+    assert deferred.at is not None and deferred.at >= erase_at - timedelta(minutes=30)
+    assert datetime.fromisoformat(deferred.message.rpartition("; due ")[2]) == erase_at, deferred.message
     assert job_status(api, erase_job) == "queued"
     assert domain_state(guest) == libvirt.VIR_DOMAIN_PAUSED
     assert volumes_of(api, guest.id) == before and export_file.is_file()
@@ -165,10 +168,12 @@ def test_nonpayment_to_erasure_and_termination(live_api: Api, clock: Any, tmp_pa
     assert guest.record["status"] == "deleted"
 
 
-def _deferred(api: Api, job_id: str) -> bool:
+def _deferred(api: Api, job_id: str) -> JobEvent | None:
     with Session(api.engine) as session:
-        return session.exec(select(JobEvent).where(JobEvent.job_id == job_id,
-                                                   JobEvent.status == "deferred")).first() is not None
+        event = session.exec(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.status == "deferred")).first()
+        if event is not None:
+            session.expunge(event)
+        return event
 
 
 def _terminated(api: Api, subscription_id: str) -> dict[str, Any] | None:
@@ -193,7 +198,13 @@ def test_payment_before_the_deadline_cancels_the_erasure_and_resumes(live_api: A
     assert guest.ssh_eventually("echo alive").strip() == "alive"  # running again, seen from inside
 
     clock.advance(timedelta(days=20))  # past both deadlines: nothing happens
-    time.sleep(2)
+    # The worker looked at the queue by its clock past both deadlines and found no job ready: the
+    # cancelled erasure and termination are not for it.
+    past = clock_now()
+    for job_id in (erase_job, declared["termination_job_id"]):
+        assert datetime.fromisoformat(api.call("GET", f"/v1/jobs/{job_id}", api.support).json()["scheduled_at"]) < past
+    worker_looked(api, past, "the worker's look past both deadlines")
+    assert job_status(api, erase_job) == "cancelled" and job_status(api, declared["termination_job_id"]) == "cancelled"
     assert domain_state(guest) == libvirt.VIR_DOMAIN_RUNNING and volumes_of(api, guest.id)
     with Session(api.engine) as session:
         assert session.exec(select(Erasure)).first() is None

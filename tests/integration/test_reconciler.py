@@ -5,7 +5,6 @@ domain's interface counters into hourly samples that match libvirt's (R5.4-hours
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -52,8 +51,11 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
     drivers = Drivers()
     traffic.collect(api.engine, api.settings, drivers)  # R5.4-hours: the reading before the crash
     api.settings.periodic.reconcile_seconds = 1.0  # the ticker reads the interval on every tick
-    time.sleep(3)
-    assert incidents(api, guest.id) == []  # running as recorded: nothing to do
+    # Passes that looked at the VPS and found it running as recorded (their record, GET /metrics):
+    # nothing to do.
+    looked = lifecycle.runs_after(api, "reconcile", 2)
+    assert (looked["vps"], looked["as_recorded"], looked["drifts"], looked["incidents_opened"]) == (1, 1, 0, 0)
+    assert incidents(api, guest.id) == []
 
     conn = libvirt.open(URI)
     try:
@@ -75,7 +77,9 @@ def test_domain_destroyed_behind_the_orchestrators_back_is_started_again(live_ap
     assert new_boot and new_boot != boot
     assert guest.record["status"] == "running"
 
-    time.sleep(4)  # several more passes: still one incident, one restart
+    # Three more passes, each finding the VPS running as recorded: still one incident, one restart.
+    looked = lifecycle.runs_after(api, "reconcile", 3)
+    assert (looked["vps"], looked["as_recorded"], looked["drifts"], looked["incidents_opened"]) == (1, 1, 0, 0)
     assert len(incidents(api, guest.id)) == 1
     events = api.call("GET", f"/v1/vps/{guest.id}/events?order=asc&limit=500", api.support).json()["items"]
     assert [e["operation"] for e in events].count("recover") >= 1

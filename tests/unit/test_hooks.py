@@ -158,6 +158,22 @@ def test_shipped_inventory_hooks_lose_no_line_when_run_together(tmp_path: Path) 
     assert not (settings.hooks_data / "inventory.ini.lock").exists()
 
 
+def eventually_retrying(settings: Settings, task: str, count: int, running: threading.Thread,
+                        within: float = 60) -> list[str]:
+    """The ``FAILED - RETRYING`` lines of ``task`` in the output of the hook ``running`` runs
+    (ansible-runner's artifacts under ``<state_dir>/hook-runs``), once there are ``count``."""
+    deadline = time.monotonic() + within
+    while True:
+        assert running.is_alive(), "the hook ended instead of waiting"
+        lines = [line for path in (settings.state_dir / "hook-runs").glob("run-*/artifacts/*/stdout")
+                 for line in path.read_text(errors="replace").splitlines()
+                 if "FAILED - RETRYING" in line and task in line]
+        if len(lines) >= count:
+            return lines
+        assert time.monotonic() < deadline, f"no {count} retries of {task!r} within {within} s: {lines}"
+        time.sleep(0.1)
+
+
 def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     lock = settings.hooks_data / "inventory.ini.lock"
@@ -166,9 +182,12 @@ def test_shipped_inventory_hooks_wait_for_the_lock_and_break_a_stale_one(tmp_pat
     thread = threading.Thread(target=lambda: results.append(
         ansible.run_hook(settings, SHIPPED / "vps_created.yml", facts())))
     thread.start()
-    time.sleep(8)
+    # It waits for the lock: the run's own output (written as it goes) shows it tried to take it,
+    # found it taken and will try again, twice.
+    retries = eventually_retrying(settings, "Take the lock of", 2, thread)
+    assert all("retries left" in line for line in retries), retries
     inventory = settings.hooks_data / "inventory.ini"
-    assert thread.is_alive() and not inventory.exists()  # it waits for the lock
+    assert thread.is_alive() and not inventory.exists()
     lock.rmdir()
     thread.join(timeout=120)
     assert [r.status for r in results] == ["successful"]

@@ -17,7 +17,7 @@ from orchestrator.core.models.contract import (
 )
 from orchestrator.core.models.events import Event, Webhook, WebhookDelivery
 from orchestrator.core.models.fleet import Host, HostImage, Image
-from orchestrator.core.models.jobs import IdempotentRequest, Job, JobEvent, JobStatus
+from orchestrator.core.models.jobs import IdempotentRequest, Job, JobEvent, JobStatus, PeriodicRun, WorkerStatus
 from orchestrator.core.models.notices import Outbox
 from orchestrator.core.models.plans import Order, Plan
 from orchestrator.core.models.quotas import Quota
@@ -28,7 +28,8 @@ __all__ = [
     "ApiToken", "Audit", "Backup", "BreachNotice", "ChangeOrder", "Compromise", "Counter", "Customer", "DdaRequest",
     "Erasure", "Event", "Evidence", "Host", "HostImage", "IdempotentRequest", "Image", "Incident", "Invoice", "Job",
     "JobEvent", "JobStatus",
-    "Maintenance", "MaintenanceVps", "Order", "Outbox", "PaymentDefault", "Plan", "Quota", "Role", "Subscription",
+    "Maintenance", "MaintenanceVps", "Order", "Outbox", "PaymentDefault", "PeriodicRun", "Plan", "Quota", "Role",
+    "Subscription",
     "SyntecIndex", "TrafficCounter", "TrafficSample", "UTCDateTime", "Vps", "VpsStatus", "Webhook", "WebhookDelivery",
-    "new_id",
+    "WorkerStatus", "new_id",
 ]

@@ -91,3 +91,34 @@ class IdempotentRequest(SQLModel, table=True):
     body: str = ""
     created_at: datetime | None = time_field(now=True)
     answered_at: datetime | None = time_field()
+
+
+class WorkerStatus(SQLModel, table=True):
+    """What a worker process last saw of the queue (orchestrator/engine/status.py): when, by its
+    clock, it last looked and found no job ready, and which job it then waited for.  Written at
+    most once per heartbeat while idle; ``GET /metrics`` shows it (a worker that stopped looking
+    shows an old ``idle_at``)."""
+
+    worker: str = Field(primary_key=True, max_length=100)  # Worker.worker_id
+    started_at: datetime | None = time_field(now=True)
+    looks: int = 0  # claims tried since the start
+    claimed: int = 0  # jobs those claims gave
+    idle_at: datetime | None = time_field()  # the last look that found no job ready, by the worker's clock
+    next_due_at: datetime | None = time_field()  # then: the earliest instant a queued job may run
+    next_due_job_id: str | None = Field(default=None, max_length=36)
+    stopped_at: datetime | None = time_field()
+
+
+class PeriodicRun(SQLModel, table=True):
+    """Each periodic duty (orchestrator/engine/ticker.py: the reconciler, the billing run, ...),
+    whichever worker process ran it: how many runs ended, how many failed, the last one's times,
+    process and facts (what it looked at and decided, as counts: ``{"vps": 3, "drifts": 0}``)."""
+
+    task: str = Field(primary_key=True, max_length=32)
+    runs: int = 0
+    failures: int = 0
+    last_started_at: datetime | None = time_field()
+    last_finished_at: datetime | None = time_field()
+    last_worker: str = Field(default="", max_length=100)
+    last_facts: dict[str, int] = json_field(dict)  # of the last run that ended well
+    last_error: str | None = Field(default=None, max_length=2000)  # of the last run, None when it ended well
