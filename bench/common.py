@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,14 +12,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import libvirt
+from sqlmodel import Session
 
+from orchestrator.compute.designer import mac_for
+from orchestrator.core.models import Role
 from tests.conftest import base_settings
+from tests.smtp import free_port
 
 URI = os.environ.get("VPSCTL_TEST_LIBVIRT_URI", "qemu:///system")
+POOL = "vpsctl-test"
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
 def wait_running(conn: libvirt.virConnect, vps_id: str, timeout: float = 120) -> None:
@@ -34,32 +42,69 @@ def wait_running(conn: libvirt.virConnect, vps_id: str, timeout: float = 120) ->
     raise TimeoutError(vps_id)
 
 
+def scrub(conn: libvirt.virConnect, name_part: str, pool_name: str = POOL) -> None:
+    """Remove every domain and volume whose name or UUID holds ``name_part`` (a VPS id), and its
+    address pinned in the test network, whatever state a run left them in."""
+    for dom in conn.listAllDomains(0):
+        if name_part in dom.name() or name_part in dom.UUIDString():
+            with contextlib.suppress(libvirt.libvirtError):
+                if dom.isActive():
+                    dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefine()
+    pool = conn.storagePoolLookupByName(pool_name)
+    pool.refresh(0)
+    for vol in pool.listAllVolumes(0):
+        if name_part in vol.name():
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+    with contextlib.suppress(libvirt.libvirtError):
+        net = conn.networkLookupByName("vpsctl-test")
+        mac = mac_for(name_part).lower()
+        for host in ET.fromstring(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)).findall("./ip/dhcp/host"):
+            if (host.get("mac") or "").lower() == mac:
+                net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                           -1, ET.tostring(host, encoding="unicode"),
+                           libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+
+
 class VpsctlServer:
-    """A real `vpsctl serve` (API + in-process worker) on loopback, driven over HTTP."""
+    """A real `vpsctl serve` (API + in-process worker) on loopback, driven over HTTP.  Its state
+    (the SQLite database) lives in ``tmp``; a customer ``bench`` with a plan to order from."""
 
     def __init__(self, tmp: Path, **overrides: Any) -> None:
+        from orchestrator.compute import images
+        from orchestrator.core.accounts import create_customer
+        from orchestrator.core.auth import create_token
+        from orchestrator.core.db import make_engine
+
         settings = base_settings(tmp, **{"verify_guest_ssh": False, **overrides})
+        self.settings = settings
         self.env = dict(os.environ)
         self.env.update(settings.as_environment())
-        self.port = 18080
-        cli = [sys.executable, "-m", "orchestrator.cli"]
-        subprocess.run([*cli, "customer", "create", "bench", "--email", "bench@example.test", "--language", "en"],
-                       env=self.env, check=True, capture_output=True)
-        token = subprocess.run([*cli, "token", "create", "--role", "customer", "--customer", "bench"],
-                               env=self.env, check=True, capture_output=True, text=True).stdout.strip()
-        staff = subprocess.run([*cli, "token", "create", "--role", "support"],
-                               env=self.env, check=True, capture_output=True, text=True).stdout.strip()
-        self.staff_headers = {"Authorization": f"Bearer {staff.splitlines()[-1]}",
-                              "Content-Type": "application/json"}
-        subprocess.run([*cli, "image", "build", "tiny"], env=self.env, check=True, capture_output=True)
-        self.server = subprocess.Popen([*cli, "serve", "--port", str(self.port)], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
-        self.headers = {"Authorization": f"Bearer {token.splitlines()[-1]}", "Content-Type": "application/json"}
-        for _ in range(300):
+        self.port = free_port()
+        self.parked: list[str] = []
+        # What `vpsctl customer create`, `token create` and `image build` do, in this process.
+        engine = make_engine(settings)
+        with Session(engine, expire_on_commit=False) as session:
+            create_customer(session, "bench", "bench@example.test", "en", actor="bench")
+            session.commit()
+            token = create_token(session, Role.customer, "bench", actor="bench")
+            staff = create_token(session, Role.support, actor="bench")
+            images.build(settings, session, "tiny")
+        engine.dispose()
+        self.staff_headers = {"Authorization": f"Bearer {staff}", "Content-Type": "application/json"}
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(self.port)],
+                                       env=self.env, stdout=subprocess.DEVNULL,
+                                       stderr=(tmp / "serve.log").open("wb"))
+        for _ in range(600):
             try:
                 self.call("GET", "/healthz")
                 break
             except OSError:
+                if self.server.poll() is not None:
+                    raise RuntimeError(f"vpsctl serve exited: {(tmp / 'serve.log').read_text()[-2000:]}") from None
                 time.sleep(0.1)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "k")], check=True)
         # A customer's VPS is ordered from a plan (R8.1-setup-fee): one published for the benchmarks.
@@ -79,14 +124,16 @@ class VpsctlServer:
             raise RuntimeError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from exc
 
     def sample(self, conn: libvirt.virConnect) -> float:
+        """Seconds from the order to its domain running.  The guest is then paused (untimed) and
+        left to :meth:`stop`: its create job waits for a DHCP lease that will not come, costing
+        nothing, where a booting guest under emulation would take a core from the next samples
+        and a delete would have to wait for its boot."""
         started = time.perf_counter()
         vps_id = str(self.call("POST", "/v1/orders", self.body)["vps"]["id"])
         wait_running(conn, vps_id)
         elapsed = time.perf_counter() - started
-        # clean up (the create job finishes its remaining steps first) before the next sample
-        job = self.call("DELETE", f"/v1/vps/{vps_id}?confirm_data_loss=true")["job"]
-        while self.call("GET", f"/v1/jobs/{job['id']}")["status"] not in ("succeeded", "failed"):
-            time.sleep(0.05)
+        self.parked.append(vps_id)
+        conn.lookupByUUIDString(vps_id).suspend()
         return elapsed
 
     def create_running(self, conn: libvirt.virConnect) -> str:
@@ -101,34 +148,17 @@ class VpsctlServer:
         wait_running(conn, vps_id)
         return vps_id
 
-    def stop(self) -> None:
+    def stop(self, conn: libvirt.virConnect | None = None) -> None:
+        """Stop the server, then remove the guests :meth:`sample` left (with ``conn``)."""
         self.server.send_signal(signal.SIGTERM)
-        self.server.wait(timeout=30)
-
-
-def provenance() -> str:
-    """Where a figure comes from, read from the system: the commit measured (and whether the tree
-    had changes), the machine's CPU, cores, memory and kernel, the libvirt and QEMU versions."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    # The report itself is rewritten by each benchmark of a run: not a change of the code measured.
-    if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/benchmarks.md"):
-        commit += " (with uncommitted changes)"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / (1 << 20)
-    conn = libvirt.open(URI)
-    try:
-        lib, hyp = conn.getLibVersion(), conn.getVersion()
-    finally:
-        conn.close()
-    return (f"commit {commit}; {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB, Linux {os.uname().release}; "
-            f"libvirt {lib // 1000000}.{lib // 1000 % 1000}.{lib % 1000}, "
-            f"QEMU {hyp // 1000000}.{hyp // 1000 % 1000}.{hyp % 1000}")
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait(timeout=30)
+        if conn is not None:
+            for vps_id in self.parked:
+                scrub(conn, vps_id)
 
 
 def cpu_seconds() -> float:
@@ -143,16 +173,3 @@ def summary(name: str, values: list[float]) -> dict[str, float | str]:
     return {"name": name, "median": statistics.median(ordered), "p90": ordered[int(0.9 * (len(ordered) - 1))],
             "min": ordered[0], "n": len(ordered)}
 
-
-
-
-def write_section(heading: str, lines: list[str]) -> None:
-    """Replace (or add) the section of docs/benchmarks.md that starts with ``## heading``."""
-    out = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
-    start = text.find(f"## {heading}")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    out.write_text(text.rstrip() + "\n\n" + "\n".join(lines))
-    print("\n".join(lines))
