@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -43,47 +44,61 @@ def timed(client: TestClient, path: str, token: str) -> tuple[float, dict[str, A
     return took, dict(answer.json())
 
 
-def run(kind: str, size: int, samples: int, tmp: Path) -> dict[str, dict[str, float]]:
-    """p50 and p99 (ms) of each call, by name."""
-    with empty_database(kind, tmp / f"{kind}-{size}") as settings:
-        unlimited = settings.api.model_copy(update={"rate_per_minute": 10_000_000})  # a bench calls faster
-        app = create_app(settings.model_copy(update={"api": unlimited}), run_worker=False)
-        engine = app.state.engine
-        with Session(engine) as session:
-            for name in ("many", "none"):
-                create_customer(session, name, f"{name}@example.test", "en", actor="bench")
-            session.commit()
-            many, none = create_token(session, Role.customer, "many"), create_token(session, Role.customer, "none")
-            staff = create_token(session, Role.support)
-            host = Host(name="h", uri="test:///default", site="Paris")
-            session.add(host)
-            session.flush()
-            owner = session.exec(select(Customer.id).where(Customer.name == "many")).one()
-            assert owner is not None
-            session.add_all([Vps(name=f"v{i}", customer_id=owner, host_id=host.id, image="tiny", vcpus=1,
-                                 memory_mib=256, disk_gib=2, status=VpsStatus.running) for i in range(size)])
-            session.commit()
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as conn:
-                conn.exec_driver_sql("ANALYZE vps")
-                conn.commit()
-        with TestClient(app) as client:
-            cursor = None
-            for _ in range(size // 2 // 500):  # 500 a page to half-way
-                _, page = timed(client, "/v1/vps?limit=500" + (f"&cursor={cursor}" if cursor else ""), many)
-                cursor = page["next"]
-            half_way = "/v1/vps" + (f"?cursor={cursor}" if cursor else "")
-            calls = {"first": ("/v1/vps", many), "half-way": (half_way, many),
-                     "staff": ("/v1/vps", staff), "floor": ("/v1/vps", none)}
-            times: dict[str, list[float]] = {name: [] for name in calls}
-            warm_up = min(20, max(5, samples // 4))  # rounds not counted
-            for i in range(warm_up + samples):
-                for name, (path, token) in calls.items():
+Call = tuple[TestClient, str, str]  # client, path, token
+
+
+def setup(kind: str, size: int, tmp: Path, stack: ExitStack) -> dict[str, Call]:
+    """An application over a database of its own where customer ``many`` holds ``size`` VPS,
+    open until ``stack`` closes; the four calls measured on it, by name."""
+    settings = stack.enter_context(empty_database(kind, tmp / f"{kind}-{size}"))
+    unlimited = settings.api.model_copy(update={"rate_per_minute": 10_000_000})  # a bench calls faster
+    app = create_app(settings.model_copy(update={"api": unlimited}), run_worker=False)
+    engine = app.state.engine
+    stack.callback(engine.dispose)
+    with Session(engine) as session:
+        for name in ("many", "none"):
+            create_customer(session, name, f"{name}@example.test", "en", actor="bench")
+        session.commit()
+        many, none = create_token(session, Role.customer, "many"), create_token(session, Role.customer, "none")
+        staff = create_token(session, Role.support)
+        host = Host(name="h", uri="test:///default", site="Paris")
+        session.add(host)
+        session.flush()
+        owner = session.exec(select(Customer.id).where(Customer.name == "many")).one()
+        assert owner is not None
+        session.add_all([Vps(name=f"v{i}", customer_id=owner, host_id=host.id, image="tiny", vcpus=1,
+                             memory_mib=256, disk_gib=2, status=VpsStatus.running) for i in range(size)])
+        session.commit()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE vps")
+            conn.commit()
+    client = stack.enter_context(TestClient(app))
+    cursor = None
+    for _ in range(size // 2 // 500):  # 500 a page to half-way
+        _, page = timed(client, "/v1/vps?limit=500" + (f"&cursor={cursor}" if cursor else ""), many)
+        cursor = page["next"]
+    half_way = "/v1/vps" + (f"?cursor={cursor}" if cursor else "")
+    return {"first": (client, "/v1/vps", many), "half-way": (client, half_way, many),
+            "staff": (client, "/v1/vps", staff), "floor": (client, "/v1/vps", none)}
+
+
+def run(kind: str, sizes: tuple[int, ...], samples: int, tmp: Path) -> dict[int, dict[str, dict[str, float]]]:
+    """p50 and p99 (ms) of each call, by size and name.  Every size has its application open at
+    once, and each round takes every call of every size in turn: the machine's load weighs on
+    them all alike, and the ratios between them hold."""
+    with ExitStack() as stack:
+        calls = {size: setup(kind, size, tmp, stack) for size in sizes}
+        times: dict[tuple[int, str], list[float]] = {(size, name): [] for size in sizes for name in PATHS}
+        warm_up = min(20, max(5, samples // 4))  # rounds not counted
+        for i in range(warm_up + samples):
+            for size in sizes:
+                for name, (client, path, token) in calls[size].items():
                     took = timed(client, path, token)[0]
                     if i >= warm_up:
-                        times[name].append(took)
-        engine.dispose()
-    return {name: {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99)} for name, values in times.items()}
+                        times[size, name].append(took)
+    return {size: {name: {"p50": percentile(times[size, name], 0.5), "p99": percentile(times[size, name], 0.99)}
+                   for name in PATHS} for size in sizes}
 
 
 def measure(kinds: list[str] | None = None, sizes: tuple[int, ...] | None = None,
@@ -98,7 +113,7 @@ def measure(kinds: list[str] | None = None, sizes: tuple[int, ...] | None = None
     series: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            found = {size: run(kind, size, samples, Path(tmp)) for size in sizes}
+            found = run(kind, sizes, samples, Path(tmp))
             for size, t in found.items():
                 table.append(f"| {kind} | {size:,} | {t['first']['p50']:.1f} | {t['first']['p99']:.1f} | "
                              f"{t['half-way']['p50']:.1f} | {t['half-way']['p99']:.1f} | {t['staff']['p99']:.1f} | "
@@ -120,7 +135,8 @@ def measure(kinds: list[str] | None = None, sizes: tuple[int, ...] | None = None
     lines = [
         "`python -m bench.list_bench`: the application in process (authentication, Guard, routing, query, "
         "serialisation; no network), 50 VPS a page, newest first; one customer holds them all. Milliseconds "
-        f"over {samples} calls of each kind per row, the four kinds taken in turn: the first page, a page "
+        f"over {samples} calls of each kind per row, taken in turn with every other kind and size (each size "
+        "in a database of its own, all open at once): the first page, a page "
         "half-way down the list (by cursor), staff's first page over everyone's, and the floor: the same "
         "call for a customer with no VPS. Keyset pages read from an index (`ix_vps_owner_newest`, "
         "`ix_vps_newest`), so depth and size should cost nothing.",

@@ -124,8 +124,7 @@ def measure(samples: int | None = None) -> Result:
         rows += [("suspend", *suspend), ("resume", *resume), ("cut-off", *cut), ("reconnect", *reconnect)]
     finally:
         server.stop()
-        for vps_id in created:
-            scrub(conn, vps_id)
+        scrub(conn, *created)
         conn.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return report(rows, samples, poll)
