@@ -149,8 +149,22 @@ def measure() -> Result:
     host_counts = (10, 100, 300) if quick() else (10, 100, 1000)
     reconcile_hosts = (1, 10, 30) if quick() else (1, 10, 100)
     placements, passes = count(200, 30), count(5, 3)
-    doc = (__doc__ or "").split("\n\n")[1].strip()
-    lines = ["`python -m bench.fleet_bench`:", "", doc, "",
+    def listed(counts: tuple[int, ...]) -> str:
+        return ", ".join(f"{n:,}" for n in counts[:-1]) + f" and {counts[-1]:,}"
+
+    doc = [
+        "- Placement of one VPS (compute/hosts.best_host: one SQL query sums the allocations, keeps the "
+        "hosts where it fits, orders them by free memory; SQLite, the embedded default), among "
+        f"{listed(host_counts)} hosts holding {VPS_PER_HOST} VPS each (one in ten with a data disk), anywhere "
+        "and in one site. Beside it, the peer: the same choice made in Python after reading every host and "
+        "its allocations (compute/hosts.candidates + compute/placement.choose_host), checked to agree.",
+        f"- One reconciliation pass (workflows/reconciler.reconcile): {listed(reconcile_hosts)} hosts of "
+        f"{DOMAINS_PER_HOST} running domains each, every one a VPS recorded running. The hosts are libvirt "
+        "`test:///` hosts (the libvirt test driver, in process, one node file each): the real driver code, "
+        "one getAllDomainStats per host and pass, without a network round trip. Beside it, the floor: the "
+        "bare getAllDomainStats calls of the same pass.",
+    ]
+    lines = ["`python -m bench.fleet_bench`:", "", *doc, "",
              f"Placement of one VPS ({VPS_PER_HOST} VPS per host, records on SQLite; median of {placements}):", "",
              f"| hosts | VPS recorded | among every host | / {host_counts[0]} hosts | in one site (a third) | "
              "every host read, chosen in Python (peer) | SQL / peer |",

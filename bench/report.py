@@ -225,6 +225,12 @@ def plot(figure: Figure, path: Path) -> None:
     ax.set_ylabel(figure.ylabel)
     if figure.logx:
         ax.set_xscale("log")
+    # The work sizes measured, and only them, on the x axis.
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xticks(sorted({x for points in figure.series.values() for x, _ in points}))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     if figure.logy:
         ax.set_yscale("log")
     ax.set_ylim(bottom=None if figure.logy else 0)
