@@ -151,7 +151,7 @@ def measure(samples: int | None = None, peer: bool = True) -> Result:
           for row, times in zip(rows, (floor, ours, peers), strict=False)],
         "",
         "The target compares each round's samples (taken one after the other, under the same load) "
-        "and keep the median of those ratios.",
+        "and keeps the median of those ratios.",
         "",
     ]
     targets = [Target("create: vpsctl / floor, median of the rounds' ratios", paired(ours, floor), TARGET_FLOOR,
