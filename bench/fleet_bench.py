@@ -11,6 +11,10 @@
   getAllDomainStats per host and pass, without a network round trip.  Beside it, the floor: the
   bare getAllDomainStats calls of the same pass.
 
+Targets: placement among the most hosts under 5 ms (median) and at most half the peer's time; a
+pass over the most domains under 5 s, at most 10 x its floor, and its time per domain at most
+1.5 x that of one host.
+
     python -m bench.fleet_bench          # writes its section of docs/benchmarks.md
 """
 
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bench.common import provenance, write_section
+from bench.report import Figure, Result, Target, count, quick
 from orchestrator.compute.hosts import Drivers, best_host, candidates, policy
 from orchestrator.compute.placement import Resources, choose_host
 from orchestrator.core.db import make_engine
@@ -33,13 +37,15 @@ from orchestrator.core.settings import Settings
 from orchestrator.workflows import reconciler
 from tests.conftest import base_settings
 
-HOST_COUNTS = (10, 100, 1000)
-VPS_PER_HOST = 10
-PLACEMENTS = 200
-RECONCILE_HOSTS = (1, 10, 100)
-DOMAINS_PER_HOST = 100
-PASSES = 5
+KEY = "fleet"
 HEADING = "Fleet: placement and reconciliation as it grows"
+VPS_PER_HOST = 10
+DOMAINS_PER_HOST = 100
+PLACEMENT_MS = 5.0  # among the most hosts, median
+PASS_SECONDS = 5.0  # over the most domains
+PEER_SHARE = 0.5  # the SQL placement at most half the time of reading every host
+FLOOR_TIMES = 10.0  # a pass at most 10 x its bare getAllDomainStats calls
+GROWTH = 1.5  # a pass's time per domain, most hosts / one host
 
 
 def _settings(tmp: Path) -> Settings:
@@ -48,7 +54,7 @@ def _settings(tmp: Path) -> Settings:
     return settings
 
 
-def placement(tmp: Path, hosts: int) -> tuple[float, float, float]:
+def placement(tmp: Path, hosts: int, placements: int) -> tuple[float, float, float]:
     """Median of one placement (compute/hosts.best_host: one SQL query) among every host, among
     the hosts of one site (a third of them), and of the same choice made in Python after reading
     every host and its allocations (compute/hosts.candidates + placement.choose_host) (ms)."""
@@ -70,7 +76,7 @@ def placement(tmp: Path, hosts: int) -> tuple[float, float, float]:
         session.commit()
     want, rules = Resources(2, 4096, 40), policy(settings)
     anywhere, in_site, read_all = [], [], []
-    for _ in range(PLACEMENTS):
+    for _ in range(placements):
         with Session(engine) as session:
             session.connection()  # a placement runs inside the order's transaction, begun before
             start = time.perf_counter()
@@ -97,7 +103,7 @@ def _node_file(directory: Path, host: int, ids: list[str]) -> Path:
     return path
 
 
-def reconcile_pass(tmp: Path, hosts: int) -> tuple[float, float]:
+def reconcile_pass(tmp: Path, hosts: int, passes: int) -> tuple[float, float]:
     """Median wall time of one reconcile pass, and of the bare getAllDomainStats calls (ms)."""
     settings = _settings(tmp)
     engine = make_engine(settings)
@@ -121,12 +127,12 @@ def reconcile_pass(tmp: Path, hosts: int) -> tuple[float, float]:
     try:
         reconciler.reconcile(engine, settings, drivers)  # connections opened once, as in a worker
         timings = []
-        for _ in range(PASSES):
+        for _ in range(passes):
             start = time.perf_counter()
             reconciler.reconcile(engine, settings, drivers)
             timings.append((time.perf_counter() - start) * 1000)
         floor = []
-        for _ in range(PASSES):
+        for _ in range(passes):
             start = time.perf_counter()
             for uri in uris:
                 assert len(drivers.for_uri(uri).list_domains()) == DOMAINS_PER_HOST
@@ -139,36 +145,79 @@ def reconcile_pass(tmp: Path, hosts: int) -> tuple[float, float]:
     return statistics.median(timings), statistics.median(floor)
 
 
-def main() -> None:
-    lines = [f"## {HEADING}", "", "`python -m bench.fleet_bench`:", "", (__doc__ or "").split("\n\n")[1].strip(), "",
-             f"Measured on {provenance()}.", ""]
-    lines += [f"Placement of one VPS ({VPS_PER_HOST} VPS per host, records on SQLite; median of {PLACEMENTS}):", "",
-              "| hosts | VPS recorded | among every host | / 10 hosts | in one site (a third) | "
-              "every host read, chosen in Python |",
-              "|---:|---:|---:|---:|---:|---:|"]
-    base = None
-    for hosts in HOST_COUNTS:
+def measure() -> Result:
+    host_counts = (10, 100, 300) if quick() else (10, 100, 1000)
+    reconcile_hosts = (1, 10, 30) if quick() else (1, 10, 100)
+    placements, passes = count(200, 30), count(5, 3)
+    def listed(counts: tuple[int, ...]) -> str:
+        return ", ".join(f"{n:,}" for n in counts[:-1]) + f" and {counts[-1]:,}"
+
+    doc = [
+        "- Placement of one VPS (compute/hosts.best_host: one SQL query sums the allocations, keeps the "
+        "hosts where it fits, orders them by free memory; SQLite, the embedded default), among "
+        f"{listed(host_counts)} hosts holding {VPS_PER_HOST} VPS each (one in ten with a data disk), anywhere "
+        "and in one site. Beside it, the peer: the same choice made in Python after reading every host and "
+        "its allocations (compute/hosts.candidates + compute/placement.choose_host), checked to agree.",
+        f"- One reconciliation pass (workflows/reconciler.reconcile): {listed(reconcile_hosts)} hosts of "
+        f"{DOMAINS_PER_HOST} running domains each, every one a VPS recorded running. The hosts are libvirt "
+        "`test:///` hosts (the libvirt test driver, in process, one node file each): the real driver code, "
+        "one getAllDomainStats per host and pass, without a network round trip. Beside it, the floor: the "
+        "bare getAllDomainStats calls of the same pass.",
+    ]
+    lines = ["`python -m bench.fleet_bench`:", "", *doc, "",
+             f"Placement of one VPS ({VPS_PER_HOST} VPS per host, records on SQLite; median of {placements}):", "",
+             f"| hosts | VPS recorded | among every host | / {host_counts[0]} hosts | in one site (a third) | "
+             "every host read, chosen in Python (peer) | SQL / peer |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    placed = []
+    for hosts in host_counts:
         with tempfile.TemporaryDirectory() as tmp:
-            median, in_site, floor = placement(Path(tmp), hosts)
-        base = base or median
-        lines.append(f"| {hosts} | {hosts * VPS_PER_HOST} | {median:.2f} ms | {median / base:.1f}x | "
-                     f"{in_site:.2f} ms | {floor:.2f} ms |")
+            median, in_site, peer = placement(Path(tmp), hosts, placements)
+        placed.append((hosts, median, in_site, peer))
+        lines.append(f"| {hosts:,} | {hosts * VPS_PER_HOST:,} | {median:.2f} ms | {median / placed[0][1]:.1f}x | "
+                     f"{in_site:.2f} ms | {peer:.2f} ms | {median / peer:.2f}x |")
         print(lines[-1], flush=True)
     lines += ["", f"One reconciliation pass ({DOMAINS_PER_HOST} running domains per libvirt test:/// host, "
-              f"median of {PASSES}):", "",
+              f"median of {passes}):", "",
               "| hosts | domains | pass | bare getAllDomainStats (floor) | pass / floor | per domain |",
               "|---:|---:|---:|---:|---:|---:|"]
-    for hosts in RECONCILE_HOSTS:
+    passed = []
+    for hosts in reconcile_hosts:
         with tempfile.TemporaryDirectory() as tmp:
-            median, floor = reconcile_pass(Path(tmp), hosts)
+            median, floor = reconcile_pass(Path(tmp), hosts, passes)
         domains = hosts * DOMAINS_PER_HOST
-        lines.append(f"| {hosts} | {domains} | {median:.0f} ms | {floor:.1f} ms | {median / floor:.0f}x | "
+        passed.append((domains, median, floor))
+        lines.append(f"| {hosts} | {domains:,} | {median:.0f} ms | {floor:.1f} ms | {median / floor:.1f}x | "
                      f"{median * 1000 / domains:.0f} µs |")
         print(lines[-1], flush=True)
-    lines += ["", "Targets: placement among 1,000 hosts under 5 ms (median); a pass over 10,000 domains on "
-              "100 hosts under 5 s."]
-    write_section(HEADING, lines)
+    lines.append("")
+    most, (domains, pass_ms, floor_ms) = placed[-1], passed[-1]
+    per_domain = [median / d for d, median, _ in passed]
+    targets = [
+        Target(f"fleet: placement among {most[0]:,} hosts (median)", most[1], PLACEMENT_MS, unit="ms",
+               relative=False),
+        Target(f"fleet: placement among {most[0]:,} hosts, one SQL query / every host read and chosen in Python",
+               most[1] / most[3], PEER_SHARE),
+        Target(f"fleet: one reconciliation pass over {domains:,} domains (median)", pass_ms / 1000, PASS_SECONDS,
+               unit="s", relative=False),
+        Target(f"fleet: reconciliation pass / its bare getAllDomainStats calls, {domains:,} domains",
+               pass_ms / floor_ms, FLOOR_TIMES),
+        Target(f"fleet: reconciliation time per domain, {domains:,} domains / {passed[0][0]:,}",
+               per_domain[-1] / per_domain[0], GROWTH),
+    ]
+    figures = [
+        Figure("fleet-placement", "Placement of one VPS as hosts grow", "hosts (10 VPS each)", "median (ms)",
+               {"one SQL query, every host": [(h, m) for h, m, _, _ in placed],
+                "one SQL query, one site": [(h, s) for h, _, s, _ in placed],
+                "peer: every host read, chosen in Python": [(h, p) for h, _, _, p in placed]}, logx=True),
+        Figure("fleet-reconcile", "One reconciliation pass as domains grow", "running domains (100 per host)",
+               "median (ms)", {"reconciliation pass": [(d, m) for d, m, _ in passed],
+                               "floor: bare getAllDomainStats": [(d, f) for d, _, f in passed]}, logx=True),
+    ]
+    return Result(KEY, HEADING, lines, targets, figures)
 
 
 if __name__ == "__main__":
-    main()
+    from bench.run import main
+
+    raise SystemExit(main([KEY]))

@@ -2,12 +2,15 @@
 # Install what vpsctl needs on Debian 12: libvirt + QEMU, image-building tools, a virtualenv.
 #   scripts/install.sh          runtime only
 #   scripts/install.sh --test   plus the test and lint tools
+#   scripts/install.sh --bench  plus what scripts/bench.sh needs (matplotlib, virt-install)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test,postgres]"
+[ "${1:-}" = "--bench" ] && extras="[test,postgres,bench]"
 test_packages=()
 [ "${1:-}" = "--test" ] && test_packages=(postgresql openssh-server)
+[ "${1:-}" = "--bench" ] && test_packages=(postgresql openssh-server virtinst)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root (or with sudo): it installs Debian packages and starts libvirtd" >&2
