@@ -34,9 +34,9 @@ def relative_targets_met(result: Result) -> None:
 
 def test_create_through_vpsctl_within_its_target_of_the_libvirt_floor(requires_libvirt: None) -> None:
     """Order -> domain running through the real ``vpsctl serve``, beside overlay + define +
-    start of the same definition straight through libvirt-python, 4 rounds in turn: vpsctl at
+    start of the same definition straight through libvirt-python, 6 rounds in turn: vpsctl at
     most 1.5 x the floor (the median of the rounds' ratios)."""
-    result = create_bench.measure(samples=4, peer=False)
+    result = create_bench.measure(samples=6, peer=False)
     [target] = result.targets
     assert target.what.startswith("create: vpsctl / floor") and target.limit == create_bench.TARGET_FLOOR
     relative_targets_met(result)
