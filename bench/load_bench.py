@@ -1,0 +1,603 @@
+"""Load: many clients at once against the real server on loopback, reads mixed with jobs.
+
+The server as it is run: uvicorn serving the application factory (``api.app:create_app``) in
+several worker processes (``--workers``), and separate ``vpsctl worker`` processes claiming the
+jobs, all on one database: a PostgreSQL schema of its own (made and dropped here) on the server of
+``$VPSCTL_TEST_POSTGRES_URL``, or a SQLite file (``LOAD_DATABASE=sqlite``).  The database is
+seeded first: customers, one token per client, 10,000 VPS recorded running, one host.
+
+What the jobs run against: the host is a libvirt ``test:///`` host (libvirt's test driver, inside
+each worker process, one node file holding a running domain for each VPS that gets jobs), reached
+through the real driver code (orchestrator/hypervisor/libvirt_driver.py): no QEMU, no libvirtd.
+The in-memory driver of tests/fakes.py cannot serve here: a ``vpsctl worker`` process always
+reaches hosts through libvirt (compute/hosts.Drivers), and there is no URI that names a fake.
+The test driver keeps its domains in each process's memory and knows no network filters, so the
+jobs are suspend and resume, whose steps call libvirt without redefining the domain (a reboot,
+stop or start defines the domain first, with its network filters); each is idempotent in the
+driver, so it does not matter which worker process ran the one before.  Every job goes through the
+whole path: the Guard, the request's transaction, the queue, a worker's claim, its lease and
+steps, the VPS's new status.  The periodic duties (reconciler, billing run, traffic, capacity,
+filter checks) are off: each worker's test driver has its own idea of the domains.
+
+Each client (one asyncio task, one token of its own, its customer shared with other clients)
+calls, with a random pause between calls (``LOAD_THINK_MS``, mean): ``GET /v1/vps/{id}``, the first
+page of ``GET /v1/vps``, ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET /v1/invoices``, and on one
+of its two own VPS ``POST /suspend`` or ``/resume`` with an ``Idempotency-Key`` (sometimes sent
+twice: the repeat must answer the same job).  A 409 on those is expected (the VPS is busy with the
+previous job): counted and listed apart.  Any 5xx, transport error, other status or wrong replay
+is an error.  At the end the queue is drained (bounded) and every job answered is looked up: it
+exists, succeeded, ran once (one attempt, its step started once), and no other job was made.
+
+    python -m bench.load_bench     # LOAD_CLIENTS=200 LOAD_SECONDS=60; writes docs/benchmarks.md (Load)
+
+Settings (environment): LOAD_CLIENTS, LOAD_SECONDS, LOAD_VPS, LOAD_CUSTOMERS, LOAD_API_WORKERS,
+LOAD_JOB_WORKERS, LOAD_THINK_MS, LOAD_DRAIN_SECONDS, LOAD_DATABASE (postgresql | sqlite),
+LOAD_WRITE (0: do not write docs/benchmarks.md).  Exit code 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from orchestrator.core.accounts import create_customer
+from orchestrator.core.auth import issue_token
+from orchestrator.core.db import make_engine
+from orchestrator.core.models import Host, Job, JobEvent, JobStatus, Role, Vps, VpsStatus
+from orchestrator.core.settings import Settings
+from tests.conftest import base_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ACTION_VPS_PER_CLIENT = 2
+REPLAY_SHARE = 0.1  # job calls repeated at once with the same Idempotency-Key
+# Targets (ms): p99 under the full load of 200 clients on this 2-core machine.
+TARGET_P99_MS = {"GET /v1/vps/{id}": 250.0, "GET /v1/vps?limit=50": 500.0}
+# What a client calls, and how often (weights).
+MIX = (("GET /v1/vps/{id}", 30), ("GET /v1/vps?limit=50", 20), ("GET /v1/jobs", 10), ("GET /v1/jobs/{id}", 5),
+       ("GET /v1/invoices", 5), ("job", 30))
+JOB_STEPS = {"suspend": "pause", "resume": "unpause"}
+# The Guard's answer to a key repeated while the first request's answer is not yet recorded
+# (api/guard.py), which it records only after the answer was sent: a repeat sent at once may get it.
+STILL_ANSWERED = "a request with this Idempotency-Key is still being answered"
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Config:
+    clients: int = 200
+    seconds: float = 60.0
+    vps: int = 10_000
+    customers: int = 20
+    api_workers: int = 3
+    job_workers: int = 2
+    think_ms: float = 500.0
+    drain_seconds: float = 120.0
+    database: str = "postgresql"
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(clients=_int("LOAD_CLIENTS", 200), seconds=float(os.environ.get("LOAD_SECONDS", 60)),
+                   vps=_int("LOAD_VPS", 10_000), customers=_int("LOAD_CUSTOMERS", 20),
+                   api_workers=_int("LOAD_API_WORKERS", 3), job_workers=_int("LOAD_JOB_WORKERS", 2),
+                   think_ms=float(os.environ.get("LOAD_THINK_MS", 500)),
+                   drain_seconds=float(os.environ.get("LOAD_DRAIN_SECONDS", 120)),
+                   database=os.environ.get("LOAD_DATABASE", "postgresql"))
+
+
+@dataclass
+class Seeded:
+    tokens: list[str]  # one per client
+    readable: list[list[str]]  # per customer: the ids of its VPS
+    actions: list[list[str]]  # per client: its own VPS that get jobs
+
+
+@dataclass
+class Tally:
+    """What the clients saw."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))  # route -> ms
+    statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    expected: Counter[tuple[str, int, str]] = field(default_factory=Counter)  # route, status, detail
+    errors: list[str] = field(default_factory=list)
+    jobs: dict[str, tuple[str, str]] = field(default_factory=dict)  # job id -> (vps id, kind)
+    replays: int = 0
+    last_kind: dict[str, str] = field(default_factory=dict)  # vps id -> kind of its last job answered
+
+
+@dataclass
+class Result:
+    config: Config
+    elapsed: float
+    tally: Tally
+    drained_in: float
+    accounted: int  # jobs answered, found and run as they should
+    problems: list[str]  # what is not accounted for
+    database: str
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.tally.latencies.values())
+
+    @property
+    def errors(self) -> list[str]:
+        return self.tally.errors
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the database --------------------------------------------------------------------------------
+
+@contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    """The URL of an empty database of the bench's own: a new PostgreSQL schema (dropped after),
+    or a new SQLite file."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'vpsctl.db'}"
+        return
+    given = os.environ.get("VPSCTL_TEST_POSTGRES_URL")
+    if not given:
+        raise SystemExit("the load bench runs on PostgreSQL: set VPSCTL_TEST_POSTGRES_URL "
+                         "(scripts/postgres.sh start prints it), or LOAD_DATABASE=sqlite")
+    base = sa.make_url(given)
+    schema = f"load_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
+
+
+def settings_for(tmp: Path, url: str) -> Settings:
+    return base_settings(
+        tmp, database_url=url, run_worker=False, verify_guest_ssh=False,
+        # each worker's test driver has its own domains: nothing periodic looks at the host
+        reconcile_seconds=0, filter_check_seconds=0, capacity_seconds=0, traffic_seconds=0,
+        billing_run_seconds=0,
+        job_lease_seconds=30.0, job_heartbeat_seconds=5.0, job_poll_seconds=0.1,
+        # clients call faster than the default limit allows one token
+        api_rate_per_minute=1_000_000)
+
+
+def node_file(tmp: Path, ids: list[str]) -> Path:
+    """A libvirt test driver node: a running domain for each VPS that gets jobs."""
+    domains = "".join(f"<domain type='test'><name>vps-{vps_id}</name><uuid>{vps_id}</uuid><memory>262144</memory>"
+                      f"<vcpu>1</vcpu><os><type>hvm</type></os></domain>" for vps_id in ids)
+    path = tmp / "node.xml"
+    path.write_text(f"<node><cpu><mhz>2000</mhz><model>i686</model><active>2</active><nodes>1</nodes>"
+                    f"<sockets>1</sockets><cores>2</cores><threads>1</threads></cpu><memory>16777216</memory>"
+                    f"{domains}</node>")
+    return path
+
+
+def seed(settings: Settings, config: Config, tmp: Path) -> Seeded:
+    """Customers, one token per client, ``config.vps`` VPS recorded running on one test:/// host;
+    each client gets two VPS of its customer of its own for its jobs."""
+    engine = make_engine(settings)  # the schema, migrated once before the processes start
+    try:
+        actions = [[str(uuid.uuid4()) for _ in range(ACTION_VPS_PER_CLIENT)] for _ in range(config.clients)]
+        node = node_file(tmp, [vps_id for ids in actions for vps_id in ids])
+        with Session(engine) as session:
+            customers = [create_customer(session, f"load{c}", f"load{c}@example.test", "en", actor="bench")
+                         for c in range(config.customers)]
+            host = Host(name="load", uri=f"test://{node}", site="Marseille", domain_type="test", vcpus=64,
+                        memory_mib=1 << 20, disk_gib=100_000)
+            session.add(host)
+            session.flush()
+            tokens = [issue_token(session, Role.customer, customers[i % config.customers], label=f"client{i}",
+                                  actor="bench").token for i in range(config.clients)]
+            # (id, customer, name): each client's own VPS first, then the rest, customer after customer
+            rows = [(vps_id, client % config.customers, f"c{client}")
+                    for client, ids in enumerate(actions) for vps_id in ids]
+            rows += [(str(uuid.uuid4()), n % config.customers, f"v{n}") for n in range(max(0, config.vps - len(rows)))]
+            readable: list[list[str]] = [[] for _ in customers]
+            for vps_id, owner, _ in rows:
+                readable[owner].append(vps_id)
+            # one multi-row INSERT: a record as the model makes it (its defaults), once, then varied;
+            # made a second apart, the first the longest ago
+            template = Vps(host_id=host.id, image="tiny", vcpus=1, memory_mib=256, disk_gib=2,
+                           status=VpsStatus.running, customer_id=0, name="v").model_dump()
+            made = template["created_at"] - timedelta(seconds=len(rows))
+            session.execute(sa.insert(Vps), [
+                {**template, "id": vps_id, "customer_id": customers[owner].id, "name": name,
+                 "created_at": made + timedelta(seconds=n), "updated_at": made + timedelta(seconds=n)}
+                for n, (vps_id, owner, name) in enumerate(rows)])
+            session.commit()
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")  # as autovacuum would, long before 60 s of traffic
+                conn.commit()
+        return Seeded(tokens, readable, actions)
+    finally:
+        engine.dispose()
+
+
+# --- the processes -------------------------------------------------------------------------------
+
+@contextmanager
+def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[str]:
+    """uvicorn (``config.api_workers`` processes) and ``config.job_workers`` ``vpsctl worker``
+    processes; yields the API's base URL; every process started here is stopped here."""
+    env = dict(os.environ)
+    env.update(settings.as_environment())
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    port = free_port()
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", str(config.api_workers), "--log-level", "warning",
+             "--no-access-log", "--backlog", "4096"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "api.log").open("wb")))
+        for n in range(config.job_workers):
+            started.append(subprocess.Popen(
+                [sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=env,
+                stdout=subprocess.DEVNULL, stderr=(tmp / f"worker{n}.log").open("wb")))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            for process in started:
+                if process.poll() is not None:
+                    logs = "\n".join(log.read_text()[-2000:] for log in sorted(tmp.glob("*.log")))
+                    raise RuntimeError(f"{process.args!r} ended ({process.returncode}):\n{logs}")
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not answer /healthz within 120 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- the clients ---------------------------------------------------------------------------------
+
+async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: Config, tally: Tally,
+                 ready: list[int], start: asyncio.Event, stop_at: list[float]) -> None:
+    rng = random.Random(number)
+    customer = number % config.customers
+    headers = {"Authorization": f"Bearer {seeded.tokens[number]}"}
+    readable, own = seeded.readable[customer], seeded.actions[number]
+    state = {vps_id: "running" for vps_id in own}  # what this client last made of each
+    my_jobs: list[str] = []
+    routes, weights = zip(*MIX, strict=True)
+
+    async def call(route: str, method: str, path: str, body: Any = None,
+                   extra: dict[str, str] | None = None) -> httpx.Response | None:
+        began = time.perf_counter()
+        try:
+            answer = await http.request(method, path, json=body, headers={**headers, **(extra or {})})
+        except httpx.HTTPError as exc:
+            tally.errors.append(f"{route}: {type(exc).__name__}: {exc}")
+            return None
+        tally.latencies[route].append((time.perf_counter() - began) * 1000)
+        tally.statuses[route][answer.status_code] += 1
+        return answer
+
+    def unexpected(route: str, answer: httpx.Response) -> None:
+        tally.errors.append(f"{route}: {answer.status_code} {answer.text[:300]}")
+
+    # warm-up, not counted: each process's first queries
+    try:
+        await http.get(f"/v1/vps/{own[0]}", headers=headers)
+    except httpx.HTTPError:
+        pass
+    ready.append(number)
+    await start.wait()
+    while time.perf_counter() < stop_at[0]:
+        await asyncio.sleep(rng.uniform(0, 2 * config.think_ms) / 1000)
+        if time.perf_counter() >= stop_at[0]:
+            break
+        route = rng.choices(routes, weights)[0]
+        if route == "GET /v1/vps/{id}":
+            answer = await call(route, "GET", f"/v1/vps/{rng.choice(readable)}")
+        elif route == "GET /v1/vps?limit=50":
+            answer = await call(route, "GET", "/v1/vps?limit=50")
+            if answer is not None and answer.status_code == 200 and len(answer.json()["items"]) != min(
+                    50, len(readable)):
+                tally.errors.append(f"{route}: {len(answer.json()['items'])} items")
+        elif route == "GET /v1/jobs":
+            answer = await call(route, "GET", "/v1/jobs?limit=50")
+        elif route == "GET /v1/jobs/{id}":
+            if not my_jobs:
+                continue
+            answer = await call(route, "GET", f"/v1/jobs/{rng.choice(my_jobs)}")
+        elif route == "GET /v1/invoices":
+            answer = await call(route, "GET", "/v1/invoices")
+        else:
+            vps_id = rng.choice(own)
+            kind = "suspend" if state[vps_id] == "running" else "resume"
+            route = f"POST /v1/vps/{{id}}/{kind}"
+            path, body = f"/v1/vps/{vps_id}/{kind}", ({"reason": "customer"} if kind == "suspend" else None)
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            answer = await call(route, "POST", path, body, key)
+            if answer is None:
+                continue
+            if answer.status_code == 409:  # busy with its previous job
+                tally.expected[(route, 409, str(answer.json().get("detail", ""))[:90])] += 1
+                continue
+            if answer.status_code != 202:
+                unexpected(route, answer)
+                continue
+            job_id = answer.json()["job"]["id"]
+            if job_id in tally.jobs:
+                tally.errors.append(f"{route}: job {job_id} answered twice without a replay")
+            tally.jobs[job_id] = (vps_id, kind)
+            tally.last_kind[vps_id] = kind
+            my_jobs.append(job_id)
+            state[vps_id] = "suspended" if kind == "suspend" else "running"
+            if rng.random() < REPLAY_SHARE:
+                replay = await call(route + " (repeated key)", "POST", path, body, key)
+                if replay is None:
+                    continue
+                if replay.status_code == 409 and replay.json().get("detail") == STILL_ANSWERED:
+                    tally.expected[(route + " (repeated key)", 409, STILL_ANSWERED)] += 1
+                elif (replay.status_code == 202 and replay.headers.get("idempotent-replayed") == "true"
+                        and replay.json()["job"]["id"] == job_id):
+                    tally.replays += 1
+                else:
+                    unexpected(route + " (repeated key)", replay)
+            continue
+        if answer is not None and answer.status_code != 200:
+            unexpected(route, answer)
+
+
+async def drive(base: str, seeded: Seeded, config: Config) -> tuple[Tally, float]:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as http:
+        start, stop_at, ready = asyncio.Event(), [float("inf")], list[int]()
+        tasks = [asyncio.create_task(client(http, n, seeded, config, tally, ready, start, stop_at))
+                 for n in range(config.clients)]
+        warm_until = time.perf_counter() + 60
+        while len(ready) < config.clients and time.perf_counter() < warm_until:  # the warm-up calls
+            await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        stop_at[0] = began + config.seconds
+        start.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=config.seconds + 60)
+        return tally, time.perf_counter() - began
+
+
+# --- the jobs, accounted for ---------------------------------------------------------------------
+
+def account(settings: Settings, tally: Tally, drain_seconds: float) -> tuple[float, int, list[str]]:
+    """Wait (bounded) until no job answered is queued or running; then every job answered exists,
+    succeeded, ran once (one attempt, its step started once), no other job exists, and each VPS
+    that got jobs has the status of its last one."""
+    engine = make_engine(settings, upgrade=False)
+    problems: list[str] = []
+    began = time.monotonic()
+    try:
+        while True:
+            with Session(engine) as session:
+                pending = session.exec(select(sa.func.count()).select_from(Job).where(
+                    col(Job.status).in_([JobStatus.queued, JobStatus.running]))).one()
+            if not pending or time.monotonic() - began > drain_seconds:
+                break
+            time.sleep(0.25)
+        drained = time.monotonic() - began
+        with Session(engine) as session:
+            jobs = {job.id: job for job in session.exec(select(Job))}
+            started = Counter(session.exec(select(JobEvent.job_id).where(JobEvent.status == "started")).all())
+            statuses = dict(session.exec(select(Vps.id, Vps.status).where(
+                col(Vps.id).in_(list(tally.last_kind))).order_by(Vps.id)).all()) if tally.last_kind else {}
+        if pending:
+            problems.append(f"{pending} jobs still queued or running after {drain_seconds:.0f} s")
+        accounted = 0
+        for job_id, (vps_id, kind) in tally.jobs.items():
+            job = jobs.get(job_id)
+            if job is None:
+                problems.append(f"job {job_id} ({kind}) answered 202 but is not recorded")
+            elif job.status != JobStatus.succeeded:
+                problems.append(f"job {job_id} ({kind}): {job.status} {job.error or ''}")
+            elif job.vps_id != vps_id or job.kind != kind:
+                problems.append(f"job {job_id}: {job.kind} of {job.vps_id}, answered as {kind} of {vps_id}")
+            elif job.attempts != 1 or started[job_id] != 1 or job.steps_done != [JOB_STEPS[kind]]:
+                problems.append(f"job {job_id} ({kind}): {job.attempts} attempts, {started[job_id]} steps "
+                                f"started, steps done {job.steps_done}")
+            else:
+                accounted += 1
+        for job_id in sorted(set(jobs) - set(tally.jobs)):
+            problems.append(f"job {job_id} ({jobs[job_id].kind}) was made but never answered")
+        for vps_id, kind in tally.last_kind.items():
+            want = VpsStatus.suspended if kind == "suspend" else VpsStatus.running
+            if statuses.get(vps_id) != want:
+                problems.append(f"VPS {vps_id}: {statuses.get(vps_id)} after its last job, a {kind}")
+    finally:
+        engine.dispose()
+    return drained, accounted, problems
+
+
+def run(config: Config) -> Result:
+    """Seed, serve, drive the clients, account for the jobs; every process and the schema gone after."""
+    with tempfile.TemporaryDirectory(prefix="vpsctl-load-") as name:
+        tmp = Path(name)
+        with database(config.database, tmp) as url:
+            settings = settings_for(tmp, url)
+            began = time.monotonic()
+            seeded = seed(settings, config, tmp)
+            progress(f"seeded {config.vps:,} VPS and {config.clients} tokens in {time.monotonic() - began:.1f} s")
+            began = time.monotonic()
+            with serving(settings, config, tmp) as base:
+                progress(f"serving after {time.monotonic() - began:.1f} s; {config.clients} clients for "
+                         f"{config.seconds:.0f} s")
+                tally, elapsed = asyncio.run(drive(base, seeded, config))
+                drained, accounted, problems = account(settings, tally, config.drain_seconds)
+                progress(f"{len(tally.jobs)} jobs drained in {drained:.1f} s")
+                began = time.monotonic()
+            progress(f"stopped in {time.monotonic() - began:.1f} s")
+            kind = "PostgreSQL " + postgres_version(url) if config.database == "postgresql" else "SQLite"
+    return Result(config, elapsed, tally, drained, accounted, problems, kind)
+
+
+def progress(line: str) -> None:
+    print(f"load_bench: {line}", file=sys.stderr, flush=True)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def postgres_version(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql("SHOW server_version").scalar()).split()[0]
+    finally:
+        engine.dispose()
+
+
+def machine() -> str:
+    """The commit measured (and whether the tree had changes), the CPU, cores, memory, kernel and
+    load average, read from the system."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/benchmarks.md"):
+        commit += " (with uncommitted changes)"
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    mem_gib = int(Path("/proc/meminfo").read_text().split()[1]) / (1 << 20)
+    import libvirt
+
+    lib = libvirt.getVersion()
+    return (f"commit {commit}; {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB, Linux {os.uname().release}, "
+            f"load average {os.getloadavg()[0]:.2f} before the run; libvirt {lib // 1000000}.{lib // 1000 % 1000}."
+            f"{lib % 1000} (test driver)")
+
+
+def targets_missed(result: Result) -> list[str]:
+    missed = []
+    if result.errors:
+        missed.append(f"{len(result.errors)} errors")
+    if result.problems:
+        missed.append(f"{len(result.problems)} jobs not accounted for")
+    if not result.tally.jobs:
+        missed.append("no job was started")
+    for route, bound in TARGET_P99_MS.items():
+        p99 = percentile(result.tally.latencies.get(route, []), 0.99)
+        if not p99 <= bound:
+            missed.append(f"{route} p99 {p99:.0f} ms over {bound:.0f} ms")
+    return missed
+
+
+def report(result: Result, source: str) -> list[str]:
+    config, tally = result.config, result.tally
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = []
+    for route in sorted(tally.latencies):
+        values = tally.latencies[route]
+        codes = ", ".join(f"{code}: {n}" for code, n in sorted(tally.statuses[route].items()))
+        rows.append(f"| {route} | {len(values)} | {percentile(values, 0.5):.1f} | {percentile(values, 0.99):.1f} | "
+                    f"{max(values):.1f} | {codes} |")
+    expected = [f"- {n} x {status} on `{route}`: {detail}" for (route, status, detail), n in
+                sorted(tally.expected.items(), key=lambda item: -item[1])] or ["- none"]
+    missed = targets_missed(result)
+    errors = [f"- {error}" for error in result.errors[:10]] + (
+        [f"- ... and {len(result.errors) - 10} more"] if len(result.errors) > 10 else [])
+    problems = [f"- {problem}" for problem in result.problems[:10]] + (
+        [f"- ... and {len(result.problems) - 10} more"] if len(result.problems) > 10 else [])
+    return [
+        f"Measured {when} by `python -m bench.load_bench` on {source}; {result.database}.",
+        "",
+        f"{config.clients} clients for {config.seconds:.0f} s (each its own customer token, {config.customers} "
+        f"customers), a random pause of 0 to {2 * config.think_ms:.0f} ms between calls; {config.vps:,} VPS "
+        f"recorded; uvicorn with {config.api_workers} worker processes, {config.job_workers} `vpsctl worker` "
+        "processes. Jobs ran against a libvirt `test:///` host (libvirt's test driver in each worker "
+        "process, through the real driver code: no QEMU); suspend and resume only, the periodic duties off "
+        "(see the module's docstring for why).",
+        "",
+        f"{result.requests:,} requests in {result.elapsed:.1f} s: {result.requests / result.elapsed:.0f} per "
+        f"second; {len(result.errors)} errors (5xx, transport, or an unexpected answer).",
+        "",
+        "| route | calls | p50 (ms) | p99 (ms) | max (ms) | statuses |",
+        "|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+        "Expected refusals (a VPS busy with its previous job):",
+        "",
+        *expected,
+        "",
+        f"Jobs: {len(tally.jobs)} answered 202 (each with its job id), {tally.replays} repeats of a key "
+        f"answered the same job; after the run the queue drained in {result.drained_in:.1f} s; "
+        f"{result.accounted} accounted for: "
+        "each recorded, succeeded, one attempt, its step started once, no other job made, every VPS in the "
+        "status of its last job.",
+        *(["", "Errors:", "", *errors] if errors else []),
+        *(["", "Jobs not accounted for:", "", *problems] if problems else []),
+        "",
+        "Targets: zero errors, every job accounted for, p99 of " +
+        " and ".join(f"`{route}` under {bound:.0f} ms" for route, bound in TARGET_P99_MS.items()) + ": " +
+        ("met." if not missed else "NOT met (" + "; ".join(missed) + ")."),
+    ]
+
+
+def write(lines: list[str]) -> None:
+    """Between the markers of the Load section of docs/benchmarks.md (added when absent)."""
+    out = ROOT / "docs" / "benchmarks.md"
+    text = out.read_text() if out.exists() else "# Benchmarks\n"
+    begin, end = "<!-- load:begin -->", "<!-- load:end -->"
+    if begin not in text or end not in text:
+        text = text.rstrip() + ("\n\n## Load: 200 clients at once on the real server\n\n"
+                                f"`python -m bench.load_bench`.\n\n{begin}\n{end}\n")
+    head, rest = text.split(begin, 1)
+    out.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
+
+
+def main() -> int:
+    config = Config.from_env()
+    source = machine()
+    result = run(config)
+    lines = report(result, source)
+    print("\n".join(lines))
+    if os.environ.get("LOAD_WRITE", "1") != "0":
+        write(lines)
+    return 1 if targets_missed(result) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
