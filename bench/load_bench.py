@@ -91,7 +91,7 @@ class Config:
     customers: int = 20
     api_workers: int = 3
     job_workers: int = 2
-    think_ms: float = 500.0
+    think_ms: float = 2000.0
     drain_seconds: float = 120.0
     database: str = "postgresql"
 
@@ -100,7 +100,7 @@ class Config:
         return cls(clients=_int("LOAD_CLIENTS", 200), seconds=float(os.environ.get("LOAD_SECONDS", 60)),
                    vps=_int("LOAD_VPS", 10_000), customers=_int("LOAD_CUSTOMERS", 20),
                    api_workers=_int("LOAD_API_WORKERS", 3), job_workers=_int("LOAD_JOB_WORKERS", 2),
-                   think_ms=float(os.environ.get("LOAD_THINK_MS", 500)),
+                   think_ms=float(os.environ.get("LOAD_THINK_MS", 2000)),
                    drain_seconds=float(os.environ.get("LOAD_DRAIN_SECONDS", 120)),
                    database=os.environ.get("LOAD_DATABASE", "postgresql"))
 
@@ -123,6 +123,9 @@ class Tally:
     jobs: dict[str, tuple[str, str]] = field(default_factory=dict)  # job id -> (vps id, kind)
     replays: int = 0
     last_kind: dict[str, str] = field(default_factory=dict)  # vps id -> kind of its last job answered
+    busy: float = 0.0  # share of the machine's CPU time busy during the run (every process)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by whom
+    job_seconds: list[float] = field(default_factory=list)  # each job's time from asked to finished
 
 
 @dataclass
@@ -187,7 +190,8 @@ def settings_for(tmp: Path, url: str) -> Settings:
         # each worker's test driver has its own domains: nothing periodic looks at the host
         reconcile_seconds=0, filter_check_seconds=0, capacity_seconds=0, traffic_seconds=0,
         billing_run_seconds=0,
-        job_lease_seconds=30.0, job_heartbeat_seconds=5.0, job_poll_seconds=0.1,
+        # the jobs' timings as shipped (the tests' are shorter)
+        job_lease_seconds=30.0, job_heartbeat_seconds=5.0, job_poll_seconds=0.2,
         # clients call faster than the default limit allows one token
         api_rate_per_minute=1_000_000)
 
@@ -247,41 +251,66 @@ def seed(settings: Settings, config: Config, tmp: Path) -> Seeded:
 
 # --- the processes -------------------------------------------------------------------------------
 
+@dataclass
+class Served:
+    base: str  # the API's URL
+    api: int  # the uvicorn supervisor's pid (its workers are its children)
+    workers: list[int]  # the vpsctl worker processes' pids
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the API processes and by the job worker processes."""
+        return tree_cpu(self.api), sum(tree_cpu(pid) for pid in self.workers)
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its living descendants (/proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # ended meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return own + sum(tree_cpu(int(child)) for child in children)
+
+
 @contextmanager
-def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[str]:
+def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
     """uvicorn (``config.api_workers`` processes) and ``config.job_workers`` ``vpsctl worker``
-    processes; yields the API's base URL; every process started here is stopped here."""
+    processes, each one ready (its start-up logged); every process started here is stopped here."""
     env = dict(os.environ)
     env.update(settings.as_environment())
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     port = free_port()
     started: list[subprocess.Popen[bytes]] = []
+    logs = [tmp / "api.log", *(tmp / f"worker{n}.log" for n in range(config.job_workers))]
     try:
         started.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", str(config.api_workers), "--log-level", "warning",
+             "--port", str(port), "--workers", str(config.api_workers), "--log-level", "info",
              "--no-access-log", "--backlog", "4096"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "api.log").open("wb")))
-        for n in range(config.job_workers):
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs[0].open("wb")))
+        for log in logs[1:]:
             started.append(subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=env,
-                stdout=subprocess.DEVNULL, stderr=(tmp / f"worker{n}.log").open("wb")))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
+                stdout=subprocess.DEVNULL, stderr=log.open("wb")))
+        deadline = time.monotonic() + 180
+
+        def ready() -> bool:
+            text = [log.read_text(errors="replace") for log in logs]
+            return (text[0].count("Application startup complete") >= config.api_workers
+                    and all(" started with " in worker for worker in text[1:]))
+
+        while not ready():
             for process in started:
                 if process.poll() is not None:
-                    logs = "\n".join(log.read_text()[-2000:] for log in sorted(tmp.glob("*.log")))
-                    raise RuntimeError(f"{process.args!r} ended ({process.returncode}):\n{logs}")
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+                    tails = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
+                    raise RuntimeError(f"{process.args!r} ended ({process.returncode}):\n{tails}")
             if time.monotonic() > deadline:
-                raise RuntimeError("the API did not answer /healthz within 120 s")
+                raise RuntimeError("the API's and the job workers' start-up not done within 180 s")
             time.sleep(0.2)
-        yield base
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+        yield Served(base, started[0].pid, [process.pid for process in started[1:]])
     finally:
         for process in started:
             if process.poll() is None:
@@ -329,7 +358,7 @@ async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: C
     ready.append(number)
     await start.wait()
     while time.perf_counter() < stop_at[0]:
-        await asyncio.sleep(rng.uniform(0, 2 * config.think_ms) / 1000)
+        await asyncio.sleep(min(rng.uniform(0, 2 * config.think_ms) / 1000, stop_at[0] - time.perf_counter()))
         if time.perf_counter() >= stop_at[0]:
             break
         route = rng.choices(routes, weights)[0]
@@ -386,21 +415,32 @@ async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: C
             unexpected(route, answer)
 
 
-async def drive(base: str, seeded: Seeded, config: Config) -> tuple[Tally, float]:
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy so far (every process, every core): /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+async def drive(served: Served, seeded: Seeded, config: Config) -> tuple[Tally, float]:
     tally = Tally()
     limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as http:
+    async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=30.0) as http:
         start, stop_at, ready = asyncio.Event(), [float("inf")], list[int]()
         tasks = [asyncio.create_task(client(http, n, seeded, config, tally, ready, start, stop_at))
                  for n in range(config.clients)]
         warm_until = time.perf_counter() + 60
         while len(ready) < config.clients and time.perf_counter() < warm_until:  # the warm-up calls
             await asyncio.sleep(0.05)
-        began = time.perf_counter()
+        began, busy, (api, workers), own = time.perf_counter(), busy_cpu_seconds(), served.cpu(), time.process_time()
         stop_at[0] = began + config.seconds
         start.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=config.seconds + 60)
-        return tally, time.perf_counter() - began
+        elapsed = time.perf_counter() - began
+        tally.busy = (busy_cpu_seconds() - busy) / elapsed / (os.cpu_count() or 1)
+        api_after, workers_after = served.cpu()
+        tally.cpu = {"API processes": api_after - api, "job worker processes": workers_after - workers,
+                     "clients (this process)": time.process_time() - own}
+        return tally, elapsed
 
 
 # --- the jobs, accounted for ---------------------------------------------------------------------
@@ -442,6 +482,8 @@ def account(settings: Settings, tally: Tally, drain_seconds: float) -> tuple[flo
                                 f"started, steps done {job.steps_done}")
             else:
                 accounted += 1
+                if job.created_at and job.finished_at:
+                    tally.job_seconds.append((job.finished_at - job.created_at).total_seconds())
         for job_id in sorted(set(jobs) - set(tally.jobs)):
             problems.append(f"job {job_id} ({jobs[job_id].kind}) was made but never answered")
         for vps_id, kind in tally.last_kind.items():
@@ -463,10 +505,10 @@ def run(config: Config) -> Result:
             seeded = seed(settings, config, tmp)
             progress(f"seeded {config.vps:,} VPS and {config.clients} tokens in {time.monotonic() - began:.1f} s")
             began = time.monotonic()
-            with serving(settings, config, tmp) as base:
+            with serving(settings, config, tmp) as served:
                 progress(f"serving after {time.monotonic() - began:.1f} s; {config.clients} clients for "
                          f"{config.seconds:.0f} s")
-                tally, elapsed = asyncio.run(drive(base, seeded, config))
+                tally, elapsed = asyncio.run(drive(served, seeded, config))
                 drained, accounted, problems = account(settings, tally, config.drain_seconds)
                 progress(f"{len(tally.jobs)} jobs drained in {drained:.1f} s")
                 began = time.monotonic()
@@ -552,13 +594,19 @@ def report(result: Result, source: str) -> list[str]:
         "(see the module's docstring for why).",
         "",
         f"{result.requests:,} requests in {result.elapsed:.1f} s: {result.requests / result.elapsed:.0f} per "
-        f"second; {len(result.errors)} errors (5xx, transport, or an unexpected answer).",
+        f"second; {len(result.errors)} errors (5xx, transport, or an unexpected answer). The machine's "
+        f"cores were {100 * tally.busy:.0f}% busy during the run (every process: the server, the clients, "
+        "PostgreSQL, and whatever else ran); CPU used during the run: " +
+        ", ".join(f"{who} {seconds:.1f} s" for who, seconds in tally.cpu.items()) +
+        (f" ({1000 * tally.cpu['API processes'] / result.requests:.1f} ms of the API's per request)."
+         if result.requests and "API processes" in tally.cpu else "."),
         "",
         "| route | calls | p50 (ms) | p99 (ms) | max (ms) | statuses |",
         "|---|---:|---:|---:|---:|---|",
         *rows,
         "",
-        "Expected refusals (a VPS busy with its previous job):",
+        "Expected refusals: a suspend or resume sent before the client's previous job on that VPS finished "
+        "(the status does not allow it yet), a key repeated before its first answer was recorded:",
         "",
         *expected,
         "",
@@ -566,7 +614,10 @@ def report(result: Result, source: str) -> list[str]:
         f"answered the same job; after the run the queue drained in {result.drained_in:.1f} s; "
         f"{result.accounted} accounted for: "
         "each recorded, succeeded, one attempt, its step started once, no other job made, every VPS in the "
-        "status of its last job.",
+        f"status of its last job. From asked to finished (`finished_at - created_at`): p50 "
+        f"{percentile(tally.job_seconds, 0.5) * 1000:.0f} ms, p99 {percentile(tally.job_seconds, 0.99) * 1000:.0f} ms" +
+        (f"; {1000 * tally.cpu['job worker processes'] / len(tally.jobs):.0f} ms of the job workers' CPU per job "
+         "(their idle polling included)." if tally.jobs and "job worker processes" in tally.cpu else "."),
         *(["", "Errors:", "", *errors] if errors else []),
         *(["", "Jobs not accounted for:", "", *problems] if problems else []),
         "",
@@ -582,8 +633,15 @@ def write(lines: list[str]) -> None:
     text = out.read_text() if out.exists() else "# Benchmarks\n"
     begin, end = "<!-- load:begin -->", "<!-- load:end -->"
     if begin not in text or end not in text:
-        text = text.rstrip() + ("\n\n## Load: 200 clients at once on the real server\n\n"
-                                f"`python -m bench.load_bench`.\n\n{begin}\n{end}\n")
+        text = text.rstrip() + "\n\n" + "\n".join([
+            "## Load: many clients at once on the real server", "",
+            "`python -m bench.load_bench` (bench/load_bench.py; `LOAD_CLIENTS`, `LOAD_SECONDS` and the other "
+            "`LOAD_*` variables shrink it): uvicorn serving the application in several worker processes and "
+            "separate `vpsctl worker` processes on a PostgreSQL schema of the bench's own, seeded with "
+            "10,000 VPS; each client, with a token of its own, mixes reads with jobs started with an "
+            "`Idempotency-Key`. Any 5xx, transport error or unexpected answer is an error; after the run "
+            "every job answered 202 is looked up (recorded, succeeded, one attempt, its step started "
+            "once, no other job made). Exit code 1 when a target is missed.", "", begin, end, ""])
     head, rest = text.split(begin, 1)
     out.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + rest.split(end, 1)[1])
 
