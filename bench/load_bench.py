@@ -41,8 +41,12 @@ LOAD_WRITE (0: do not write docs/benchmarks.md).  Exit code 1 when a target is m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +75,7 @@ from tests.conftest import base_settings
 ROOT = Path(__file__).resolve().parent.parent
 ACTION_VPS_PER_CLIENT = 2
 REPLAY_SHARE = 0.1  # job calls repeated at once with the same Idempotency-Key
+CALL_TIMEOUT = 60.0  # s: a call unanswered this long is an error (the server's 30 s pool timeout fits in)
 # Targets (ms): p99 with 200 clients (about 65 requests a second) on a 2-core machine.
 TARGET_P99_MS = {"GET /v1/vps/{id}": 250.0, "GET /v1/vps?limit=50": 500.0}
 # What a client calls, and how often (weights).
@@ -129,6 +134,7 @@ class Tally:
     busy: float = 0.0  # share of the machine's CPU time busy during the run (every process)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by whom
     job_seconds: list[float] = field(default_factory=list)  # each job's time from asked to finished
+    logged: Counter[str] = field(default_factory=Counter)  # exceptions in the processes' logs
 
 
 @dataclass
@@ -291,11 +297,11 @@ def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(config.api_workers), "--log-level", "info",
              "--no-access-log", "--backlog", "4096"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs[0].open("wb")))
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs[0].open("wb"), start_new_session=True))
         for log in logs[1:]:
             started.append(subprocess.Popen(
                 [sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=env,
-                stdout=subprocess.DEVNULL, stderr=log.open("wb")))
+                stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True))
         deadline = time.monotonic() + 180
 
         def ready() -> bool:
@@ -315,15 +321,19 @@ def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
         assert httpx.get(base + "/healthz", timeout=10).status_code == 200
         yield Served(base, started[0].pid, [process.pid for process in started[1:]])
     finally:
+        # Each was started in a session (a process group) of its own: uvicorn's worker processes
+        # are in their supervisor's, and go with it.
         for process in started:
             if process.poll() is None:
                 process.terminate()
         for process in started:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)  # answers in progress finish first
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever of its group is left
 
 
 # --- the clients ---------------------------------------------------------------------------------
@@ -344,7 +354,7 @@ async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: C
         try:
             answer = await http.request(method, path, json=body, headers={**headers, **(extra or {})})
         except httpx.HTTPError as exc:
-            tally.errors.append(f"{route}: {type(exc).__name__}: {exc}")
+            tally.errors.append(f"{route}: {type(exc).__name__} after {time.perf_counter() - began:.1f} s {exc}")
             return None
         tally.latencies[route].append((time.perf_counter() - began) * 1000)
         tally.statuses[route][answer.status_code] += 1
@@ -427,7 +437,7 @@ def busy_cpu_seconds() -> float:
 async def drive(served: Served, seeded: Seeded, config: Config) -> tuple[Tally, float]:
     tally = Tally()
     limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
-    async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=30.0) as http:
+    async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=CALL_TIMEOUT) as http:
         start, stop_at, ready = asyncio.Event(), [float("inf")], list[int]()
         tasks = [asyncio.create_task(client(http, n, seeded, config, tally, ready, start, stop_at))
                  for n in range(config.clients)]
@@ -437,7 +447,13 @@ async def drive(served: Served, seeded: Seeded, config: Config) -> tuple[Tally, 
         began, busy, (api, workers), own = time.perf_counter(), busy_cpu_seconds(), served.cpu(), time.process_time()
         stop_at[0] = began + config.seconds
         start.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=config.seconds + 60)
+        # bounded: a call still unanswered this long after the end is cut off (an error)
+        done, late = await asyncio.wait(tasks, timeout=config.seconds + CALL_TIMEOUT + 10)
+        for task in done:
+            task.result()  # a client's own failure is the bench's, raised here
+        for task in late:
+            task.cancel()
+            tally.errors.append("a client's call was still unanswered at the end: cut off")
         elapsed = time.perf_counter() - began
         tally.busy = (busy_cpu_seconds() - busy) / elapsed / (os.cpu_count() or 1)
         api_after, workers_after = served.cpu()
@@ -517,7 +533,27 @@ def run(config: Config) -> Result:
                 began = time.monotonic()
             progress(f"stopped in {time.monotonic() - began:.1f} s")
             kind = "PostgreSQL " + postgres_version(url) if config.database == "postgresql" else "SQLite"
+        tally.logged = logged_exceptions(tmp)
+        if tally.errors or problems or tally.logged:  # the processes' logs, kept to read what went wrong
+            kept = Path(tempfile.mkdtemp(prefix="vpsctl-load-logs-"))
+            for log in tmp.glob("*.log"):
+                shutil.copy(log, kept / log.name)
+            progress(f"the server's and workers' logs are in {kept}")
     return Result(config, elapsed, tally, drained, accounted, problems, kind)
+
+
+EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Timeout)\w*): (.*)$")
+
+
+def logged_exceptions(directory: Path) -> Counter[str]:
+    """The exceptions the server and the workers logged (their tracebacks' last lines), by kind."""
+    found: Counter[str] = Counter()
+    for log in directory.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            match = EXCEPTION.match(line)
+            if match:
+                found[f"{log.stem}: {match.group(1)}: {match.group(2)[:110]}"] += 1
+    return found
 
 
 def progress(line: str) -> None:
@@ -561,6 +597,8 @@ def targets_missed(result: Result) -> list[str]:
         missed.append(f"{len(result.errors)} errors")
     if result.problems:
         missed.append(f"{len(result.problems)} jobs not accounted for")
+    if result.tally.logged:
+        missed.append(f"{sum(result.tally.logged.values())} exceptions logged by the server or the workers")
     if not result.tally.jobs:
         missed.append("no job was started")
     for route, bound in TARGET_P99_MS.items():
@@ -622,6 +660,8 @@ def report(result: Result, source: str) -> list[str]:
         (f"; {1000 * tally.cpu['job worker processes'] / len(tally.jobs):.0f} ms of the job workers' CPU per job "
          "(their idle polling included)." if tally.jobs and "job worker processes" in tally.cpu else "."),
         *(["", "Errors:", "", *errors] if errors else []),
+        *(["", "Exceptions in the server's and workers' logs (api: uvicorn's processes; workerN: `vpsctl worker`):",
+           "", *(f"- {n} x {line}" for line, n in tally.logged.most_common(10))] if tally.logged else []),
         *(["", "Jobs not accounted for:", "", *problems] if problems else []),
         "",
         "Targets: zero errors, every job accounted for, p99 of " +

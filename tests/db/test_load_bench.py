@@ -19,6 +19,7 @@ def test_a_small_load_run_has_no_error_and_accounts_for_every_job() -> None:
     result = run(Config(clients=5, seconds=3, vps=200, customers=2, api_workers=1, job_workers=1, think_ms=50,
                         drain_seconds=30, database=databases()[-1]))
     assert result.errors == []
+    assert not result.tally.logged, result.tally.logged  # nothing went wrong on the server's side either
     assert result.problems == []
     assert result.tally.jobs, "no job was started"
     assert result.accounted == len(result.tally.jobs)
