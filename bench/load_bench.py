@@ -19,17 +19,19 @@ whole path: the Guard, the request's transaction, the queue, a worker's claim, i
 steps, the VPS's new status.  The periodic duties (reconciler, billing run, traffic, capacity,
 filter checks) are off: each worker's test driver has its own idea of the domains.
 
-Each client (one asyncio task, one token of its own, its customer shared with other clients)
-calls, with a random pause between calls (``LOAD_THINK_MS``, mean): ``GET /v1/vps/{id}``, the first
-page of ``GET /v1/vps``, ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET /v1/invoices``, and on one
-of its two own VPS ``POST /suspend`` or ``/resume`` with an ``Idempotency-Key`` (one in ten sent
-again at once: the repeat must answer the same job, or 409 while the Guard has not yet recorded the
-first answer, which it does after sending it).  A 409 for a status that does not allow the call
-yet (the client's previous job on that VPS not finished) is expected too: both counted and listed
-apart.  Any 5xx, transport error, other status or wrong replay is an error.  At the end the queue
-is drained (bounded) and every job answered is looked up: it exists, succeeded, ran once (one
-attempt, its step started once), and no other job was made.  The clients run in this process and
-share the machine with the server: the CPU each part used is reported beside the latencies.
+Each client (one asyncio task, one token of its own, its customer shared with other clients) first
+calls ``GET /v1/vps/{id}``, every client at once (as they would all come back after an outage;
+reported apart), then, with a random pause between calls (``LOAD_THINK_MS``, mean), ``GET
+/v1/vps/{id}``, the first page of ``GET /v1/vps``, ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET
+/v1/invoices``, and on one of its two own VPS ``POST /suspend`` or ``/resume`` with an
+``Idempotency-Key`` (one in ten sent again at once: the repeat must answer the same job, or 409
+while the Guard has not yet recorded the first answer, which it does after sending it).  A 409 for
+a status that does not allow the call yet (the client's previous job on that VPS not finished) is
+expected too: both counted and listed apart.  Any 5xx, transport error, other status or wrong
+replay is an error.  At the end the queue is drained (bounded) and every job answered is looked up:
+it exists, succeeded, ran once (one attempt, its step started once), and no other job was made.
+The clients run in this process and share the machine with the server: the CPU each part used is
+reported beside the latencies.
 
     python -m bench.load_bench     # LOAD_CLIENTS=200 LOAD_SECONDS=60; writes docs/benchmarks.md (Load)
 
@@ -82,6 +84,7 @@ TARGET_P99_MS = {"GET /v1/vps/{id}": 250.0, "GET /v1/vps?limit=50": 500.0}
 MIX = (("GET /v1/vps/{id}", 30), ("GET /v1/vps?limit=50", 20), ("GET /v1/jobs", 10), ("GET /v1/jobs/{id}", 5),
        ("GET /v1/invoices", 5), ("job", 30))
 JOB_STEPS = {"suspend": "pause", "resume": "unpause"}
+OPENING = "GET /v1/vps/{id}, every client at once at the start"
 # The Guard's answer to a key repeated while the first request's answer is not yet recorded
 # (api/guard.py), which it records only after the answer was sent: a repeat sent at once may get it.
 STILL_ANSWERED = "a request with this Idempotency-Key is still being answered"
@@ -339,7 +342,7 @@ def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
 # --- the clients ---------------------------------------------------------------------------------
 
 async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: Config, tally: Tally,
-                 ready: list[int], start: asyncio.Event, stop_at: list[float]) -> None:
+                 stop_at: list[float]) -> None:
     rng = random.Random(number)
     customer = number % config.customers
     headers = {"Authorization": f"Bearer {seeded.tokens[number]}"}
@@ -363,13 +366,10 @@ async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: C
     def unexpected(route: str, answer: httpx.Response) -> None:
         tally.errors.append(f"{route}: {answer.status_code} {answer.text[:300]}")
 
-    # warm-up, not counted: each process's first queries
-    try:
-        await http.get(f"/v1/vps/{own[0]}", headers=headers)
-    except httpx.HTTPError:
-        pass
-    ready.append(number)
-    await start.wait()
+    # every client at once, as they would all come back after an outage
+    answer = await call(OPENING, "GET", f"/v1/vps/{own[0]}")
+    if answer is not None and answer.status_code != 200:
+        unexpected(OPENING, answer)
     while time.perf_counter() < stop_at[0]:
         await asyncio.sleep(min(rng.uniform(0, 2 * config.think_ms) / 1000, stop_at[0] - time.perf_counter()))
         if time.perf_counter() >= stop_at[0]:
@@ -438,15 +438,9 @@ async def drive(served: Served, seeded: Seeded, config: Config) -> tuple[Tally, 
     tally = Tally()
     limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
     async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=CALL_TIMEOUT) as http:
-        start, stop_at, ready = asyncio.Event(), [float("inf")], list[int]()
-        tasks = [asyncio.create_task(client(http, n, seeded, config, tally, ready, start, stop_at))
-                 for n in range(config.clients)]
-        warm_until = time.perf_counter() + 60
-        while len(ready) < config.clients and time.perf_counter() < warm_until:  # the warm-up calls
-            await asyncio.sleep(0.05)
         began, busy, (api, workers), own = time.perf_counter(), busy_cpu_seconds(), served.cpu(), time.process_time()
-        stop_at[0] = began + config.seconds
-        start.set()
+        stop_at = [began + config.seconds]
+        tasks = [asyncio.create_task(client(http, n, seeded, config, tally, stop_at)) for n in range(config.clients)]
         # bounded: a call still unanswered this long after the end is cut off (an error)
         done, late = await asyncio.wait(tasks, timeout=config.seconds + CALL_TIMEOUT + 10)
         for task in done:
@@ -628,7 +622,8 @@ def report(result: Result, source: str) -> list[str]:
         f"Measured {when} by `python -m bench.load_bench` on {source}; {result.database}.",
         "",
         f"{config.clients} clients for {config.seconds:.0f} s (each its own customer token, {config.customers} "
-        f"customers), a random pause of 0 to {2 * config.think_ms:.0f} ms between calls; {config.vps:,} VPS "
+        f"customers), their first calls all at the same instant, then a random pause of 0 to "
+        f"{2 * config.think_ms:.0f} ms between calls; {config.vps:,} VPS "
         f"recorded; uvicorn with {config.api_workers} worker processes, {config.job_workers} `vpsctl worker` "
         "processes. Jobs ran against a libvirt `test:///` host (libvirt's test driver in each worker "
         "process, through the real driver code: no QEMU); suspend and resume only, the periodic duties off "
