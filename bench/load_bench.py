@@ -53,6 +53,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -138,6 +139,7 @@ class Tally:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the run, by whom
     job_seconds: list[float] = field(default_factory=list)  # each job's time from asked to finished
     logged: Counter[str] = field(default_factory=Counter)  # exceptions in the processes' logs
+    connections: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # Connections.summary
 
 
 @dataclass
@@ -285,6 +287,54 @@ def tree_cpu(pid: int) -> float:
     return own + sum(tree_cpu(int(child)) for child in children)
 
 
+APPLICATION = "vpsctl-load-"  # + api | worker: the PostgreSQL connections' application_name
+PARTS = {"api": "the API processes", "worker": "the job worker processes"}
+POOL = 15  # SQLAlchemy's QueuePool as orchestrator/core/db.make_engine makes it: 5, and 10 more
+
+
+def named(env: dict[str, str], part: str) -> dict[str, str]:
+    """``env`` with the database URL naming its connections after ``part`` (PostgreSQL)."""
+    url = env.get("VPSCTL_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return env
+    return {**env, "VPSCTL_DATABASE_URL": sa.make_url(url).update_query_dict(
+        {"application_name": APPLICATION + part}).render_as_string(hide_password=False)}
+
+
+class Connections(threading.Thread):
+    """Samples, every half second, the bench's PostgreSQL connections by part and state
+    (pg_stat_activity): how many are open, and how many idle in a transaction (held by a request
+    or a job between two of its queries, or after its last one)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.engine = sa.create_engine(url)
+        self.stop = threading.Event()
+        self.samples: list[Counter[tuple[str, str]]] = []
+
+    def run(self) -> None:
+        with self.engine.connect() as conn:
+            while not self.stop.wait(0.5):
+                rows = conn.execute(sa.text(
+                    "SELECT application_name, state FROM pg_stat_activity WHERE application_name LIKE :name"),
+                    {"name": APPLICATION + "%"}).all()
+                conn.rollback()
+                self.samples.append(Counter((str(name).removeprefix(APPLICATION), str(state)) for name, state in rows))
+
+    def summary(self) -> dict[str, tuple[float, float, int]]:
+        """Per part: mean open, mean idle in transaction, most open at once."""
+        self.stop.set()
+        self.join()
+        self.engine.dispose()
+        found: dict[str, tuple[float, float, int]] = {}
+        for part in ("api", "worker"):
+            open_ = [sum(n for (who, _), n in sample.items() if who == part) for sample in self.samples]
+            idle = [sample[(part, "idle in transaction")] for sample in self.samples]
+            if open_:
+                found[part] = (sum(open_) / len(open_), sum(idle) / len(idle), max(open_))
+        return found
+
+
 @contextmanager
 def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
     """uvicorn (``config.api_workers`` processes) and ``config.job_workers`` ``vpsctl worker``
@@ -300,10 +350,11 @@ def serving(settings: Settings, config: Config, tmp: Path) -> Iterator[Served]:
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(config.api_workers), "--log-level", "info",
              "--no-access-log", "--backlog", "4096"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs[0].open("wb"), start_new_session=True))
+            cwd=ROOT, env=named(env, "api"), stdout=subprocess.DEVNULL, stderr=logs[0].open("wb"),
+            start_new_session=True))
         for log in logs[1:]:
             started.append(subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=env,
+                [sys.executable, "-m", "orchestrator.cli", "worker"], cwd=ROOT, env=named(env, "worker"),
                 stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True))
         deadline = time.monotonic() + 180
 
@@ -357,14 +408,20 @@ async def client(http: httpx.AsyncClient, number: int, seeded: Seeded, config: C
         try:
             answer = await http.request(method, path, json=body, headers={**headers, **(extra or {})})
         except httpx.HTTPError as exc:
-            tally.errors.append(f"{route}: {type(exc).__name__} after {time.perf_counter() - began:.1f} s {exc}")
+            tens = 10 * int((time.perf_counter() - began) // 10)  # grouped by ten seconds
+            tally.errors.append(f"{route}: {type(exc).__name__} after {tens} to {tens + 10} s")
             return None
         tally.latencies[route].append((time.perf_counter() - began) * 1000)
         tally.statuses[route][answer.status_code] += 1
         return answer
 
     def unexpected(route: str, answer: httpx.Response) -> None:
-        tally.errors.append(f"{route}: {answer.status_code} {answer.text[:300]}")
+        try:  # a problem+json's title and detail (its instance names the object: not kept)
+            problem = answer.json()
+            said = f"{problem.get('title')}: {problem.get('detail')}" if isinstance(problem, dict) else answer.text
+        except ValueError:
+            said = answer.text
+        tally.errors.append(f"{route}: {answer.status_code} {said[:200]}")
 
     # every client at once, as they would all come back after an outage
     answer = await call(OPENING, "GET", f"/v1/vps/{own[0]}")
@@ -521,7 +578,12 @@ def run(config: Config) -> Result:
             with serving(settings, config, tmp) as served:
                 progress(f"serving after {time.monotonic() - began:.1f} s; {config.clients} clients for "
                          f"{config.seconds:.0f} s")
+                sampler = Connections(url) if config.database == "postgresql" else None
+                if sampler:
+                    sampler.start()
                 tally, elapsed = asyncio.run(drive(served, seeded, config))
+                if sampler:
+                    tally.connections = sampler.summary()
                 drained, accounted, problems = account(settings, tally, config.drain_seconds)
                 progress(f"{len(tally.jobs)} jobs drained in {drained:.1f} s")
                 began = time.monotonic()
@@ -614,8 +676,7 @@ def report(result: Result, source: str) -> list[str]:
     expected = [f"- {n} x {status} on `{route}`: {detail}" for (route, status, detail), n in
                 sorted(tally.expected.items(), key=lambda item: -item[1])] or ["- none"]
     missed = targets_missed(result)
-    errors = [f"- {error}" for error in result.errors[:10]] + (
-        [f"- ... and {len(result.errors) - 10} more"] if len(result.errors) > 10 else [])
+    errors = [f"- {n} x {error}" for error, n in Counter(result.errors).most_common()]
     problems = [f"- {problem}" for problem in result.problems[:10]] + (
         [f"- ... and {len(result.problems) - 10} more"] if len(result.problems) > 10 else [])
     return [
@@ -637,6 +698,10 @@ def report(result: Result, source: str) -> list[str]:
         (f" ({1000 * tally.cpu['API processes'] / result.requests:.1f} ms of the API's per request)."
          if result.requests and "API processes" in tally.cpu else "."),
         "",
+        *([("PostgreSQL connections, sampled every 0.5 s: " + "; ".join(
+            f"{PARTS[part]}: {mean:.1f} open on average ({most} at most), {idle:.1f} of them idle in a transaction"
+            for part, (mean, idle, most) in tally.connections.items()) +
+            f" (an API process's pool holds at most {POOL} connections)."), ""] if tally.connections else []),
         "| route | calls | p50 (ms) | p99 (ms) | max (ms) | statuses |",
         "|---|---:|---:|---:|---:|---|",
         *rows,
