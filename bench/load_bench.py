@@ -79,7 +79,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACTION_VPS_PER_CLIENT = 2
 REPLAY_SHARE = 0.1  # job calls repeated at once with the same Idempotency-Key
 CALL_TIMEOUT = 60.0  # s: a call unanswered this long is an error (the server's 30 s pool timeout fits in)
-# Targets (ms): p99 with 200 clients (about 65 requests a second) on a 2-core machine.
+# Targets (ms): p99 with 200 clients (about 40 requests a second) on a 2-core machine.
 TARGET_P99_MS = {"GET /v1/vps/{id}": 250.0, "GET /v1/vps?limit=50": 500.0}
 # What a client calls, and how often (weights).
 MIX = (("GET /v1/vps/{id}", 30), ("GET /v1/vps?limit=50", 20), ("GET /v1/jobs", 10), ("GET /v1/jobs/{id}", 5),
@@ -103,7 +103,7 @@ class Config:
     customers: int = 20
     api_workers: int = 3
     job_workers: int = 2
-    think_ms: float = 3000.0
+    think_ms: float = 5000.0
     drain_seconds: float = 120.0
     database: str = "postgresql"
 
@@ -112,7 +112,7 @@ class Config:
         return cls(clients=_int("LOAD_CLIENTS", 200), seconds=float(os.environ.get("LOAD_SECONDS", 60)),
                    vps=_int("LOAD_VPS", 10_000), customers=_int("LOAD_CUSTOMERS", 20),
                    api_workers=_int("LOAD_API_WORKERS", 3), job_workers=_int("LOAD_JOB_WORKERS", 2),
-                   think_ms=float(os.environ.get("LOAD_THINK_MS", 3000)),
+                   think_ms=float(os.environ.get("LOAD_THINK_MS", 5000)),
                    drain_seconds=float(os.environ.get("LOAD_DRAIN_SECONDS", 120)),
                    database=os.environ.get("LOAD_DATABASE", "postgresql"))
 
