@@ -493,7 +493,10 @@ def busy_cpu_seconds() -> float:
 
 async def drive(served: Served, seeded: Seeded, config: Config) -> tuple[Tally, float]:
     tally = Tally()
-    limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients)
+    # An idle connection is dropped by the client before uvicorn's 5 s keep-alive timeout closes it
+    # (both at 5 s, a call could be sent just as the server closes the connection: a ReadError).
+    limits = httpx.Limits(max_connections=config.clients, max_keepalive_connections=config.clients,
+                          keepalive_expiry=4.0)
     async with httpx.AsyncClient(base_url=served.base, limits=limits, timeout=CALL_TIMEOUT) as http:
         began, busy, (api, workers), own = time.perf_counter(), busy_cpu_seconds(), served.cpu(), time.process_time()
         stop_at = [began + config.seconds]
