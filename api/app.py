@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import orchestrator.workflows  # noqa: F401  (operations, workflows and periodic duties register themselves)
 from api import errors, openapi
+from api.admission import Admission
 from api.audit import AuditTrail
 from api.guard import PUBLIC, Guard
 from api.routers import (
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, run_worker: bool | None = None)
     app.add_middleware(AuditTrail, engine=engine)  # inside the Guard: it reads the principal
     app.add_middleware(Guard, engine=engine, max_body_bytes=settings.api.max_body_bytes,
                        rate_per_minute=settings.api.rate_per_minute, rate_storage=settings.api.rate_storage)
+    app.add_middleware(Admission, engine=engine)  # no more requests at once than connections serve
     app.add_middleware(DatabaseUnavailable)  # outermost: a 503 whichever part met the database down
     for router in ROUTERS:
         check_declared(router.routes, PUBLIC)  # every route says which automation tokens may call it
