@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from orchestrator.core.errors import HypervisorError
 from orchestrator.core.models import Job, JobEvent
 from tests.api.fakeworld import make_world
 from tests.fakes import FakeDriver, FakeHost
@@ -94,3 +95,35 @@ def test_a_guest_that_missed_the_power_button_hears_it_again_before_being_forced
     first, second = DeafWhileBooting.pressed[:2]
     assert second - first >= 0.5
     assert world.vps().status == "stopped"
+
+
+class OffAsPressedAgain(FakeDriver):
+    """A guest that misses the first press, and is powering off by itself when the button is
+    pressed again: libvirt refuses that press (the domain is no longer running)."""
+
+    pressed: list[float] = []
+
+    def shutdown_domain(self, uuid: str) -> None:
+        OffAsPressedAgain.pressed.append(time.monotonic())
+        if len(OffAsPressedAgain.pressed) >= 2:
+            super().destroy_domain(uuid)
+            raise HypervisorError("Requested operation is not valid: domain is not running")
+
+
+def test_a_press_refused_because_the_guest_just_went_off_is_a_clean_shutdown(tmp_path: Path) -> None:
+    OffAsPressedAgain.pressed = []
+
+    def off(uri: str, host: FakeHost) -> FakeDriver:
+        return OffAsPressedAgain(uri, host)
+
+    world = make_world(tmp_path, "racing", off, job_wait_hold_seconds=0.2, job_wait_poll_seconds=0.1,
+                       stop_timeout_seconds=8.0, shutdown_retry_seconds=0.5)
+    asked = world.api.call("POST", f"/v1/vps/{world.vps_id}/stop", world.api.alice)
+    job_id = asked.json()["job"]["id"]
+    run_to_its_end(world, job_id)
+    with Session(world.api.engine) as session:
+        job = session.get(Job, job_id)
+        events = session.exec(select(JobEvent).where(JobEvent.job_id == job_id)).all()
+    assert job is not None and job.status == "succeeded", job.error if job else None
+    assert "shut down by the guest" in [e.message for e in events if e.status == "done"]
+    assert len(OffAsPressedAgain.pressed) == 2 and world.vps().status == "stopped"

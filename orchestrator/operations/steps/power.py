@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import datetime, timedelta
 
 from orchestrator.core.clock import utcnow
-from orchestrator.core.errors import OperationFailed
+from orchestrator.core.errors import HypervisorError, OperationFailed
 from orchestrator.core.models import VpsStatus
 from orchestrator.engine.context import Context
 from orchestrator.engine.operation import wait_until
 from orchestrator.hypervisor import DomainState
 
+log = logging.getLogger(__name__)
 SHUTDOWN = "a clean shutdown"
 PRESSED = "power_button_pressed_at"  # job parameter: when the power button was last pressed
 
@@ -45,7 +47,13 @@ def power_off(ctx: Context, force: bool) -> str:
             last = ctx.params.get(PRESSED)
             if last is None or utcnow() - datetime.fromisoformat(last) >= timedelta(
                     seconds=ctx.settings.lifecycle.shutdown_retry_seconds):
-                press(ctx)
+                try:
+                    press(ctx)
+                except HypervisorError as exc:
+                    # The guest went off (or is going) between the look and the press: the wait
+                    # goes on, and the next look tells; a press refused is not a failed stop.
+                    log.info("VPS %s: the power button pressed again was refused (%s)", vps.id, exc)
+                    ctx.remember(**{PRESSED: utcnow().isoformat()})
             return None
 
         with contextlib.suppress(OperationFailed):  # timed out: fall through to a forced stop
