@@ -595,7 +595,7 @@ class LibvirtDriver:
                 ends = time.monotonic() + 30
                 while dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE and time.monotonic() < ends:
                     time.sleep(0.1)
-            _delete_if_present(pool, dst)  # the file a crashed or failed copy left
+            _delete_if_present(pool, dst, unlisted=True)  # the file a crashed or failed copy left
             # The copy's point in time is when the backup job begins (QEMU copies each block
             # before the guest overwrites it): the filesystems stay frozen only that long.
             frozen, detail = _freeze(dom) if quiesce else (0, "crash-consistent: not asked to quiesce")
@@ -615,7 +615,7 @@ class LibvirtDriver:
             if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
                 failure = f"backup of {target} failed: {stats.get('errmsg', 'unknown error')}"
                 raise _out_of_space(failure, dst_pool, self.uri) if NO_SPACE in failure else HypervisorError(failure)
-            pool.refresh(0)
+            _refresh(pool)
             size = int(pool.storageVolLookupByName(dst).info()[2])
             return LiveBackup(size_bytes=size, quiesced=frozen > 0, frozen=frozen, detail=detail)
 
@@ -819,15 +819,19 @@ def _thaw(dom: libvirt.virDomain, frozen: int) -> None:
     raise HypervisorError(f"the guest's filesystems were frozen and could not be thawed: {message}")
 
 
-def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = False) -> bool:
-    """Delete a volume (zeroed first when ``wipe``); False when there was none.  A file the pool
-    does not list yet (written by QEMU, e.g. a backup job's target) is found after a refresh."""
+def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = False, unlisted: bool = False) -> bool:
+    """Delete a volume (zeroed first when ``wipe``); False when there was none.  ``unlisted``: the
+    file may be there without the pool listing it (written by QEMU, e.g. a backup job's target),
+    so the pool is refreshed to find it (not otherwise: a refresh is refused while another
+    volume of the pool is being made)."""
     try:
         vol = pool.storageVolLookupByName(name)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
             raise
-        pool.refresh(0)
+        if not unlisted:
+            return False
+        _refresh(pool)
         try:
             vol = pool.storageVolLookupByName(name)
         except libvirt.libvirtError as again:
@@ -838,6 +842,19 @@ def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = Fal
         vol.wipe(0)
     vol.delete(0)
     return True
+
+
+def _refresh(pool: libvirt.virStoragePool, tries: int = 20) -> None:
+    """Refresh the pool's list, waiting a moment while libvirt refuses because another volume
+    of the pool is being made ("has asynchronous jobs running")."""
+    for attempt in range(tries):
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in (exc.get_error_message() or "") or attempt == tries - 1:
+                raise
+            time.sleep(0.5)
 
 
 def _network_update_flags(net: libvirt.virNetwork) -> int:
