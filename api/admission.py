@@ -5,16 +5,17 @@ server's thread pool (40 per process), and each holds a database connection of t
 (15 by default) from its first query until its session closes.  Admitted beyond what the pool
 holds, requests that took threads wait for connections held by requests that wait for threads to
 end: a burst of a few hundred clients stalled the API for the pool's 30 s timeout and failed a
-third of them (docs/benchmarks.md, Load).  Admitted at most half the pool at once (a request may
-hold two connections at a moment: its idempotency record and its route's), the others wait their
-turn in the event loop, holding nothing.  The event stream (``GET /v1/events``) is not counted:
-it lasts, and takes a connection only for the moment it reads.
+third of them (docs/benchmarks.md, Load).  Admitted at most as many as the pool holds (a request
+holds one connection at a time), the others wait their turn in the event loop, holding nothing.
+The event stream (``GET /v1/events``) is not counted: it lasts, and takes a connection only for
+the moment it reads.
 
 Why not a library: the limit follows the engine's own pool, an ASGI semaphore of a few lines."""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,20 +29,25 @@ def capacity(engine: Engine) -> int | None:
     if not callable(size):
         return None
     overflow = max(0, int(getattr(engine.pool, "_max_overflow", 0)))
-    return max(1, (int(size()) + overflow) // 2)
+    return max(1, int(size()) + overflow)
 
 
 class Admission:
     def __init__(self, app: ASGIApp, engine: Engine) -> None:
         self.app = app
         self.limit = capacity(engine)
-        self._slots: asyncio.Semaphore | None = None
+        # One count per event loop: a server has one; a test client may run one per thread, and an
+        # asyncio semaphore belongs to one loop.
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.limit is None or scope["type"] != "http" or scope["path"] in UNCOUNTED:
             await self.app(scope, receive, send)
             return
-        if self._slots is None:  # made in the server's event loop
-            self._slots = asyncio.Semaphore(self.limit)
-        async with self._slots:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        async with slots:
             await self.app(scope, receive, send)
