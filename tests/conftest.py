@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 from base64 import b64decode
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +328,16 @@ def ask_job(engine: Any, settings: Settings, principal: Any, vps_id: str | None,
         job = request(Request(session, settings, principal, vps), operation, params, **options)
         session.commit()
         return job.id
+
+
+def until(what: str, probe: Callable[[], Any], within: float = 60) -> Any:
+    """``probe``'s first true answer, looked for every 50 ms; AssertionError naming ``what`` after
+    ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s")
+        time.sleep(0.05)

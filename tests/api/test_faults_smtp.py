@@ -11,11 +11,10 @@ back: the deadlines of R8.7-default count from it."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from orchestrator.core.models import Invoice, Outbox
 from orchestrator.notify import PENDING, SENT, start_outbox_thread
 from tests.api.fakeworld import World, make_world
 from tests.api.money import paris
+from tests.conftest import until as shared_until
 from tests.smtp import Server, free_port
 
 
@@ -34,15 +34,7 @@ def rows(world: World) -> list[Outbox]:
         return list(session.exec(select(Outbox).order_by(col(Outbox.id))).all())
 
 
-def until(what: str, probe: Callable[[], Any], within: float = 30) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within} s")
-        time.sleep(0.05)
+until = functools.partial(shared_until, within=30)  # tests/conftest.until
 
 
 def refused(port: int) -> bool:

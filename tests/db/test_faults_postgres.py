@@ -13,10 +13,11 @@ runs once: nothing lost."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from sqlmodel import Session, col, select
 from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Job, JobEvent
 from tests.api.fakeworld import make_world
+from tests.conftest import until as shared_until
 from tests.fakes import FakeDriver, FakeHost
 from tests.pgserver import PrivatePostgres
 from tests.served import serving
@@ -67,15 +69,7 @@ class Gate:
         return Gated(uri, host)
 
 
-def until(what: str, probe: Callable[[], Any], within: float = 60) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within} s")
-        time.sleep(0.05)
+until = functools.partial(shared_until, within=60)  # tests/conftest.until
 
 
 def test_postgresql_restarted_under_the_api_and_a_worker(tmp_path: Path, postgres: PrivatePostgres,

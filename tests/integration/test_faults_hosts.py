@@ -19,9 +19,9 @@ main test host is in Marseille.  A VPS ordered in Paris is created there by the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from tests.conftest import (
     libvirt_available,
     register_image,
 )
+from tests.conftest import until as shared_until
 from tests.integration.conftest import extra_host, run_host
 from tests.integration.lifecycle import Guest
 from tests.smtp import Server, free_port
@@ -100,15 +101,7 @@ def events(api: Api, job_id: str) -> list[JobEvent]:
         return list(session.exec(select(JobEvent).where(JobEvent.job_id == job_id).order_by(col(JobEvent.id))).all())
 
 
-def until(what: str, probe: Callable[[], Any], within: float = 120) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within} s")
-        time.sleep(0.05)
+until = functools.partial(shared_until, within=120)  # tests/conftest.until
 
 
 def event(api: Api, job_id: str, step: str, status: str) -> JobEvent | None:
