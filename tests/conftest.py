@@ -234,7 +234,7 @@ def cleanup_host(settings: Settings, engine: Any) -> None:
     one of theirs may be removing ours at the same moment: each removal stands on its own)."""
     import libvirt
 
-    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver
+    from orchestrator.hypervisor.libvirt_driver import LibvirtDriver, refresh_pool
 
     with Session(engine) as session:
         recorded = {vps.id.lower(): vps.mac for vps in session.exec(select(Vps)).all()}
@@ -248,7 +248,7 @@ def cleanup_host(settings: Settings, engine: Any) -> None:
         for name in (settings.hosts.storage_pool, settings.hosts.backup_pool):
             with contextlib.suppress(libvirt.libvirtError):
                 pool = conn.storagePoolLookupByName(name)
-                pool.refresh(0)
+                refresh_pool(pool)
                 for vol in pool.listAllVolumes(0):
                     if any(vol.name().lower().startswith(f"vps-{vps_id}-") for vps_id in recorded):
                         with contextlib.suppress(libvirt.libvirtError):

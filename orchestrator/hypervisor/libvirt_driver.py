@@ -166,7 +166,7 @@ class LibvirtDriver:
             if not pool.isActive():
                 pool.create(0)
             pool.setAutostart(1)
-            pool.refresh(0)
+            refresh_pool(pool)
             _state, capacity, _allocation, available = pool.info()
             return PoolInfo(config.name, config.path, int(capacity), int(available))
 
@@ -615,7 +615,7 @@ class LibvirtDriver:
             if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
                 failure = f"backup of {target} failed: {stats.get('errmsg', 'unknown error')}"
                 raise _out_of_space(failure, dst_pool, self.uri) if NO_SPACE in failure else HypervisorError(failure)
-            _refresh(pool)
+            refresh_pool(pool)
             size = int(pool.storageVolLookupByName(dst).info()[2])
             return LiveBackup(size_bytes=size, quiesced=frozen > 0, frozen=frozen, detail=detail)
 
@@ -831,7 +831,7 @@ def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = Fal
             raise
         if not unlisted:
             return False
-        _refresh(pool)
+        refresh_pool(pool)
         try:
             vol = pool.storageVolLookupByName(name)
         except libvirt.libvirtError as again:
@@ -844,7 +844,7 @@ def _delete_if_present(pool: libvirt.virStoragePool, name: str, wipe: bool = Fal
     return True
 
 
-def _refresh(pool: libvirt.virStoragePool, tries: int = 20) -> None:
+def refresh_pool(pool: libvirt.virStoragePool, tries: int = 20) -> None:
     """Refresh the pool's list, waiting a moment while libvirt refuses because another volume
     of the pool is being made ("has asynchronous jobs running")."""
     for attempt in range(tries):

@@ -18,6 +18,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
+
 REPO = Path(__file__).resolve().parents[2]
 # One set of hosts per test process (pytest-xdist's worker name): each starts and stops its own.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -52,7 +54,7 @@ def wipe(uri: str) -> None:
                     action()
         for pool in conn.listAllStoragePools(0):
             with contextlib.suppress(libvirt.libvirtError):
-                pool.refresh(0)
+                refresh_pool(pool)
                 for vol in pool.listAllVolumes(0):
                     if vol.name().startswith("vps-"):
                         vol.delete(0)

@@ -28,6 +28,7 @@ from orchestrator.core.accounts import create_customer
 from orchestrator.core.auth import Principal
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Job, JobEvent, Role, Vps
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from orchestrator.operations import create
 from tests.conftest import (
     TEST_POOL,
@@ -192,7 +193,7 @@ class Drill:
             except libvirt.libvirtError:
                 domain = None
             pool = conn.storagePoolLookupByName(TEST_POOL)
-            pool.refresh(0)
+            refresh_pool(pool)
             volumes = sorted(v.split("-")[-1] for v in pool.listVolumes() if vps_id in v)
             total = len([d for d in conn.listAllDomains(0) if d.UUIDString().lower() in ours])
             return {"domain": domain, "volumes": volumes, "domains": total}
@@ -203,7 +204,7 @@ class Drill:
         conn = libvirt.open(URI)
         try:
             pool = conn.storagePoolLookupByName(self.settings.hosts.backup_pool)
-            pool.refresh(0)
+            refresh_pool(pool)
             return sorted(v for v in pool.listVolumes() if vps_id in v)
         finally:
             conn.close()

@@ -14,6 +14,7 @@ import libvirt
 import paramiko
 import pytest
 
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from tests.conftest import TEST_POOL, URI, Api, client_key, ssh_run
 
 pytestmark = pytest.mark.libvirt
@@ -42,7 +43,7 @@ def host_holds(vps_id: str, mac: str) -> list[str]:
             pass
         for name in (TEST_POOL, TEST_POOL + "-backup"):
             pool = conn.storagePoolLookupByName(name)
-            pool.refresh(0)
+            refresh_pool(pool)
             found += [v for v in pool.listVolumes() if vps_id in v]
             pool_dir = Path(pool.XMLDesc(0).split("<path>")[1].split("</path>")[0])
             found += [p.name for p in pool_dir.glob(f"*{vps_id}*") if p.name not in found]

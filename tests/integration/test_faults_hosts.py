@@ -35,6 +35,7 @@ from orchestrator.compute.hosts import Drivers, allocations, register_host
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Host, Job, JobEvent, Vps, VpsStatus
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from tests.conftest import (
     TEST_POOL,
     URI,
@@ -137,7 +138,7 @@ def holds(uri: str, vps_id: str, pools: tuple[str, ...]) -> list[str]:
         for name in pools:
             with contextlib.suppress(libvirt.libvirtError):
                 pool = conn.storagePoolLookupByName(name)
-                pool.refresh(0)
+                refresh_pool(pool)
                 found += sorted(v for v in pool.listVolumes() if vps_id in v)
         return found
     finally:

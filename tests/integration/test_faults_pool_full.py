@@ -40,7 +40,7 @@ from orchestrator.compute import quotas
 from orchestrator.compute.hosts import Drivers, allocations, register_host
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Backup, Host, Vps
-from orchestrator.hypervisor.libvirt_driver import LibvirtDriver  # noqa: F401  (libvirt's errors: exceptions, not stderr)
+from orchestrator.hypervisor.libvirt_driver import LibvirtDriver, refresh_pool  # noqa: F401  (LibvirtDriver: libvirt's errors as exceptions, not stderr)
 from tests.conftest import URI, Api, base_settings, cleanup_host, client_key, libvirt_available, register_image
 from tests.integration.lifecycle import Guest, order
 from tests.smtp import Server, free_port
@@ -69,7 +69,7 @@ def drop_pool(conn: libvirt.virConnect, name: str) -> None:
     with contextlib.suppress(libvirt.libvirtError):
         pool = conn.storagePoolLookupByName(name)
         if pool.isActive():
-            pool.refresh(0)
+            refresh_pool(pool)
             for volume in pool.listAllVolumes(0):
                 with contextlib.suppress(libvirt.libvirtError):
                     volume.delete(0)
@@ -80,7 +80,7 @@ def drop_pool(conn: libvirt.virConnect, name: str) -> None:
 def pool_of(name: str) -> tuple[libvirt.virConnect, libvirt.virStoragePool]:
     conn = libvirt.open(URI)
     pool = conn.storagePoolLookupByName(name)
-    pool.refresh(0)
+    refresh_pool(pool)
     return conn, pool
 
 
@@ -109,7 +109,7 @@ def full(name: str, room: int = 0) -> Iterator[None]:
             allocate(pool, f"{FILLER}room", room)
         count = 0
         for _ in range(20):  # again until a pass finds no room (blocks a refused allocation held come back)
-            pool.refresh(0)
+            refresh_pool(pool)
             size, before = int(pool.info()[3]) // BLOCK * BLOCK, count
             while size >= BLOCK:  # the largest that fits, then halves of it, down to one block
                 try:
@@ -122,11 +122,11 @@ def full(name: str, room: int = 0) -> Iterator[None]:
         assert no_room(pool), f"pool {name} is not full"
         if room:
             pool.storageVolLookupByName(f"{FILLER}room").delete(0)
-            pool.refresh(0)
+            refresh_pool(pool)
             assert not no_room(pool)
         yield
     finally:
-        pool.refresh(0)
+        refresh_pool(pool)
         for volume in pool.listAllVolumes(0):
             if volume.name().startswith(FILLER):
                 volume.delete(0)

@@ -28,6 +28,7 @@ from orchestrator.compute.hostaccess import HostKeyMismatch, SshFiles
 from orchestrator.compute.hosts import Drivers, HostAt
 from orchestrator.core.clock import utcnow
 from orchestrator.core.models import Audit, Host, Outbox
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from orchestrator.workflows.reconciler import HostRef, reconcile_host, refresh_capacity
 from tests.conftest import URI, Api, client_key
 from tests.integration.conftest import host_key, run_host
@@ -45,7 +46,7 @@ def on(uri: str, vps_id: str) -> dict[str, Any]:
             state = None
         volumes = []
         for pool in conn.listAllStoragePools(0):
-            pool.refresh(0)
+            refresh_pool(pool)
             volumes += [v.name() for v in pool.listAllVolumes(0) if vps_id in v.name()]
         return {"domain": state, "volumes": sorted(v.rsplit("-", 1)[-1] for v in volumes)}
     finally:
@@ -200,7 +201,7 @@ def test_a_failed_host_has_its_vps_rebuilt_elsewhere_from_backup_and_never_run_t
     conn = libvirt.open(URI)
     try:
         pool = conn.storagePoolLookupByName(api.settings.hosts.backup_pool)
-        pool.refresh(0)
+        refresh_pool(pool)
         assert replica in [v.name() for v in pool.listAllVolumes(0)]
     finally:
         conn.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from tests.conftest import Api
 from tests.integration.lifecycle import Guest, mem_total_mib, order
 from tests.integration.lifecycle import eventually as wait_until
@@ -236,7 +237,7 @@ def test_reinstall_new_keys_old_key_refused(live_api: Api, tmp_path: Path) -> No
     # only the new generation's volumes remain
     conn = libvirt.open("qemu:///system")
     pool = conn.storagePoolLookupByName("vpsctl-test")
-    pool.refresh(0)
+    refresh_pool(pool)
     volumes = sorted(v for v in pool.listVolumes() if guest.id in v)
     assert volumes == [f"vps-{guest.id}-root-1.qcow2", f"vps-{guest.id}-seed-1.iso"]
 

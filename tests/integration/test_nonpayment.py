@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 from orchestrator.contract.deadlines import erasure_not_before, termination_for_nonpayment_at
 from orchestrator.core.clock import utcnow as clock_now
 from orchestrator.core.models import Customer, Erasure, Job, JobEvent, Outbox
+from orchestrator.hypervisor.libvirt_driver import refresh_pool
 from orchestrator.operations.backup import export_path
 from tests.api.money import paris, subscribe
 from tests.conftest import URI, Api
@@ -50,7 +51,7 @@ def volumes_of(api: Api, vps_id: str) -> list[str]:
         found = []
         for name in (api.settings.hosts.storage_pool, api.settings.hosts.backup_pool):
             pool = conn.storagePoolLookupByName(name)
-            pool.refresh(0)
+            refresh_pool(pool)
             found += [v.name() for v in pool.listAllVolumes(0) if v.name().startswith(f"vps-{vps_id}-")]
         return sorted(found)
     finally:
