@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -354,13 +355,23 @@ async def strict_request(connection: HTTPConnection) -> None:
 STRICT_REQUESTS = Depends(strict_request)  # the application's first dependency (api/app.py)
 
 
+_ROUTES: weakref.WeakKeyDictionary[FastAPI, tuple[int, list[APIRoute]]] = weakref.WeakKeyDictionary()
+
+
 def api_routes(app: FastAPI) -> list[APIRoute]:
-    """The application's HTTP routes as declared (FastAPI keeps included routers apart)."""
+    """The application's HTTP routes as declared (FastAPI keeps included routers apart).  Walking
+    them builds each route's context anew (its dependencies, its fields): kept per application,
+    walked again only when routes were added (it was most of a request's CPU: docs/benchmarks.md,
+    Load)."""
+    kept = _ROUTES.get(app)
+    if kept is not None and kept[0] == len(app.routes):
+        return kept[1]
     found = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute):
             found.append(route)
+    _ROUTES[app] = (len(app.routes), found)
     return found
 
 

@@ -290,3 +290,25 @@ def test_a_refused_request_with_a_huge_id_is_audited_not_a_500(offline_api: Api)
     refused request and the database refused it (500)."""
     response = offline_api.call("PUT", f"/v1/customers/{2**64}/quota", offline_api.support, json={"vps": 1})
     assert response.status_code == 422, response.text
+
+
+def test_the_routes_are_walked_once_and_again_only_when_one_is_added() -> None:
+    """Walking FastAPI's routes builds every route's context anew: the answer is kept per
+    application (a replayed answer looks its route up on every request)."""
+    from fastapi import FastAPI
+
+    from api.openapi import api_routes
+
+    app = FastAPI()
+
+    @app.get("/one")
+    def one() -> None: ...
+
+    first = api_routes(app)
+    assert [route.path for route in first] == ["/one"]
+    assert api_routes(app) is first  # kept, not walked again
+
+    @app.get("/two")
+    def two() -> None: ...
+
+    assert [route.path for route in api_routes(app)] == ["/one", "/two"]

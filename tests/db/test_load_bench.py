@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, update
 
-from bench.load_bench import Config, Tally, account, database, run, seed, settings_for
+from bench.load_bench import Config, Tally, account, database, run, seed, settings_for, steady
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Job, JobEvent, JobStatus, Vps, VpsStatus
 from tests.databases import databases
@@ -54,3 +54,11 @@ def test_the_job_accounting_finds_a_job_lost_run_twice_or_never_answered(tmp_pat
         "job unasked (suspend) was made but never answered",
         f"VPS {second}: running after its last job, a suspend",
     ])
+
+
+def test_the_latency_targets_look_at_the_calls_sent_from_ten_seconds_on() -> None:
+    tally = Tally(began=100.0, opening_answered=[101.0, 103.5, 102.0])
+    tally.latencies["GET /v1/vps/{id}"] = [2000.0, 900.0, 12.0, 15.0]
+    tally.sent["GET /v1/vps/{id}"] = [101.5, 109.9, 110.0, 140.0]  # the first two in the opening's wake
+    assert steady(tally, "GET /v1/vps/{id}") == [12.0, 15.0]
+    assert steady(tally, "GET /v1/jobs") == []
