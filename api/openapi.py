@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from datetime import date
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -297,12 +298,15 @@ def _integral(value: Any) -> Any:
 
 
 _QUERIES: dict[int, dict[str, bool]] = {}
+_TEMPORAL: dict[int, set[str]] = {}  # the query parameters of a route that are dates or instants
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 def _query_names(route: APIRoute) -> dict[str, bool]:
     """The query parameters ``route`` declares, each with whether it may be repeated (a list)."""
     if id(route) not in _QUERIES:
         names: dict[str, bool] = {}
+        temporal: set[str] = set()
         dependants = [route.dependant]
         while dependants:
             dependant = dependants.pop()
@@ -310,7 +314,10 @@ def _query_names(route: APIRoute) -> dict[str, bool]:
                 annotation = field.field_info.annotation
                 options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
                 names[field.alias] = any(get_origin(option) in (list, tuple, set) for option in options)
+                if any(isinstance(option, type) and issubclass(option, date) for option in options):
+                    temporal.add(field.alias)
             dependants.extend(dependant.dependencies)
+        _TEMPORAL[id(route)] = temporal
         _QUERIES[id(route)] = names
     return _QUERIES[id(route)]
 
@@ -318,7 +325,9 @@ def _query_names(route: APIRoute) -> dict[str, bool]:
 async def strict_request(connection: HTTPConnection) -> None:
     """Refuse a query parameter the route does not declare (a misspelt filter would silently list
     everything), and validate a JSON body as JSON in strict mode before FastAPI reads it laxly:
-    ``0`` is no date, ``1`` no boolean, ``"5"`` no integer (422, as any invalid request)."""
+    ``0`` is no date, ``1`` no boolean, ``"5"`` no integer (422, as any invalid request).  A date or
+    an instant in the query is an ISO string too: pydantic reads ``?since=-2382804002`` as seconds
+    since 1970, which the document (``format: date-time``) does not allow."""
     route = connection.scope.get("route")
     if not isinstance(connection, Request) or not isinstance(route, APIRoute):
         return
@@ -326,11 +335,15 @@ async def strict_request(connection: HTTPConnection) -> None:
     unknown = sorted(set(connection.query_params) - set(declared))
     repeated = sorted(name for name, many in declared.items() if not many
                       and len(connection.query_params.getlist(name)) > 1)
-    if unknown or repeated:
+    numbers = sorted(name for name in _TEMPORAL[id(route)]
+                     if any(_NUMBER.fullmatch(value) for value in connection.query_params.getlist(name)))
+    if unknown or repeated or numbers:
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter", "input": None}
              for name in unknown] + [{"type": "too_long", "loc": ("query", name), "msg": "given more than once",
-                                      "input": None} for name in repeated])
+                                      "input": None} for name in repeated]
+            + [{"type": "datetime_type", "loc": ("query", name), "msg": "an ISO 8601 date or instant, not a number",
+                "input": None} for name in numbers])
     if connection.method in ("GET", "HEAD", "OPTIONS"):
         return
     adapter = _body_adapter(route)
