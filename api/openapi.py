@@ -10,7 +10,8 @@
   401     every route but the public ones (the guard, api/guard.py)
   403     every route but the public ones (a missing scope, a customer on a staff route)
   404     a path parameter, or a body field ``*_id`` (absent, or another customer's: R7-confidential)
-  409     every POST (an ``Idempotency-Key`` still being answered) and every PUT, PATCH, DELETE
+  409     every POST (an ``Idempotency-Key`` still being answered); a PUT, PATCH or DELETE that
+          can meet a state conflict declares it (``responses={409: ...}``): the guard keys only POSTs
   413     every method but GET (the guard's body limit)
   422     a body, a query or header parameter, or a POST (an ``Idempotency-Key`` reused)
   429     every route but the public ones (the guard's rate limit, with ``Retry-After``)
@@ -405,7 +406,9 @@ def error_statuses(path: str, method: str, operation: dict[str, Any],
     if any(p.get("in") == "path" for p in parameters) or any(_names_a_record(name) for name in body_properties):
         statuses.add(404)  # a list whose filter is looked up declares its 404 itself (responses=)
     if method != "GET":
-        statuses |= {409, 413}
+        statuses.add(413)
+    if method == "POST":
+        statuses.add(409)
     if "requestBody" in operation or method == "POST" or any(p.get("in") in ("query", "header") for p in parameters):
         statuses.add(422)
     if any((p.get("in") == "path" and set(p.get("schema", {})) - {"title", "description"} != {"type"})
