@@ -10,7 +10,8 @@
   401     every route but the public ones (the guard, api/guard.py)
   403     every route but the public ones (a missing scope, a customer on a staff route)
   404     a path parameter, or a body field ``*_id`` (absent, or another customer's: R7-confidential)
-  409     every POST (an ``Idempotency-Key`` still being answered) and every PUT, PATCH, DELETE
+  409     every POST (an ``Idempotency-Key`` still being answered); a PUT, PATCH or DELETE that
+          can meet a state conflict declares it (``responses={409: ...}``): the guard keys only POSTs
   413     every method but GET (the guard's body limit)
   422     a body, a query or header parameter, or a POST (an ``Idempotency-Key`` reused)
   429     every route but the public ones (the guard's rate limit, with ``Retry-After``)
@@ -35,6 +36,7 @@ import json
 import re
 import weakref
 from collections.abc import Callable, Iterable
+from datetime import date
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -298,12 +300,15 @@ def _integral(value: Any) -> Any:
 
 
 _QUERIES: dict[int, dict[str, bool]] = {}
+_TEMPORAL: dict[int, set[str]] = {}  # the query parameters of a route that are dates or instants
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 def _query_names(route: APIRoute) -> dict[str, bool]:
     """The query parameters ``route`` declares, each with whether it may be repeated (a list)."""
     if id(route) not in _QUERIES:
         names: dict[str, bool] = {}
+        temporal: set[str] = set()
         dependants = [route.dependant]
         while dependants:
             dependant = dependants.pop()
@@ -311,7 +316,10 @@ def _query_names(route: APIRoute) -> dict[str, bool]:
                 annotation = field.field_info.annotation
                 options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
                 names[field.alias] = any(get_origin(option) in (list, tuple, set) for option in options)
+                if any(isinstance(option, type) and issubclass(option, date) for option in options):
+                    temporal.add(field.alias)
             dependants.extend(dependant.dependencies)
+        _TEMPORAL[id(route)] = temporal
         _QUERIES[id(route)] = names
     return _QUERIES[id(route)]
 
@@ -319,7 +327,9 @@ def _query_names(route: APIRoute) -> dict[str, bool]:
 async def strict_request(connection: HTTPConnection) -> None:
     """Refuse a query parameter the route does not declare (a misspelt filter would silently list
     everything), and validate a JSON body as JSON in strict mode before FastAPI reads it laxly:
-    ``0`` is no date, ``1`` no boolean, ``"5"`` no integer (422, as any invalid request)."""
+    ``0`` is no date, ``1`` no boolean, ``"5"`` no integer (422, as any invalid request).  A date or
+    an instant in the query is an ISO string too: pydantic reads ``?since=-2382804002`` as seconds
+    since 1970, which the document (``format: date-time``) does not allow."""
     route = connection.scope.get("route")
     if not isinstance(connection, Request) or not isinstance(route, APIRoute):
         return
@@ -327,11 +337,15 @@ async def strict_request(connection: HTTPConnection) -> None:
     unknown = sorted(set(connection.query_params) - set(declared))
     repeated = sorted(name for name, many in declared.items() if not many
                       and len(connection.query_params.getlist(name)) > 1)
-    if unknown or repeated:
+    numbers = sorted(name for name in _TEMPORAL[id(route)]
+                     if any(_NUMBER.fullmatch(value) for value in connection.query_params.getlist(name)))
+    if unknown or repeated or numbers:
         raise RequestValidationError(
             [{"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter", "input": None}
              for name in unknown] + [{"type": "too_long", "loc": ("query", name), "msg": "given more than once",
-                                      "input": None} for name in repeated])
+                                      "input": None} for name in repeated]
+            + [{"type": "datetime_type", "loc": ("query", name), "msg": "an ISO 8601 date or instant, not a number",
+                "input": None} for name in numbers])
     if connection.method in ("GET", "HEAD", "OPTIONS"):
         return
     adapter = _body_adapter(route)
@@ -403,7 +417,9 @@ def error_statuses(path: str, method: str, operation: dict[str, Any],
     if any(p.get("in") == "path" for p in parameters) or any(_names_a_record(name) for name in body_properties):
         statuses.add(404)  # a list whose filter is looked up declares its 404 itself (responses=)
     if method != "GET":
-        statuses |= {409, 413}
+        statuses.add(413)
+    if method == "POST":
+        statuses.add(409)
     if "requestBody" in operation or method == "POST" or any(p.get("in") in ("query", "header") for p in parameters):
         statuses.add(422)
     if any((p.get("in") == "path" and set(p.get("schema", {})) - {"title", "description"} != {"type"})

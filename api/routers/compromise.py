@@ -64,7 +64,8 @@ def record_agreement(vps_id: str, body: AgreementBody, session: SessionDep, sett
     return _out(session, settings, compromise.record_agreement(session, vps, body.note))
 
 
-@router.put("/ssh-keys", response_model=CompromiseOut)
+@router.put("/ssh-keys", response_model=CompromiseOut,
+            responses={409: {"description": "The reinstall has already started"}})
 def set_reinstall_keys(vps_id: str, body: KeysBody, session: SessionDep, settings: SettingsDep,
                        principal: CurrentPrincipal) -> CompromiseOut:
     """R6.2-reinstall, R6.1-root: the client's public keys for root on the reinstalled system."""

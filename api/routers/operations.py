@@ -104,7 +104,8 @@ def attach_disk(vps_id: str, body: disks.DiskBody, session: SessionDep, settings
     return accepted(session, ask(session, settings, principal, vps_id, disks.AttachDisk, body), principal)
 
 
-@router.delete("/disks/{disk_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.delete("/disks/{disk_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+               responses={409: {"description": "The VPS's status does not allow it now"}})
 def detach_disk(
     vps_id: str, disk_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
     confirm_data_loss: Annotated[bool, Query(description="Must be true: the disk's data is discarded")] = False,
@@ -114,7 +115,8 @@ def detach_disk(
     return accepted(session, ask(session, settings, principal, vps_id, disks.DetachDisk, params), principal)
 
 
-@router.delete("/backups/{backup_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.delete("/backups/{backup_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+               responses={409: {"description": "The VPS's status does not allow it now"}})
 def discard_vps_backup(
     vps_id: str, backup_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
     confirm_data_loss: Annotated[bool, Query(description="Must be true: the copy is discarded for good")] = False,

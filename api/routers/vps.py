@@ -75,7 +75,8 @@ def get_vps(vps_id: str, session: SessionDep, principal: CurrentPrincipal) -> Vp
     return vps_out(session, visible_vps(session, principal, vps_id), principal)
 
 
-@router.delete("/{vps_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.delete("/{vps_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+               responses={409: {"description": "The VPS's status does not allow it now"}})
 def delete_vps(
     vps_id: str, session: SessionDep, settings: SettingsDep, principal: CurrentPrincipal,
     confirm_data_loss: Annotated[
