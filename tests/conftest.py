@@ -77,6 +77,9 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "hooks_dir": "",  # Ansible hooks off unless a test turns them on (tests/integration/test_hooks.py)
         # Tests call faster than any client may; tests/api/test_quotas.py checks the limit itself.
         "api_rate_per_minute": 1_000_000,
+        # The tests' webhook receivers listen on loopback; tests/api/test_webhooks.py checks that
+        # only public addresses receive webhooks when this is off (the default).
+        "webhook_private_targets": True,
     }
     values.update(overrides)
     return Settings(**values)

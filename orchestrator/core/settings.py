@@ -249,6 +249,10 @@ class EventSettings(Group):
     disable_after: int = env("WEBHOOK_DISABLE_AFTER", 20, ge=1, le=10_000)  # consecutive failures
     poll_seconds: float = env("WEBHOOK_POLL_SECONDS", 2.0, gt=0, le=HOUR)
     slots: int = env("WEBHOOK_SLOTS", 4, ge=1, le=64)  # POSTs one process makes at once
+    # Endpoints may be on loopback, private, link-local or other non-public addresses (a test
+    # receiver, an intranet); off: only public addresses, checked when the webhook is made and at
+    # every connection (orchestrator/notify/targets.py).
+    private_targets: bool = env("WEBHOOK_PRIVATE_TARGETS", False)
     heartbeat_seconds: float = env("EVENTS_HEARTBEAT_SECONDS", 15.0, gt=0, le=HOUR)  # SSE comment lines
     stream_poll_seconds: float = env("EVENTS_POLL_SECONDS", 1.0, gt=0, le=60)  # new events in the database
     # A gap in event ids (a transaction that took its id but has not committed yet, or rolled

@@ -1,9 +1,10 @@
 """Webhooks: endpoints that receive the event log (orchestrator/core/eventlog.py) as signed HTTP
 POSTs, delivered by a loop beside the job worker.
 
-- ``create`` checks the URL (http or https only, a host, no credentials in it; what production
-  must add: docs/security.md, SSRF) and the event patterns, makes a signing secret, stores it
-  sealed (orchestrator/core/sealing.py) and returns it in clear once, to the caller alone.
+- ``create`` checks the URL (http or https only, a host, no credentials in it, a public address
+  unless ``events.private_targets``: orchestrator/notify/targets.py) and the event patterns,
+  makes a signing secret, stores it sealed (orchestrator/core/sealing.py) and returns it in
+  clear once, to the caller alone.
 - A delivery is queued for each enabled webhook that wants an event, in the event's own
   transaction (``eventlog._fan_out``): nothing committed is missed, nothing rolled back is sent.
 - ``deliver_due`` claims one due delivery at a time in a short transaction (``sending``, with a
@@ -49,6 +50,7 @@ from orchestrator.core.errors import Conflict, Forbidden, InvalidRequest
 from orchestrator.core.models import Event, Webhook, WebhookDelivery
 from orchestrator.core.sealing import seal, unseal
 from orchestrator.core.settings import Settings
+from orchestrator.notify import targets
 from orchestrator.notify.outbox import backoff_seconds  # the same doubling delay as mail retries
 
 log = logging.getLogger(__name__)
@@ -99,15 +101,31 @@ def check_patterns(patterns: list[str]) -> list[str]:
     return sorted(set(patterns))
 
 
+def check_target(settings: Settings, url: str) -> str:
+    """``check_url``, and (unless ``events.private_targets``) the host a public address."""
+    url = check_url(url)
+    if not settings.events.private_targets:
+        parts = urlsplit(url)
+        assert parts.hostname is not None  # check_url
+        targets.check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    return url
+
+
+def http_client(settings: Settings) -> httpx.Client:
+    return targets.client(settings.events.timeout_seconds, settings.events.private_targets)
+
+
 def create(session: Session, settings: Settings, principal: Principal, url: str,
            patterns: list[str]) -> tuple[Webhook, str]:
     """A webhook for the principal's customer (a customer's own events), or for staff (every
     event); returns it and its secret, in clear this once."""
     if not principal.is_staff and principal.customer_id is None:
         raise Forbidden("this token belongs to no customer")
+    patterns = check_patterns(patterns)
+    url = check_target(settings, url)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    hook = Webhook(customer_id=None if principal.is_staff else principal.customer_id, url=check_url(url),
-                   events=check_patterns(patterns), secret_encrypted=seal(settings, secret),
+    hook = Webhook(customer_id=None if principal.is_staff else principal.customer_id, url=url,
+                   events=patterns, secret_encrypted=seal(settings, secret),
                    created_by=str(principal)[:100])
     session.add(hook)
     session.flush()
@@ -251,7 +269,7 @@ def deliver_due(engine: Engine, settings: Settings, *, limit: int = BATCH,
     ``events.slots`` at once (a slow endpoint holds one slot, not the others); returns how many
     were tried."""
     own = client is None
-    http = client or httpx.Client(timeout=settings.events.timeout_seconds, follow_redirects=False, trust_env=False)
+    http = client or http_client(settings)
     tried: set[str] = set()
     slots = settings.events.slots
     try:
@@ -293,7 +311,7 @@ def run_webhooks_forever(engine: Engine, settings: Settings, stop_event: threadi
     """Deliver due webhooks until ``stop_event`` is set; waits ``events.poll_seconds`` between
     rounds, less when this process records events."""
     log.info("webhook sender started")
-    with httpx.Client(timeout=settings.events.timeout_seconds, follow_redirects=False, trust_env=False) as client:
+    with http_client(settings) as client:
         while not stop_event.is_set():
             seen = eventlog.serial()
             busy = False

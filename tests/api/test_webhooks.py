@@ -20,9 +20,10 @@ from sqlmodel import Session, func, select
 
 from orchestrator.core.auth import create_token
 from orchestrator.core.clock import utcnow
+from orchestrator.core.errors import InvalidRequest
 from orchestrator.core.models import Customer, Event, IdempotentRequest, Role, Webhook, WebhookDelivery
 from orchestrator.core.settings import Settings
-from orchestrator.notify import webhooks
+from orchestrator.notify import targets, webhooks
 from orchestrator.notify.webhooks import start_webhook_thread
 from tests.api.fakeworld import World, make_world
 from tests.receiver import Received, receiving
@@ -194,6 +195,54 @@ def test_a_bad_webhook_is_refused_with_nothing_stored(tmp_path: Path, body: dict
     assert answer.headers["content-type"] == "application/problem+json"
     with Session(world.api.engine) as session:
         assert session.exec(select(func.count()).select_from(Webhook)).one() == 0
+
+
+# Loopback, "localhost", cloud metadata (link-local), private ranges, IPv6 loopback, an IPv4 address
+# written as IPv6, shared address space (carrier NAT), unspecified.
+NOT_PUBLIC = ["http://127.0.0.1:8080/x", "http://localhost/x", "https://169.254.169.254/latest/meta-data",
+              "http://10.1.2.3/", "http://192.168.0.10:443/", "http://172.16.5.4/", "http://[::1]:9000/",
+              "http://[::ffff:127.0.0.1]/", "http://100.64.0.1/", "http://0.0.0.0:5432/", "http://[fe80::1]/"]
+
+
+def test_a_webhook_to_an_address_that_is_not_public_is_refused_by_default(tmp_path: Path) -> None:
+    """SSRF: the control plane's own networks are no client's endpoint (orchestrator/notify/targets.py)."""
+    world = make_world(tmp_path, "ssrf", webhook_private_targets=False)
+    for url in NOT_PUBLIC:
+        answer = world.api.call("POST", "/v1/webhooks", world.api.alice, json={"url": url, "events": ["*"]})
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "not a public address" in answer.json()["detail"], answer.json()
+    with Session(world.api.engine) as session:
+        assert session.exec(select(func.count()).select_from(Webhook)).one() == 0
+
+
+def test_public_addresses_are_the_ones_taken() -> None:
+    """Checked without connecting anywhere: addresses written in the URL are not resolved."""
+    for host in ("8.8.8.8", "2001:4860:4860::8888", "[2606:4700:4700::1111]", "193.51.224.1"):
+        targets.check_host(host, 443)
+    for host in ("127.0.0.2", "169.254.169.254", "::", "fd00::1", "224.0.0.1", "198.51.100.7"):
+        with pytest.raises(InvalidRequest, match="not a public address"):
+            targets.check_host(host, 443)
+
+
+def test_a_name_that_resolves_to_a_private_address_when_delivering_is_refused_before_connecting(
+        tmp_path: Path) -> None:
+    """The check at each connection (DNS rebinding: a name public when the webhook was made may
+    point inward later): the sender resolves, checks and refuses before connecting; the same
+    delivery, allowed to private targets, reaches the receiver (so the check was the refusal)."""
+    world = make_world(tmp_path, "rebind", **FAST)  # private targets allowed: the webhook is made
+    api, engine, settings = world.api, world.api.engine, world.api.settings
+    with receiving() as end:
+        hook = make_hook(world, api.alice, f"http://localhost:{end.port}/hook", ["vps.status_changed"])
+        stop_vps(world)
+        strict = settings.replace(webhook_private_targets=False)
+        assert webhooks.deliver_due(engine, strict, limit=1) == 1
+        assert end.received == []
+        log = api.call("GET", f"/v1/webhooks/{hook['id']}/deliveries", api.alice).json()["items"]
+        assert [(d["attempt"], d["status"]) for d in log] == [(2, "pending"), (1, "failed")]
+        assert log[1]["error"].startswith("ConnectError: refused: localhost resolves to 127.0.0.1"), log[1]
+        assert webhooks.deliver_due(engine, settings, limit=1) == 1
+        assert [r.headers["webhook-attempt"] for r in end.wait(1)] == ["2"]
 
 
 def test_events_are_recorded_in_the_changes_transaction_and_a_refused_request_records_none(tmp_path: Path) -> None:
