@@ -68,6 +68,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from bench.report import OUTPUTS
 from orchestrator.core.accounts import create_customer
 from orchestrator.core.auth import issue_token
 from orchestrator.core.db import make_engine
@@ -653,7 +654,9 @@ def machine() -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs/benchmarks.md"):
+    # what the benchmarks write (docs/benchmarks.md and its plots) is no change to the code measured
+    excluded = [f":(exclude,glob){path}" for path in OUTPUTS]
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", *excluded):
         commit += " (with uncommitted changes)"
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown CPU")

@@ -64,7 +64,7 @@ def balloon_settled(dom: libvirt.virDomain, mib: int, timeout: float) -> None:
 
 
 def measure(samples: int | None = None) -> Result:
-    samples = samples or count(10, 2)
+    samples = samples or count(20, 2)
     tmp = Path(tempfile.mkdtemp(prefix="vpsctl-ops-bench-"))
     # Room to grow live: the definitions allow many vCPUs and much memory above the order.
     server = VpsctlServer(tmp, live_resize_headroom=16.0, cpu_allocation_ratio=16.0)
