@@ -214,10 +214,20 @@ def smtp() -> Iterator[Server]:
 def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[Api]:
     """The API with an in-process worker driving the real libvirtd, and its outbox sending to a
     real SMTP server on loopback (``api.smtp``)."""
-    from orchestrator.compute.hosts import Drivers, register_host
-
     settings = base_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, outbox_poll_seconds=0.2)
     engine = make_engine(settings)
+    with serving(settings, engine) as api:
+        api.smtp = smtp
+        yield api
+    cleanup_host(settings, engine)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, engine: Any) -> Iterator[Api]:
+    """The API with an in-process worker on ``engine``, the test libvirtd registered as host
+    ``local`` (Marseille) and the tiny image registered."""
+    from orchestrator.compute.hosts import Drivers, register_host
+
     drivers = Drivers()
     with Session(engine) as session:
         register_host(session, settings, drivers, "local", settings.hosts.libvirt_uri, "Marseille")
@@ -225,10 +235,7 @@ def live_api(tmp_path: Path, requires_libvirt: None, smtp: Server) -> Iterator[A
     register_image(engine, settings)
     app = create_app(settings, run_worker=True)
     with TestClient(app) as client:
-        api = Api(client, app.state.engine, settings)
-        api.smtp = smtp
-        yield api
-    cleanup_host(settings, engine)
+        yield Api(client, app.state.engine, settings)
 
 
 def cleanup_host(settings: Settings, engine: Any) -> None:

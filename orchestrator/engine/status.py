@@ -115,14 +115,6 @@ def record_run(engine: Engine, task: str, worker: str, started_at: datetime, res
         session.execute(update(PeriodicRun).where(col(PeriodicRun.task) == task).values(values))
 
 
-def periodic_run(engine: Engine, task: str) -> PeriodicRun | None:
-    with session_scope(engine) as session:
-        row = session.get(PeriodicRun, task)
-        if row is not None:
-            session.expunge(row)
-        return row
-
-
 def worker_status(engine: Engine, worker: str) -> WorkerStatus | None:
     with session_scope(engine) as session:
         row = session.get(WorkerStatus, worker)

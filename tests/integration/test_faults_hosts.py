@@ -27,11 +27,9 @@ from typing import Any
 
 import libvirt
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from api.app import create_app
-from orchestrator.compute.hosts import Drivers, allocations, register_host
+from orchestrator.compute.hosts import allocations
 from orchestrator.core.clock import utcnow
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Host, Job, JobEvent, Vps, VpsStatus
@@ -44,7 +42,7 @@ from tests.conftest import (
     cleanup_host,
     client_key,
     libvirt_available,
-    register_image,
+    serving,
 )
 from tests.conftest import until as shared_until
 from tests.integration.conftest import extra_host, run_host
@@ -71,15 +69,8 @@ def live(tmp_path: Path, host: dict[str, str], **overrides: Any) -> Iterator[Api
     settings = base_settings(tmp_path, smtp_host="127.0.0.1", smtp_port=smtp.port, outbox_poll_seconds=0.2,
                              **overrides)
     engine = make_engine(settings)
-    drivers = Drivers()
     try:
-        with Session(engine) as session:
-            register_host(session, settings, drivers, "local", URI, "Marseille")
-        drivers.close()
-        register_image(engine, settings)
-        app = create_app(settings, run_worker=True)
-        with TestClient(app) as client:
-            api = Api(client, app.state.engine, settings)
+        with serving(settings, engine) as api:
             added = api.call("POST", "/v1/hosts", api.support, json={
                 "name": "hf", "uri": host["uri"], "site": "Paris", "guest_proxy_command": host["proxy"]})
             assert added.status_code == 201, added.text

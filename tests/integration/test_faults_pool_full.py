@@ -32,16 +32,14 @@ from typing import Any
 
 import libvirt
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from api.app import create_app
 from orchestrator.compute import quotas
-from orchestrator.compute.hosts import Drivers, allocations, register_host
+from orchestrator.compute.hosts import allocations
 from orchestrator.core.db import make_engine
 from orchestrator.core.models import Backup, Host, Vps
 from orchestrator.hypervisor.libvirt_driver import LibvirtDriver, refresh_pool  # noqa: F401  (LibvirtDriver: libvirt's errors as exceptions, not stderr)
-from tests.conftest import URI, Api, base_settings, cleanup_host, client_key, libvirt_available, register_image
+from tests.conftest import URI, Api, base_settings, cleanup_host, client_key, libvirt_available, serving
 from tests.integration.lifecycle import Guest, order
 from tests.smtp import Server, free_port
 
@@ -190,14 +188,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                  reserved_host_disk_gib=0, smtp_host="127.0.0.1", smtp_port=smtp.port,
                                  outbox_poll_seconds=0.2)
         engine = make_engine(settings)
-        drivers = Drivers()
-        with Session(engine) as session:
-            register_host(session, settings, drivers, "local", URI, "Marseille")
-        drivers.close()
-        register_image(engine, settings)
-        app = create_app(settings, run_worker=True)
-        with TestClient(app) as client:
-            api = Api(client, app.state.engine, settings)
+        with serving(settings, engine) as api:
             guest = order(api, tmp, name="full")
             yield World(api, guest, root_pool, backup_pool)
     finally:
