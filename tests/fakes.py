@@ -20,6 +20,7 @@ from orchestrator.hypervisor import (
     FilterRef,
     HostInfo,
     InterfaceConfig,
+    Lease,
     LiveBackup,
     NetworkConfig,
     NwFilter,
@@ -49,12 +50,14 @@ LEASES: dict[str, str] = {}  # MAC -> address, over every fake host of the proce
 @dataclass
 class FakeHost:
     """What the fake hypervisor holds: pools of volumes (name -> capacity), domains, nwfilters
-    (libvirt's clean-traffic among them) and each network's DHCP host entries (MAC -> address)."""
+    (libvirt's clean-traffic among them), each network's DHCP host entries (MAC -> address) and
+    the leases a test made its DHCP server hold."""
 
     pools: dict[str, dict[str, int]] = field(default_factory=dict)
     domains: dict[str, FakeDomain] = field(default_factory=dict)
     filters: dict[str, NwFilter | None] = field(default_factory=lambda: {"clean-traffic": None})
     pinned: dict[str, dict[str, str]] = field(default_factory=dict)
+    leases: dict[str, dict[str, Lease]] = field(default_factory=dict)  # network -> address -> lease
 
     def snapshot(self) -> FakeHost:
         return copy.deepcopy(self)
@@ -91,6 +94,11 @@ class FakeDriver:
 
     def unpin_address(self, network: str, mac: str) -> bool:
         return self.state.pinned.get(network, {}).pop(mac.lower(), None) is not None
+
+    def lease_of(self, network: str, address: str) -> Lease | None:
+        """The leases a test gave the network (``FakeHost.leases``): the fake's DHCP server keeps
+        no others."""
+        return self.state.leases.get(network, {}).get(address)
 
     def _pool(self, pool: str) -> dict[str, int]:
         if pool not in self.state.pools:

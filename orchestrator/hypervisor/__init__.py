@@ -10,6 +10,7 @@ from orchestrator.hypervisor.base import (
     DomainState,
     HostInfo,
     HypervisorDriver,
+    Lease,
     LiveBackup,
     PoolInfo,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "HostInfo",
     "HypervisorDriver",
     "InterfaceConfig",
+    "Lease",
     "LiveBackup",
     "NetworkConfig",
     "NwFilter",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -58,6 +59,16 @@ class DomainInfo:
     uuid: str
     name: str
     state: DomainState
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease the network's DHCP server holds: ``address`` is ``mac``'s until ``expires_at``
+    (UTC); the server gives it to no other MAC before then, a DHCP host entry notwithstanding."""
+
+    address: str
+    mac: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,11 @@ class HypervisorDriver(Protocol):
 
     def unpin_address(self, network: str, mac: str) -> bool:
         """Remove the MAC's DHCP host entry; False when there was none (or no such network)."""
+        ...
+
+    def lease_of(self, network: str, address: str) -> Lease | None:
+        """The DHCP server's current lease of ``address`` in the network (None: none, or no such
+        network)."""
         ...
 
     def volume_path(self, pool: str, name: str) -> str | None:

@@ -9,6 +9,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ import libvirt
 
 from orchestrator.core import faults
 from orchestrator.core.errors import HypervisorError, StorageFull, TransientError
-from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, LiveBackup, PoolInfo
+from orchestrator.hypervisor.base import DomainInfo, DomainState, HostInfo, Lease, LiveBackup, PoolInfo
 from orchestrator.hypervisor.config import (
     BackupConfig,
     DhcpHostConfig,
@@ -85,6 +86,16 @@ def _translate(exc: libvirt.libvirtError, pool: str | None = None, uri: str = ""
         # Which host's daemon broke off ("Cannot write data: Broken pipe" says nothing of it).
         return TransientError(f"libvirt at {uri}: {message}" if uri else message)
     return HypervisorError(message)
+
+
+def _network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+    """The network by that name; None when the host has none."""
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if _is_missing(exc):
+            return None
+        raise
 
 
 def _is_missing(exc: libvirt.libvirtError) -> bool:
@@ -292,12 +303,9 @@ class LibvirtDriver:
 
     def unpin_address(self, network: str, mac: str) -> bool:
         def unpin(conn: libvirt.virConnect) -> bool:
-            try:
-                net = conn.networkLookupByName(network)
-            except libvirt.libvirtError as exc:
-                if _is_missing(exc):
-                    return False
-                raise
+            net = _network(conn, network)
+            if net is None:
+                return False
             pinned = parse_dhcp_hosts(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE)).get(mac.lower())
             if pinned is None:
                 return False
@@ -306,6 +314,19 @@ class LibvirtDriver:
             return True
 
         return self._call(unpin)
+
+    def lease_of(self, network: str, address: str) -> Lease | None:
+        def query(conn: libvirt.virConnect) -> Lease | None:
+            net = _network(conn, network)
+            if net is None or not net.isActive():
+                return None
+            for lease in net.DHCPLeases() or []:  # the server's own record: expired ones are not listed
+                if lease.get("ipaddr") == address:
+                    expires = datetime.fromtimestamp(int(lease.get("expirytime") or 0), tz=UTC)
+                    return Lease(address=address, mac=str(lease.get("mac", "")).lower(), expires_at=expires)
+            return None
+
+        return self._call(query)
 
     # --- network filters -------------------------------------------------------------------
     def ensure_filter(self, config: NwFilter) -> None:

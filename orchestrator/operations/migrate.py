@@ -29,6 +29,8 @@ each VPS's move within the maintenance rules."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from pydantic import Field
 from sqlmodel import col, select
 
@@ -158,7 +160,26 @@ def _volumes(ctx: Context, driver: HypervisorDriver, host: Host) -> list[tuple[s
             for name in driver.list_volumes(pool) if name.startswith(prefix) and not replicas.is_replica(name)]
 
 
+def address_free_on_target(ctx: Context) -> None:
+    """The target's DHCP server must be able to give the guest its address: one it still leases
+    to another MAC (a guest that left that host, or was deleted, within the lease time) it gives to
+    no other until the lease ends, the pinned entry notwithstanding.  Checked before the guest is
+    stopped and again before the switch, so the move fails with nothing moved rather than with
+    the guest on the target without its address."""
+    vps = ctx.vps()
+    address = ipv4_address(vps)
+    if address is None or vps.host_id != _plan(ctx).from_host_id:
+        return
+    target = host_of(ctx, _plan(ctx).to_host_id)
+    lease = _driver(ctx, target).lease_of(target.network_name, address)
+    if lease is not None and lease.mac != mac_of(vps).lower():
+        until = lease.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise OperationFailed(f"{address} is leased on {target.name} to {lease.mac} until {until}: its DHCP server "
+                              f"would not give the guest its address there; nothing was moved, move it after that")
+
+
 def stop_source(ctx: Context) -> str:
+    address_free_on_target(ctx)
     vps = ctx.vps()
     if WAS_RUNNING not in ctx.params:
         info = _driver(ctx, host_of(ctx, _plan(ctx).from_host_id)).domain(vps.id)
@@ -225,6 +246,7 @@ def switch_host(ctx: Context) -> str:
     """From here the record says the VPS is on the target; its address is pinned there."""
     p = _plan(ctx)
     target, vps = host_of(ctx, p.to_host_id), ctx.vps()
+    address_free_on_target(ctx)
     address = ipv4_address(vps)
     if address:  # first: a target that cannot give the guest its address refuses before the switch
         _driver(ctx, target).pin_address(target.network_name, mac_of(vps), address)

@@ -5,7 +5,7 @@ guest between two real libvirt hosts."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from orchestrator.compute.hosts import register_host
 from orchestrator.core.clock import utcnow
 from orchestrator.core.errors import HypervisorError
 from orchestrator.core.models import Job, Outbox, Vps
+from orchestrator.hypervisor import Lease
 from tests.api.fakeworld import World, make_world
 from tests.fakes import FakeDriver, FakeHost
 
@@ -33,6 +34,7 @@ def two_hosts(tmp_path: Path, target_driver: type[FakeDriver] = FakeDriver) -> W
     OTHER.pools.clear()
     OTHER.domains.clear()
     OTHER.pinned.clear()
+    OTHER.leases.clear()
 
     def factory(uri: str, host: FakeHost) -> FakeDriver:
         return FakeDriver(uri, host) if uri == "fake://h1" else target_driver(uri, OTHER)
@@ -158,3 +160,34 @@ def test_a_move_whose_source_lost_the_disk_fails_and_records_the_vps_where_it_wa
     assert job["status"] == "failed"
     assert world.vps().host_id == 1  # still recorded on the source
     assert world.vps_id not in OTHER.domains and vps_volumes(OTHER, world.vps_id) == []
+
+
+def test_a_target_leasing_the_address_to_another_refuses_the_move_before_the_guest_stops(tmp_path: Path) -> None:
+    """The target's DHCP server still leases the VPS's address to another MAC (a guest that left
+    that host within the lease time): it would not give the guest its address there, so the move
+    fails in its first step, the guest never stopped, nothing copied.  The lease its own MAC holds
+    (it was on that host before) is no obstacle."""
+    world = two_hosts(tmp_path)
+    [address] = world.vps().addresses
+    until = datetime(2031, 1, 2, 3, 4, tzinfo=UTC)
+    network = world.api.settings.hosts.guest_network
+    OTHER.leases[network] = {address: Lease(address=address, mac="52:54:00:de:ad:01", expires_at=until)}
+    asked = ask(world, world.api.support, {"to_host": "h2"})
+    assert asked.status_code == 202, asked.text  # type: ignore[attr-defined]
+    world.run()
+    job = world.api.call("GET", f"/v1/jobs/{asked.json()['job']['id']}", world.api.support).json()  # type: ignore[attr-defined]
+    assert job["status"] == "failed"
+    assert job["error"] == (f"{address} is leased on h2 to 52:54:00:de:ad:01 until 2031-01-02 03:04 UTC: its DHCP "
+                            "server would not give the guest its address there; nothing was moved, move it after that")
+    failed = [e for e in job["events"] if e["status"] == "failed"]
+    assert [e["step"] for e in failed][:1] == ["stop_source"], job["events"]
+    assert world.vps().host_id == 1 and world.vps().status == "running"
+    assert world.host.domains[world.vps_id].state.value == "running"
+    assert vps_volumes(OTHER, world.vps_id) == [] and world.vps_id not in OTHER.domains
+
+    mac = world.host.domains[world.vps_id].config.interfaces[0].mac.lower()
+    OTHER.leases[network] = {address: Lease(address=address, mac=mac, expires_at=until)}
+    again = ask(world, world.api.support, {"to_host": "h2"})
+    assert again.status_code == 202, again.text  # type: ignore[attr-defined]
+    world.run()
+    assert world.vps().host_id != 1 and OTHER.domains[world.vps_id].state.value == "running"

@@ -14,6 +14,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 import pytest
@@ -43,9 +44,30 @@ def run_host(action: str, host: dict[str, str], timeout: float = 180) -> None:
 STARTED: dict[str, str] = {}  # the extra hosts of this process: name -> unix socket URI
 
 
+def leases_file(uri: str, bridge: str) -> Path:
+    """Where the extra host's libvirt keeps the leases of its network on ``bridge``: its
+    /var/lib/libvirt is DIR/lib (scripts/extra-host.sh), DIR the folder of its socket's."""
+    socket = Path(parse_qs(urlsplit(uri).query)["socket"][0])
+    return socket.parent.parent / "lib" / "dnsmasq" / f"{bridge}.status"
+
+
+def forget_leases(net: libvirt.virNetwork, uri: str) -> None:
+    """The network's DHCP server forgets its leases: stopped, its leases file removed, started.
+    Each test allocates addresses from the start of the range again, and a lease an earlier test's
+    guest still held would keep the address from the MAC it is now pinned for."""
+    if not net.isActive() or not net.DHCPLeases():
+        return
+    bridge = net.bridgeName()
+    net.destroy()
+    leases_file(uri, bridge).unlink(missing_ok=True)
+    net.create()
+    left = net.DHCPLeases()
+    assert not left, f"{net.name()} still leases {left} after its leases were removed"
+
+
 def wipe(uri: str) -> None:
     """What the tests left on an extra host goes (each test has a database of its own; the host
-    outlives it): domains, VPS volumes (not the images), DHCP host entries."""
+    outlives it): domains, VPS volumes (not the images), DHCP host entries and leases."""
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains(0):
@@ -64,6 +86,7 @@ def wipe(uri: str) -> None:
                     net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
                                -1, ET.tostring(host, encoding="unicode"),
                                libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+            forget_leases(net, uri)
     finally:
         conn.close()
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import libvirt
 import paramiko
 import pytest
 
-from orchestrator.hypervisor.libvirt_driver import refresh_pool
+from orchestrator.hypervisor.libvirt_driver import LibvirtDriver, refresh_pool
 from tests.conftest import TEST_POOL, URI, Api, client_key, ssh_run
 
 pytestmark = pytest.mark.libvirt
@@ -88,6 +89,15 @@ def test_create_login_delete(live_api: Api, tmp_path: Path) -> None:
         conn.close()
     # the DHCP server keeps the address for this VPS: its interface's filter allows no other
     assert pinned(mac) == [vps["addresses"][0]]
+    # and leases it to this MAC, as the driver reads it (what a move to another host checks there)
+    driver = LibvirtDriver(URI)
+    try:
+        lease = driver.lease_of("vpsctl-test", vps["addresses"][0])
+        assert lease is not None and lease.mac == mac.lower() and lease.address == vps["addresses"][0]
+        assert timedelta(minutes=1) < lease.expires_at - datetime.now(UTC) < timedelta(days=1), lease
+        assert driver.lease_of("vpsctl-test", "192.168.151.1") is None  # the gateway leases nothing
+    finally:
+        driver.close()
 
     # log in with the customer's key, the host key checked against what the API reported
     out = ssh_run(vps["addresses"][0], host_key["public_key"], key,
