@@ -95,8 +95,15 @@ StepFn = Callable[[Context], str | None]
 
 @dataclass(frozen=True)
 class Step:
+    """One step of an operation.  ``skip``, when given, says before the step runs why it has
+    nothing to do this time (or None: it runs); it must read only what the steps before it leave
+    as it is (the plan, the job's parameters), since it may be asked again after a crash.  A
+    skipped step is recorded done ("skipped: ...") in the transaction that starts the next step
+    that runs: no transaction, no kill point of its own."""
+
     name: str
     run: StepFn
+    skip: Callable[[Context], str | None] | None = None
 
 
 P = TypeVar("P", bound=Params)

@@ -283,17 +283,25 @@ class Worker:
                 events.started(ctx)
             operation.begin(ctx)
             todo = [step for step in operation.steps if step.name not in job.steps_done]
-            if todo and not waiting:
-                self._mark(job, [(todo[0].name, "started", "")])
-            for index, step in enumerate(todo):
+            # One transaction records a step done, the steps skipped after it done too, and the
+            # next step that runs started; the first step's start unless the job comes back to
+            # the step it waits in.
+            marks: list[tuple[str, str, str]] = []
+            announce = not waiting
+            for step in todo:
+                reason = step.skip(ctx) if step.skip is not None else None
+                if reason is not None:
+                    marks.append((step.name, "done", f"skipped: {reason}"))
+                    continue
+                if announce or marks:
+                    self._mark(job, [*marks, (step.name, "started", "")])
+                marks, announce = [], False
                 faults.point("before", step.name)
                 message = step.run(ctx) or ""
                 faults.point("after", step.name)
                 ctx.check_lease()
-                # One transaction records this step done and the next one started.
                 marks = [(step.name, "done", message)]
-                if index + 1 < len(todo):
-                    marks.append((todo[index + 1].name, "started", ""))
+            if marks:
                 self._mark(job, marks)
             ctx.check_lease()
             faults.point("before", "succeed")

@@ -92,10 +92,18 @@ def _plan(ctx: Context) -> ResizePlan:
     return ctx.plan(ResizePlan)
 
 
+def warm(ctx: Context) -> str | None:
+    """Why the steps that stop and start the guest have nothing to do (None: they do)."""
+    return None if _plan(ctx).reboot else "no reboot needed"
+
+
 def stop_if_cold(ctx: Context) -> str:
-    if not _plan(ctx).reboot:
-        return "skipped: no reboot needed"
     return power_off(ctx, force=False)
+
+
+def same_disk(ctx: Context) -> str | None:
+    """The disk keeps its size (the plan's size is the recorded one until ``record_size``)."""
+    return "the disk keeps its size" if _plan(ctx).disk_gib == ctx.vps().disk_gib else None
 
 
 def grow_disk(ctx: Context) -> str:
@@ -115,10 +123,12 @@ def grow_disk(ctx: Context) -> str:
     return f"disk grown to {p.disk_gib} GiB"
 
 
+def not_live(ctx: Context) -> str | None:
+    return "applied by the new definition" if _plan(ctx).reboot or ctx.vps().status not in POWERED else None
+
+
 def apply_live(ctx: Context) -> str:
     p, vps = _plan(ctx), ctx.vps()
-    if p.reboot or vps.status not in POWERED:
-        return "skipped: applied by the new definition"
     if p.vcpus != vps.vcpus:
         ctx.driver.set_vcpus_live(vps.id, p.vcpus)
     if p.memory_mib != vps.memory_mib:
@@ -133,8 +143,6 @@ def memory_settled(ctx: Context) -> str:
     yet (no balloon driver, or a guest too busy to give memory back): the definition has the new
     size, which every boot applies."""
     p, vps = _plan(ctx), ctx.vps()
-    if p.reboot or vps.status not in POWERED or p.memory_mib == vps.memory_mib:
-        return "skipped: no live memory change"
     target_kib = p.memory_mib * 1024
 
     def holds() -> str | None:
@@ -169,9 +177,13 @@ def redefine(ctx: Context) -> str:
     return ctx.define()
 
 
+def no_live_memory_change(ctx: Context) -> str | None:
+    p, vps = _plan(ctx), ctx.vps()
+    return "no live memory change" if p.reboot or vps.status not in POWERED or p.memory_mib == vps.memory_mib \
+        else None
+
+
 def start_if_cold(ctx: Context) -> str:
-    if not _plan(ctx).reboot:
-        return "skipped: no reboot needed"
     return power_on(ctx)
 
 
@@ -188,13 +200,13 @@ class ResizeVps(Operation[ResizeBody]):
     rule = CHANGE_ORDER
     allowed_from = frozenset({VpsStatus.running, VpsStatus.cut_off, VpsStatus.stopped})
     steps = (
-        Step("stop_if_cold", stop_if_cold),
-        Step("grow_disk", grow_disk),
-        Step("apply_live", apply_live),
-        Step("memory_settled", memory_settled),
+        Step("stop_if_cold", stop_if_cold, skip=warm),
+        Step("grow_disk", grow_disk, skip=same_disk),
+        Step("apply_live", apply_live, skip=not_live),
+        Step("memory_settled", memory_settled, skip=no_live_memory_change),
         Step("record_size", record_size),
         Step("redefine", redefine),
-        Step("start_if_cold", start_if_cold),
+        Step("start_if_cold", start_if_cold, skip=warm),
     )
 
     @classmethod
