@@ -136,6 +136,10 @@ def apply_live(ctx: Context) -> str:
     return f"live: {p.vcpus} vCPU, {p.memory_mib} MiB"
 
 
+def no_live_memory_change(ctx: Context) -> str | None:
+    return "no live memory change" if not_live(ctx) or _plan(ctx).memory_mib == ctx.vps().memory_mib else None
+
+
 def memory_settled(ctx: Context) -> str:
     """A live memory change ends when the guest holds the new size: the balloon driver in the guest
     reports what it holds (libvirt's ``actual``), and that moves a while after the target is set.
@@ -175,12 +179,6 @@ def record_size(ctx: Context) -> str:
 
 def redefine(ctx: Context) -> str:
     return ctx.define()
-
-
-def no_live_memory_change(ctx: Context) -> str | None:
-    p, vps = _plan(ctx), ctx.vps()
-    return "no live memory change" if p.reboot or vps.status not in POWERED or p.memory_mib == vps.memory_mib \
-        else None
 
 
 def start_if_cold(ctx: Context) -> str:
